@@ -1,0 +1,150 @@
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z
+  .object({
+    PORT: int(0, 65535).default(4000),
+    HOST: z.string().min(1).optional(),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .optional(),
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    KEY_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits and _ : . - only, at most 64')
+      .default('herald:'),
+    HISTORY_LIMIT: int(1, 100_000).default(100),
+    REPLAY_ON_CONNECT: int(0, 100_000).default(10),
+    UPDATE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    MAX_CONTENT_BYTES: int(1, 100 * 1024 * 1024).default(5 * 1024 * 1024),
+    MAX_UPLOAD_BYTES: int(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
+    MAX_QUESTION_LENGTH: int(1, 100_000).default(2_000),
+    MAX_NAME_LENGTH: int(1, 10_000).default(255),
+    MAX_FILE_IDS: int(1, 10_000).default(100),
+    MAX_QUERY_DEPTH: int(2, 100).default(12),
+    MAX_QUERY_ALIASES: int(1, 1_000).default(15),
+    MAX_QUERY_TOKENS: int(50, 100_000).default(2_000),
+    MAX_QUERY_COST: int(100, 1_000_000).default(5_000),
+    SUBSCRIBER_QUEUE_LIMIT: int(10, 1_000_000).default(1_000),
+    JOB_ATTEMPTS: int(1, 100).default(3),
+    JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
+    JOB_TIMEOUT_MS: int(100, 24 * 3_600_000).default(5 * 60_000),
+    WORKER_CONCURRENCY: int(1, 1_000).default(4),
+    CHUNK_CHARS: int(100, 1_000_000).default(2_000),
+    CLASSIFY_BATCH: int(1, 10_000).default(25),
+    TOKEN_FLUSH_TOKENS: int(1, 10_000).default(8),
+    TOKEN_FLUSH_MS: int(1, 60_000).default(50),
+  })
+  .superRefine((env, ctx) => {
+    if (env.REPLAY_ON_CONNECT > env.HISTORY_LIMIT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REPLAY_ON_CONNECT'],
+        message: `must not exceed HISTORY_LIMIT (${env.HISTORY_LIMIT})`,
+      });
+    }
+  });
+
+/** Which process reads the configuration: dev fills in an embedded Redis and a generated secret. */
+export type Mode = 'dev' | 'production';
+
+/** Everything Herald can be configured with, validated once at start-up. */
+export interface Config {
+  mode: Mode;
+  port: number;
+  host: string;
+  redisUrl: string;
+  jwtSecret: string;
+  keyPrefix: string;
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  updates: {
+    historyLimit: number;
+    replayOnConnect: number;
+    ttlSeconds: number;
+    /** Updates a subscriber may have waiting before it is told to resume from its cursor. */
+    subscriberQueueLimit: number;
+  };
+  limits: {
+    maxContentBytes: number;
+    maxUploadBytes: number;
+    maxQuestionLength: number;
+    maxNameLength: number;
+    maxFileIds: number;
+    maxQueryDepth: number;
+    maxQueryAliases: number;
+    maxQueryTokens: number;
+    maxQueryCost: number;
+  };
+  jobs: {
+    attempts: number;
+    backoffMs: number;
+    timeoutMs: number;
+    concurrency: number;
+    chunkChars: number;
+    classifyBatch: number;
+    tokenFlushTokens: number;
+    tokenFlushMs: number;
+  };
+}
+
+/** Thrown with every problem of the environment at once, so an operator fixes them in one go. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses the environment. Outside dev, REDIS_URL and JWT_SECRET are required; `npm run dev`
+ * passes them in after starting its own Redis and generating a secret.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env, mode: Mode = 'production'): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
+  if (parsed.success && !parsed.data.REDIS_URL) problems.push('REDIS_URL: required (for example redis://127.0.0.1:6379)');
+  if (parsed.success && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
+  if (!parsed.success || problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    mode,
+    port: e.PORT,
+    host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
+    redisUrl: e.REDIS_URL!,
+    jwtSecret: e.JWT_SECRET!,
+    keyPrefix: e.KEY_PREFIX,
+    logLevel: e.LOG_LEVEL,
+    updates: {
+      historyLimit: e.HISTORY_LIMIT,
+      replayOnConnect: e.REPLAY_ON_CONNECT,
+      ttlSeconds: e.UPDATE_TTL_SECONDS,
+      subscriberQueueLimit: e.SUBSCRIBER_QUEUE_LIMIT,
+    },
+    limits: {
+      maxContentBytes: e.MAX_CONTENT_BYTES,
+      maxUploadBytes: e.MAX_UPLOAD_BYTES,
+      maxQuestionLength: e.MAX_QUESTION_LENGTH,
+      maxNameLength: e.MAX_NAME_LENGTH,
+      maxFileIds: e.MAX_FILE_IDS,
+      maxQueryDepth: e.MAX_QUERY_DEPTH,
+      maxQueryAliases: e.MAX_QUERY_ALIASES,
+      maxQueryTokens: e.MAX_QUERY_TOKENS,
+      maxQueryCost: e.MAX_QUERY_COST,
+    },
+    jobs: {
+      attempts: e.JOB_ATTEMPTS,
+      backoffMs: e.JOB_BACKOFF_MS,
+      timeoutMs: e.JOB_TIMEOUT_MS,
+      concurrency: e.WORKER_CONCURRENCY,
+      chunkChars: e.CHUNK_CHARS,
+      classifyBatch: e.CLASSIFY_BATCH,
+      tokenFlushTokens: e.TOKEN_FLUSH_TOKENS,
+      tokenFlushMs: e.TOKEN_FLUSH_MS,
+    },
+  };
+}

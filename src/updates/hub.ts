@@ -1,0 +1,53 @@
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import type { Redis } from 'ioredis';
+
+/** Called with each message of a channel, parsed once per process however many listen. */
+export type Listener = (message: unknown) => void;
+
+/**
+ * The process's one Redis subscriber. graphql-redis-subscriptions keeps one Redis subscription
+ * per channel however many local listeners it has; this adds what a lossless stream needs on top:
+ * subscribe() resolves only once Redis has confirmed the subscription, and resync listeners are
+ * told when the connection came back, after ioredis has re-subscribed every channel.
+ */
+export function createUpdateHub(publisher: Redis, subscriber: Redis) {
+  const pubsub = new RedisPubSub({ publisher, subscriber });
+  const resyncListeners = new Set<() => void>();
+  let wasReady = subscriber.status === 'ready';
+
+  subscriber.on('ready', () => {
+    if (!wasReady) {
+      wasReady = true;
+      return;
+    }
+    // ioredis re-sends SUBSCRIBE for every channel before 'ready'; a PING queued behind them
+    // answers only once Redis has applied them, so nothing published after this is missed.
+    subscriber
+      .ping()
+      .then(() => {
+        for (const listener of resyncListeners) listener();
+      })
+      .catch(() => undefined);
+  });
+
+  return {
+    /** Resolves once Redis delivers the channel's messages to `listener`; call the result to stop. */
+    async subscribe(channel: string, listener: Listener): Promise<() => void> {
+      const id = await pubsub.subscribe(channel, listener);
+      let active = true;
+      return () => {
+        if (!active) return;
+        active = false;
+        pubsub.unsubscribe(id);
+      };
+    },
+
+    /** Registers a listener for "the subscriber reconnected: read what you may have missed". */
+    onResync(listener: () => void): () => void {
+      resyncListeners.add(listener);
+      return () => resyncListeners.delete(listener);
+    },
+  };
+}
+
+export type UpdateHub = ReturnType<typeof createUpdateHub>;

@@ -1,0 +1,44 @@
+import type { ResourceRef } from './types.js';
+
+/** The Redis keys and pub/sub channel of one stream (a resource's or a project's). */
+export interface StreamAddress {
+  /** Hash: `seq` (last assigned), `epoch`, `final` (set once a terminal update is stored). */
+  meta: string;
+  /** Sorted set of entries scored by seq, trimmed to the history limit. */
+  history: string;
+  channel: string;
+}
+
+/** Ids become parts of keys and hash tags, so they are limited to characters that cannot break them. */
+export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+function assertId(id: string): void {
+  if (!ID_PATTERN.test(id)) throw new Error(`invalid id for a Redis key: ${JSON.stringify(id)}`);
+}
+
+/** The stream of one file or query. */
+export function resourceStream(prefix: string, ref: ResourceRef): StreamAddress {
+  assertId(ref.id);
+  const name = `${ref.kind}:${ref.id}`;
+  let tagged = `{${name}}`;
+  if (ref.projectId) {
+    assertId(ref.projectId);
+    tagged = `{project:${ref.projectId}}:${name}`;
+  }
+  return {
+    meta: `${prefix}update_meta:${tagged}`,
+    history: `${prefix}recent_updates:${tagged}`,
+    channel: `${prefix}updates:${name}`,
+  };
+}
+
+/** The merged stream of every file and query started in a project. */
+export function projectStream(prefix: string, projectId: string): StreamAddress {
+  assertId(projectId);
+  const tagged = `{project:${projectId}}`;
+  return {
+    meta: `${prefix}update_meta:${tagged}`,
+    history: `${prefix}recent_updates:${tagged}`,
+    channel: `${prefix}updates:project:${projectId}`,
+  };
+}

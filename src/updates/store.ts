@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { projectStream, resourceStream, type StreamAddress } from './keys.js';
+import {
+  isTerminal,
+  type ProjectEntry,
+  type ResourceRef,
+  type StreamEntry,
+  type UpdateEntry,
+  type UpdateInput,
+} from './types.js';
+
+/** The append script, shipped as a file so producers in other languages can load the same one. */
+export const APPEND_SCRIPT = readFileSync(new URL('./append.lua', import.meta.url), 'utf8');
+
+/** Which part of a stream's history to read. */
+export type HistoryRange = { after: number } | { last: number };
+
+/** One consistent snapshot of a stream: read in one MULTI, so `lastSeq` matches `entries`. */
+export interface HistoryRead<E extends StreamEntry> {
+  /** Null when the stream has no history at all (never written, expired or lost). */
+  epoch: string | null;
+  /** The last seq assigned; 0 when none. */
+  lastSeq: number;
+  /** The oldest seq still kept; null when none is kept. */
+  firstSeq: number | null;
+  /** True once the stream holds its terminal update: nothing will follow. */
+  final: boolean;
+  entries: E[];
+}
+
+export interface UpdateStoreOptions {
+  keyPrefix: string;
+  historyLimit: number;
+  ttlSeconds: number;
+}
+
+/** Reads one stream's history; the subscription merge needs nothing more from the store. */
+export type HistoryReader<E extends StreamEntry> = (range: HistoryRange) => Promise<HistoryRead<E>>;
+
+/** Thrown when a resource already has its terminal update; producers treat it as "stop". */
+export class StreamEndedError extends Error {
+  override name = 'StreamEndedError';
+}
+
+type ScriptedRedis = Redis & {
+  heraldAppend(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string | null>;
+};
+
+function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/**
+ * The update store: the only code that writes progress. Knows Redis and nothing of GraphQL.
+ */
+export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
+  const { keyPrefix, historyLimit, ttlSeconds } = options;
+  if (!('heraldAppend' in connection)) connection.defineCommand('heraldAppend', { lua: APPEND_SCRIPT });
+  const redis = connection as ScriptedRedis;
+
+  async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
+    const tx = redis.multi().hmget(address.meta, 'seq', 'epoch', 'final').zrange(address.history, 0, 0, 'WITHSCORES');
+    if ('after' in range) tx.zrangebyscore(address.history, `(${range.after}`, '+inf');
+    else tx.zrange(address.history, -Math.max(range.last, 1), -1);
+    const results = await tx.exec();
+    if (!results) throw new Error('history read was aborted');
+    for (const [err] of results) if (err) throw err;
+    const [seq, epoch, final] = results[0][1] as Array<string | null>;
+    const first = results[1][1] as string[];
+    let members = results[2][1] as string[];
+    if ('last' in range && range.last <= 0) members = [];
+    return {
+      epoch,
+      lastSeq: seq ? Number(seq) : 0,
+      firstSeq: first.length === 2 ? Number(first[1]) : null,
+      final: final === '1',
+      entries: members.map((m) => JSON.parse(m) as E),
+    };
+  }
+
+  return {
+    /**
+     * Appends one update: seq, history, trim and publish in one Redis step. Throws
+     * StreamEndedError when the resource has already ended, so nothing follows a terminal update.
+     */
+    async append(ref: ResourceRef, input: UpdateInput): Promise<UpdateEntry> {
+      const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
+      const resource = resourceStream(keyPrefix, ref);
+      const keys = [resource.meta, resource.history];
+      const args = [
+        String(historyLimit),
+        String(ttlSeconds),
+        newEpoch(),
+        `"kind":${JSON.stringify(ref.kind)},"id":${JSON.stringify(ref.id)}`,
+        JSON.stringify(update),
+        isTerminal(update.status) ? '1' : '0',
+        resource.channel,
+      ];
+      if (ref.projectId) {
+        const project = projectStream(keyPrefix, ref.projectId);
+        keys.push(project.meta, project.history);
+        args.push(project.channel, newEpoch());
+      }
+      const entry = await redis.heraldAppend(keys.length, ...keys, ...args);
+      if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
+      return JSON.parse(entry) as UpdateEntry;
+    },
+
+    resourceHistory(ref: ResourceRef): HistoryReader<UpdateEntry> {
+      const address = resourceStream(keyPrefix, ref);
+      return (range) => read<UpdateEntry>(address, range);
+    },
+
+    projectHistory(projectId: string): HistoryReader<ProjectEntry> {
+      const address = projectStream(keyPrefix, projectId);
+      return (range) => read<ProjectEntry>(address, range);
+    },
+
+    resourceChannel(ref: ResourceRef): string {
+      return resourceStream(keyPrefix, ref).channel;
+    },
+
+    projectChannel(projectId: string): string {
+      return projectStream(keyPrefix, projectId).channel;
+    },
+  };
+}
+
+export type UpdateStore = ReturnType<typeof createUpdateStore>;

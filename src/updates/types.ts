@@ -1,0 +1,57 @@
+/** The kinds of resource whose progress Herald streams. */
+export type ResourceKind = 'file' | 'query';
+
+export type UpdateStatus = 'QUEUED' | 'PROCESSING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+/** After one of these a resource's stream is closed: nothing more is appended. */
+export const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+
+/**
+ * Where a resource's updates live. The project is part of the address because a resource in a
+ * project shares the project's Redis hash slot, so one script can append to both streams.
+ */
+export interface ResourceRef {
+  kind: ResourceKind;
+  id: string;
+  projectId?: string | null;
+}
+
+/** What a producer says about a resource; the store adds seq, epoch and a timestamp if missing. */
+export interface UpdateInput {
+  event: string;
+  status: UpdateStatus;
+  progress?: number | null;
+  message?: string | null;
+  data?: unknown;
+  /** Query answers only: the new text of a token event. */
+  token?: string | null;
+  /** Query answers only: the whole answer so far. */
+  text?: string | null;
+  timestamp?: string;
+}
+
+export interface Update extends UpdateInput {
+  timestamp: string;
+}
+
+/** Anything kept in a stream: numbered within its epoch. */
+export interface StreamEntry {
+  seq: number;
+  epoch: string;
+}
+
+/** One stored update of one resource, exactly as it is kept in history and published. */
+export interface UpdateEntry extends StreamEntry {
+  kind: ResourceKind;
+  id: string;
+  update: Update;
+}
+
+/** One update in a project's stream: the resource's own entry, numbered again in the project. */
+export interface ProjectEntry extends StreamEntry {
+  item: UpdateEntry;
+}
+
+export function isTerminal(status: UpdateStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}

@@ -1,0 +1,15 @@
+import type { TestProject } from 'vitest/node';
+import { startRedisServer } from './redis-server.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisUrl: string;
+  }
+}
+
+/** One redis-server for the whole suite; every test file works under its own key prefix. */
+export default async function setup(project: TestProject) {
+  const server = await startRedisServer();
+  project.provide('redisUrl', server.url);
+  return () => server.stop();
+}

@@ -1,0 +1,168 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeCursor } from '../src/updates/cursor.js';
+import { createUpdateHub } from '../src/updates/hub.js';
+import { createUpdateStore, StreamEndedError } from '../src/updates/store.js';
+import { openStream, type StreamEvent } from '../src/updates/stream.js';
+import { isTerminal, type UpdateEntry, type ResourceRef } from '../src/updates/types.js';
+import { connect, uniquePrefix } from './helpers/redis.js';
+
+const connections = Array.from({ length: 8 }, () => connect());
+const subscriber = connect();
+const keyPrefix = uniquePrefix();
+const store = createUpdateStore(connections[0], { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 });
+const stores = connections.map((c) => createUpdateStore(c, { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 }));
+const hub = createUpdateHub(connections[0], subscriber);
+
+afterAll(() => {
+  for (const c of [...connections, subscriber]) c.disconnect();
+});
+
+async function collect(channel: string, count: number): Promise<UpdateEntry[]> {
+  const seen: UpdateEntry[] = [];
+  return new Promise((resolve) => {
+    let stop = () => {};
+    void hub
+      .subscribe(channel, (m) => {
+        seen.push(m as UpdateEntry);
+        if (seen.length === count) {
+          stop();
+          resolve(seen);
+        }
+      })
+      .then((s) => (stop = s));
+  });
+}
+
+async function drain<E>(iterator: AsyncIterableIterator<StreamEvent<E>>, until: (e: StreamEvent<E>[]) => boolean) {
+  const events: StreamEvent<E>[] = [];
+  for await (const event of iterator) {
+    events.push(event);
+    if (until(events)) break;
+  }
+  return events;
+}
+
+describe('update store', () => {
+  it('assigns seqs 1..N atomically under concurrent appends, and history and published order agree', async () => {
+    const ref: ResourceRef = { kind: 'file', id: 'concurrent', projectId: 'p-conc' };
+    const total = 800;
+    const live = collect(store.resourceChannel(ref), total);
+    const liveProject = collect(store.projectChannel('p-conc'), total);
+    await new Promise((r) => setTimeout(r, 50));
+    const appended = await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        stores[i % stores.length].append(ref, { event: 'tick', status: 'PROCESSING', data: { i } }),
+      ),
+    );
+    expect(appended.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+
+    const published = await live;
+    expect(published.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+
+    const history = await store.resourceHistory(ref)({ after: 0 });
+    expect(history.entries.map((e) => e.seq)).toEqual(published.map((e) => e.seq));
+    expect(history.entries.map((e) => JSON.stringify(e))).toEqual(published.map((e) => JSON.stringify(e)));
+
+    const project = await liveProject;
+    expect(project.map((e) => (e as unknown as { seq: number }).seq)).toEqual(published.map((e) => e.seq));
+  });
+
+  it('trims history to the limit and refuses appends after a terminal update', async () => {
+    const small = createUpdateStore(connections[1], { keyPrefix, historyLimit: 5, ttlSeconds: 3600 });
+    const ref: ResourceRef = { kind: 'query', id: 'trim' };
+    for (let i = 0; i < 12; i += 1) await small.append(ref, { event: 'tick', status: 'PROCESSING' });
+    await small.append(ref, { event: 'done', status: 'COMPLETED' });
+    const read = await small.resourceHistory(ref)({ after: 0 });
+    expect(read.entries.map((e) => e.seq)).toEqual([9, 10, 11, 12, 13]);
+    expect(read.firstSeq).toBe(9);
+    expect(read.final).toBe(true);
+    await expect(small.append(ref, { event: 'late', status: 'PROCESSING' })).rejects.toBeInstanceOf(StreamEndedError);
+  });
+
+  it('resumes from random cursors while publishing: every update after the cursor exactly once, in order', async () => {
+    const ref: ResourceRef = { kind: 'file', id: 'resume' };
+    const total = 600;
+    const read = store.resourceHistory(ref);
+    const channel = store.resourceChannel(ref);
+    const publishing = (async () => {
+      for (let i = 1; i <= total; i += 1) {
+        await stores[i % stores.length].append(ref, {
+          event: i === total ? 'done' : 'tick',
+          status: i === total ? 'COMPLETED' : 'PROCESSING',
+        });
+      }
+    })();
+    const results: Array<Promise<{ from: number; seqs: number[] }>> = [];
+    for (let k = 0; k < 40; k += 1) {
+      await new Promise((r) => setTimeout(r, Math.random() * 15));
+      const head = await read({ last: 1 });
+      if (!head.epoch) continue;
+      const from = Math.floor(Math.random() * (head.lastSeq + 1));
+      results.push(
+        openStream({
+          hub,
+          channel,
+          read,
+          after: { epoch: head.epoch, seq: from },
+          replay: 0,
+          isFinal: (e: UpdateEntry) => isTerminal(e.update.status),
+          queueLimit: 1_000,
+        }).then(async (it) => ({
+          from,
+          seqs: (await drain(it, () => false)).map((e) => (e.type === 'entry' ? e.entry.seq : -1)),
+        })),
+      );
+    }
+    await publishing;
+    const all = await Promise.all(results);
+    expect(all.length).toBeGreaterThan(10);
+    for (const { from, seqs } of all) {
+      expect(seqs).toEqual(Array.from({ length: total - from }, (_, i) => from + i + 1));
+    }
+  });
+
+  it('says in-band when the cursor is older than the history kept, or from a lost epoch', async () => {
+    const small = createUpdateStore(connections[2], { keyPrefix, historyLimit: 3, ttlSeconds: 3600 });
+    const ref: ResourceRef = { kind: 'file', id: 'gap' };
+    const first = await small.append(ref, { event: 'a', status: 'PROCESSING' });
+    for (let i = 0; i < 5; i += 1) await small.append(ref, { event: 'b', status: 'PROCESSING' });
+    await small.append(ref, { event: 'end', status: 'COMPLETED' });
+    const options = {
+      hub,
+      channel: small.resourceChannel(ref),
+      read: small.resourceHistory(ref),
+      replay: 0,
+      isFinal: (e: UpdateEntry) => isTerminal(e.update.status),
+      queueLimit: 100,
+    };
+    const trimmed = await drain(await openStream({ ...options, after: { epoch: first.epoch, seq: 1 } }), () => false);
+    expect(trimmed[0]).toEqual({ type: 'gap', gap: { reason: 'TRIMMED', epoch: first.epoch, resumesAfter: 4 } });
+    expect(trimmed.slice(1).map((e) => (e.type === 'entry' ? e.entry.seq : 0))).toEqual([5, 6, 7]);
+
+    const lost = await openStream({ ...options, after: { epoch: 'deadbeef', seq: 2 } });
+    const events = await drain(lost, () => false);
+    expect(events[0]).toMatchObject({ type: 'gap', gap: { reason: 'EPOCH_CHANGED', epoch: first.epoch } });
+    expect(events.slice(1).map((e) => (e.type === 'entry' ? e.entry.seq : 0))).toEqual([5, 6, 7]);
+    expect(encodeCursor({ epoch: first.epoch, seq: 7 })).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+
+  it('fills a seq that skips ahead from history, as when pub/sub dropped a message', async () => {
+    const ref: ResourceRef = { kind: 'query', id: 'skip' };
+    const read = store.resourceHistory(ref);
+    const it = await openStream({
+      hub,
+      channel: 'nobody-publishes-here',
+      read,
+      after: null,
+      replay: 10,
+      isFinal: (e: UpdateEntry) => isTerminal(e.update.status),
+      queueLimit: 100,
+    });
+    await store.append(ref, { event: 'a', status: 'PROCESSING' });
+    await store.append(ref, { event: 'b', status: 'PROCESSING' });
+    const last = await store.append(ref, { event: 'c', status: 'COMPLETED' });
+    await connections[0].publish('nobody-publishes-here', JSON.stringify(last));
+    const events = await drain(it, () => false);
+    expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['a', 'b', 'c']);
+  });
+});
