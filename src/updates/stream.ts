@@ -15,7 +15,8 @@ export interface HistoryGap {
   resumesAfter: number;
 }
 
-export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: HistoryGap };
+/** An entry, or a gap notice with the newest entry kept (so a notice can say where the stream stands). */
+export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: HistoryGap; latest: E | null };
 
 /** A cursor that names an update the stream has not reached yet: a client bug, not a gap. */
 export class CursorAheadError extends Error {
@@ -101,7 +102,10 @@ class MergedStream<E extends StreamEntry> implements AsyncIterableIterator<Strea
       reason ??= 'TRIMMED';
       this.lastSeq = read.firstSeq - 1;
     }
-    if (reason) this.emit({ type: 'gap', gap: { reason, epoch: read.epoch, resumesAfter: this.lastSeq } });
+    if (reason) {
+      const gap: HistoryGap = { reason, epoch: read.epoch, resumesAfter: this.lastSeq };
+      this.emit({ type: 'gap', gap, latest: read.entries.at(-1) ?? null });
+    }
     for (const entry of read.entries) this.accept(entry);
     if (read.final && this.lastSeq >= read.lastSeq) this.end();
   }

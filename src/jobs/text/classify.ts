@@ -20,10 +20,11 @@ const NON_SUBJECT_STARTS: ReadonlySet<string> = new Set([
   'who', 'what', 'which', 'when', 'where', 'why', 'how', 'if',
 ]);
 
-const SUBJECT = String.raw`((?:\S+\s+){0,5}\S+)`;
+const SUBJECT_WORD = String.raw`(?!(?:is|are|was|were)\b)[^\s,;:]+`;
+const SUBJECT = String.raw`(?:${SUBJECT_WORD}\s+){0,5}${SUBJECT_WORD}`;
 const COPULA_DEFINITION = [
   new RegExp(String.raw`^${SUBJECT}\s+(?:is|are)\s+(?:a|an|the)\s+\S`, 'i'),
-  new RegExp(String.raw`^${SUBJECT}\s+are\s+\p{L}+[^s\W]s\b`, 'iu'),
+  new RegExp(String.raw`^${SUBJECT}\s+are\s+(?!(?:sometimes|perhaps|besides)\b)\p{L}+[^suiy\P{L}]s\b`, 'iu'),
   new RegExp(String.raw`^${SUBJECT}\s+(?:means|refers\s+to|stands\s+for)\s+\S`, 'i'),
 ];
 const ANYWHERE_DEFINITION = /\b(?:(?:is|are)\s+defined\s+as|(?:also\s+)?known\s+as)\s+\S/i;

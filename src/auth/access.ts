@@ -1,0 +1,16 @@
+import type { Viewer } from './token.js';
+
+/** Anything owned by a user and optionally shared with a project's members. */
+export interface Owned {
+  ownerId: string;
+  projectId: string | null;
+}
+
+/** The owner and the members of its project may see a resource; nobody else. */
+export function canAccess(viewer: Viewer, resource: Owned): boolean {
+  return resource.ownerId === viewer.id || (resource.projectId !== null && viewer.projects.includes(resource.projectId));
+}
+
+export function isProjectMember(viewer: Viewer, projectId: string): boolean {
+  return viewer.projects.includes(projectId);
+}

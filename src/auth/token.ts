@@ -1,0 +1,77 @@
+import { SignJWT, jwtVerify } from 'jose';
+import { z } from 'zod';
+import { ID_PATTERN } from '../updates/keys.js';
+
+/** Who is calling, as their access token says. */
+export interface Viewer {
+  id: string;
+  roles: string[];
+  projects: string[];
+  /** Seconds since the epoch when the token stops being valid; null when it never does. */
+  expiresAt: number | null;
+}
+
+const id = z.string().regex(ID_PATTERN, 'must be 1-128 letters, digits or _ . : @ -');
+const claims = z.object({
+  sub: id,
+  roles: z.array(z.string().min(1).max(128)).max(100).default([]),
+  projects: z.array(id).max(1_000).default([]),
+  exp: z.number().optional(),
+});
+
+/** Raised for a missing, malformed, expired or wrongly signed token. */
+export class InvalidTokenError extends Error {
+  override name = 'InvalidTokenError';
+}
+
+function key(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret);
+}
+
+/** Extracts the token from an `Authorization: Bearer <jwt>` value. */
+export function bearerToken(header: unknown): string | null {
+  if (typeof header !== 'string') return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : null;
+}
+
+/** Verifies HS256 access tokens with jose; the one place a token turns into a Viewer. */
+export function createTokenVerifier(secret: string) {
+  const secretKey = key(secret);
+  return async function verify(token: string | null): Promise<Viewer> {
+    if (!token) throw new InvalidTokenError('missing access token');
+    let payload: unknown;
+    try {
+      ({ payload } = await jwtVerify(token, secretKey, { algorithms: ['HS256'] }));
+    } catch (error) {
+      throw new InvalidTokenError(`invalid access token: ${(error as Error).message}`);
+    }
+    const parsed = claims.safeParse(payload);
+    if (!parsed.success) {
+      throw new InvalidTokenError(`invalid access token claims: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    }
+    const { sub, roles, projects, exp } = parsed.data;
+    return { id: sub, roles, projects, expiresAt: exp ?? null };
+  };
+}
+
+export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
+
+export interface TokenClaims {
+  sub: string;
+  roles?: string[];
+  projects?: string[];
+  /** Lifetime in seconds; default one day. */
+  ttlSeconds?: number;
+}
+
+/** Mints an access token: for the dev runner, the CLI and tests. */
+export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ roles: claims.roles ?? [], projects: claims.projects ?? [] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(claims.sub)
+    .setIssuedAt(now)
+    .setExpirationTime(now + (claims.ttlSeconds ?? 24 * 3600))
+    .sign(key(secret));
+}

@@ -1,0 +1,100 @@
+import { selectPassages } from './answer/extractive.js';
+import type { AnswerGenerator, Passage } from './answer/generator.js';
+import type { DocumentStore } from './documents.js';
+import type { QueryJobData } from './queues.js';
+import type { JobContext } from './run-attempt.js';
+import { createBm25Index } from './text/bm25.js';
+import { createTokenCoalescer } from './token-coalescer.js';
+
+/** What a finished answer reports, as the job's result and in the `done` update. */
+export interface AnswerSummary {
+  text: string;
+  tokens: number;
+  latencyMs: number;
+  generator: string;
+  sources: Array<{ fileId: string; sentenceIndex: number; score: number; text: string }>;
+}
+
+export interface AnswerSettings {
+  tokenFlushTokens: number;
+  tokenFlushMs: number;
+  /** Candidate passages handed to the generator. */
+  candidates: number;
+  /** Passages an answer may quote. */
+  maxSentences: number;
+}
+
+/**
+ * Answers a question from processed files: ranks their sentences with BM25 (retrieving), then
+ * streams the generator's answer as coalesced token updates (generating, token) and ends with
+ * done. A file that is not processed yet fails the attempt, so the retry can find it ready.
+ */
+export async function answerQuery(
+  data: QueryJobData,
+  documents: DocumentStore,
+  generator: AnswerGenerator,
+  settings: AnswerSettings,
+  { publish, signal }: JobContext,
+): Promise<AnswerSummary> {
+  const started = Date.now();
+  await publish({ event: 'retrieving', status: 'PROCESSING', progress: 0, message: 'Ranking passages' });
+  const fileIds = data.fileIds ?? (await documents.processedFiles(data.ownerId));
+  const passages: Passage[] = [];
+  for (const fileId of fileIds) {
+    const sentences = await documents.loadSentences(fileId);
+    if (sentences === null) throw new Error(`file ${fileId} is not processed yet`);
+    sentences.forEach((sentence, sentenceIndex) => passages.push({ text: sentence.text, fileId, sentenceIndex, score: 0 }));
+  }
+  signal.throwIfAborted();
+  const ranked = createBm25Index(passages)
+    .search(data.question, settings.candidates)
+    .map(({ doc, score }) => ({ ...doc, score }));
+  await publish({
+    event: 'generating',
+    status: 'PROCESSING',
+    progress: 10,
+    message: `Answering from ${ranked.length} passages of ${fileIds.length} files`,
+    data: { files: fileIds.length, passages: passages.length, candidates: ranked.length },
+  });
+
+  let text = '';
+  let tokens = 0;
+  const coalescer = createTokenCoalescer({
+    maxTokens: settings.tokenFlushTokens,
+    maxDelayMs: settings.tokenFlushMs,
+    flush: async (token) => {
+      text += token;
+      await publish({ event: 'token', status: 'PROCESSING', token, text });
+    },
+  });
+  try {
+    for await (const token of generator.generate({ question: data.question, passages: ranked }, signal)) {
+      tokens += 1;
+      await coalescer.push(token);
+    }
+    await coalescer.end();
+  } finally {
+    coalescer.cancel();
+  }
+  const summary: AnswerSummary = {
+    text,
+    tokens,
+    latencyMs: Date.now() - started,
+    generator: generator.name,
+    sources: selectPassages(ranked, settings.maxSentences).map(({ fileId, sentenceIndex, score, text }) => ({
+      fileId,
+      sentenceIndex,
+      score,
+      text,
+    })),
+  };
+  await publish({
+    event: 'done',
+    status: 'COMPLETED',
+    progress: 100,
+    message: 'Answered',
+    text,
+    data: { tokens, latencyMs: summary.latencyMs, generator: summary.generator, sources: summary.sources },
+  });
+  return summary;
+}

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import { StreamEndedError, type UpdateStore } from '../updates/store.js';
+import type { ResourceKind, UpdateEntry } from '../updates/types.js';
+import { requestCancel } from './cancel.js';
+import type { DocumentStore } from './documents.js';
+import { jobOptions, type Queues } from './queues.js';
+import { refOf, type ResourceRecord, type ResourceRegistry } from './resources.js';
+
+export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+/** A job as clients see it: BullMQ's state, with progress and cancellation from the update stream. */
+export interface JobView {
+  id: string;
+  state: JobState;
+  progress: number | null;
+  attemptsMade: number;
+  failedReason: string | null;
+  result: unknown;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+const BULL_STATES: Record<string, JobState> = {
+  completed: 'COMPLETED',
+  failed: 'FAILED',
+  delayed: 'DELAYED',
+  active: 'ACTIVE',
+};
+
+export interface JobControlDeps {
+  config: Config;
+  redis: Redis;
+  queues: Queues;
+  resources: ResourceRegistry;
+  documents: DocumentStore;
+  store: UpdateStore;
+}
+
+/**
+ * The API's side of jobs: start one (record, first update, enqueue), report it, cancel it from
+ * any instance. Callers have already validated input and checked who may do what.
+ */
+export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
+  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>): Promise<JobView> {
+    await resources.create(record);
+    await store.append(refOf(record), { event: 'queued', status: 'QUEUED', progress: 0, message: 'Waiting for a worker' });
+    await start();
+    return view(record);
+  }
+
+  function bullJob(record: ResourceRecord): Promise<BullJob | undefined> {
+    return queues[record.kind].getJob(record.id);
+  }
+
+  async function view(record: ResourceRecord): Promise<JobView> {
+    const [job, recent] = await Promise.all([bullJob(record), store.resourceHistory(refOf(record))({ last: 10 })]);
+    const latest: UpdateEntry | undefined = recent.entries.at(-1);
+    const bullState = job ? await job.getState() : 'unknown';
+    let state: JobState = BULL_STATES[bullState] ?? 'WAITING';
+    if (latest?.update.status === 'CANCELLED') state = 'CANCELLED';
+    else if (!job && latest?.update.status === 'COMPLETED') state = 'COMPLETED';
+    else if (!job && latest?.update.status === 'FAILED') state = 'FAILED';
+    const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
+    const ended = recent.final && latest ? latest.update.timestamp : null;
+    return {
+      id: record.id,
+      state,
+      progress,
+      attemptsMade: job?.attemptsMade ?? 0,
+      failedReason: state === 'CANCELLED' ? null : (job?.failedReason ?? null),
+      result: job?.returnvalue ?? null,
+      createdAt: record.createdAt,
+      finishedAt: job?.finishedOn ? new Date(job.finishedOn).toISOString() : ended,
+    };
+  }
+
+  function newRecord(kind: ResourceKind, ownerId: string, projectId: string | null, name: string | null): ResourceRecord {
+    return { kind, id: randomUUID(), ownerId, projectId, name, createdAt: new Date().toISOString() };
+  }
+
+  return {
+    view,
+
+    async startFile(input: { ownerId: string; projectId: string | null; name: string; content: string }) {
+      const record = newRecord('file', input.ownerId, input.projectId, input.name);
+      await documents.saveContent(record.id, input.content);
+      const job = await enqueue(record, () =>
+        queues.file.add(
+          'process',
+          { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
+          jobOptions(config, record.id),
+        ),
+      );
+      return { record, job };
+    },
+
+    async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
+      const record = newRecord('query', input.ownerId, input.projectId, null);
+      const job = await enqueue(record, () =>
+        queues.query.add(
+          'answer',
+          {
+            queryId: record.id,
+            ownerId: input.ownerId,
+            projectId: input.projectId,
+            question: input.question,
+            fileIds: input.fileIds,
+          },
+          jobOptions(config, record.id),
+        ),
+      );
+      return { record, job };
+    },
+
+    /**
+     * Cancels a job wherever it is: a waiting or delayed one is removed here and its stream
+     * ends with CANCELLED; a running one is told through Redis and its worker publishes CANCELLED
+     * at its next step. Cancelling a finished job changes nothing.
+     */
+    async cancel(record: ResourceRecord): Promise<JobView> {
+      const job = await bullJob(record);
+      const state = job ? await job.getState() : 'unknown';
+      if (state === 'completed' || state === 'failed') return view(record);
+      await requestCancel(redis, config.keyPrefix, record.id);
+      if (job && state !== 'active') {
+        const removed = await job.remove().then(
+          () => true,
+          () => false,
+        );
+        if (removed) await markCancelled(record);
+      } else if (!job) {
+        await markCancelled(record);
+      }
+      return view(record);
+    },
+  };
+
+  async function markCancelled(record: ResourceRecord): Promise<void> {
+    await store
+      .append(refOf(record), { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled before it started' })
+      .catch((error: unknown) => {
+        if (!(error instanceof StreamEndedError)) throw error;
+      });
+  }
+}
+
+export type JobControl = ReturnType<typeof createJobControl>;

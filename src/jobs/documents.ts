@@ -1,0 +1,47 @@
+import type { Redis } from 'ioredis';
+import type { SentenceClass } from './text/classify.js';
+
+/** One sentence of a processed file, as queries rank it. */
+export interface StoredSentence {
+  text: string;
+  class: SentenceClass;
+  chunk: number;
+}
+
+/**
+ * The documents side of the store: a file's text waiting for its job, the sentences a processed
+ * file yielded, and which processed files each user has (what a query without fileIds searches).
+ */
+export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds: number) {
+  const contentKey = (fileId: string) => `${keyPrefix}file_content:{${fileId}}`;
+  const sentencesKey = (fileId: string) => `${keyPrefix}file_sentences:{${fileId}}`;
+  const userFilesKey = (userId: string) => `${keyPrefix}user_files:{${userId}}`;
+  return {
+    async saveContent(fileId: string, content: string): Promise<void> {
+      await redis.set(contentKey(fileId), content, 'EX', ttlSeconds);
+    },
+
+    async loadContent(fileId: string): Promise<string | null> {
+      return redis.get(contentKey(fileId));
+    },
+
+    /** Keeps a processed file's sentences and lists it among its owner's searchable files. */
+    async saveSentences(fileId: string, ownerId: string, sentences: StoredSentence[]): Promise<void> {
+      await redis.set(sentencesKey(fileId), JSON.stringify(sentences), 'EX', ttlSeconds);
+      await redis.multi().sadd(userFilesKey(ownerId), fileId).expire(userFilesKey(ownerId), ttlSeconds).exec();
+      await redis.del(contentKey(fileId));
+    },
+
+    /** Null for a file that has not been processed (or has expired). */
+    async loadSentences(fileId: string): Promise<StoredSentence[] | null> {
+      const json = await redis.get(sentencesKey(fileId));
+      return json === null ? null : (JSON.parse(json) as StoredSentence[]);
+    },
+
+    async processedFiles(userId: string): Promise<string[]> {
+      return (await redis.smembers(userFilesKey(userId))).sort();
+    },
+  };
+}
+
+export type DocumentStore = ReturnType<typeof createDocumentStore>;

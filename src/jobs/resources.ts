@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+import type { Owned } from '../auth/access.js';
+import type { ResourceKind, ResourceRef } from '../updates/types.js';
+
+/** A file or query someone started: who owns it and where its updates live. */
+export interface ResourceRecord extends Owned {
+  kind: ResourceKind;
+  /** Also the id of its BullMQ job. */
+  id: string;
+  name: string | null;
+  createdAt: string;
+}
+
+export function refOf(record: Pick<ResourceRecord, 'kind' | 'id' | 'projectId'>): ResourceRef {
+  return { kind: record.kind, id: record.id, projectId: record.projectId };
+}
+
+/** Records of started resources; looked up on every subscribe and read to authorize it. */
+export function createResourceRegistry(redis: Redis, keyPrefix: string, ttlSeconds: number) {
+  const key = (id: string) => `${keyPrefix}resource:{${id}}`;
+  return {
+    async create(record: ResourceRecord): Promise<void> {
+      await redis
+        .multi()
+        .hset(key(record.id), {
+          kind: record.kind,
+          ownerId: record.ownerId,
+          projectId: record.projectId ?? '',
+          name: record.name ?? '',
+          createdAt: record.createdAt,
+        })
+        .expire(key(record.id), ttlSeconds)
+        .exec();
+    },
+
+    async get(id: string): Promise<ResourceRecord | null> {
+      const fields = await redis.hgetall(key(id));
+      if (!fields.kind) return null;
+      return {
+        kind: fields.kind as ResourceKind,
+        id,
+        ownerId: fields.ownerId,
+        projectId: fields.projectId || null,
+        name: fields.name || null,
+        createdAt: fields.createdAt,
+      };
+    },
+  };
+}
+
+export type ResourceRegistry = ReturnType<typeof createResourceRegistry>;

@@ -1,0 +1,71 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { StreamEndedError, type UpdateStore } from '../updates/store.js';
+import type { ResourceRef, UpdateEntry, UpdateInput } from '../updates/types.js';
+import type { CancelWatcher } from './cancel.js';
+
+/** What a processor gets: a signal that fires on cancel or timeout, and its resource's publisher. */
+export interface JobContext {
+  signal: AbortSignal;
+  /** Appends an update to the job's resource; throws once the job was cancelled or timed out. */
+  publish(update: UpdateInput): Promise<UpdateEntry>;
+}
+
+/** The reason BullMQ records for a cancelled job. */
+export const CANCELLED_REASON = 'cancelled';
+
+export interface AttemptOptions<T> {
+  job: Job;
+  ref: ResourceRef;
+  store: UpdateStore;
+  cancels: CancelWatcher;
+  timeoutMs: number;
+  /** Event name of the terminal failure update, e.g. processing_failed. */
+  failedEvent: string;
+  work: (context: JobContext) => Promise<T>;
+}
+
+/**
+ * Runs one attempt of a job and tells its subscribers how it ended: a cancel publishes
+ * CANCELLED, a failure that will be retried says so (status QUEUED), the last one publishes FAILED
+ * with the reason. BullMQ has no per-job timeout, so ours is enforced through the same signal.
+ */
+export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
+  const { job, ref, store, cancels, timeoutMs, failedEvent } = options;
+  const cancel = await cancels.watch(job.id!);
+  const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(timeoutMs)]);
+  const publish = (update: UpdateInput) => {
+    signal.throwIfAborted();
+    return store.append(ref, update);
+  };
+  try {
+    return await options.work({ signal, publish });
+  } catch (error) {
+    if (error instanceof StreamEndedError) throw new UnrecoverableError(error.message);
+    if (cancel.signal.aborted) {
+      await store.append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' }).catch(ignoreEnded);
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
+    const reason = signal.aborted ? `timed out after ${timeoutMs} ms` : (error as Error).message;
+    const attempt = job.attemptsMade + 1;
+    const attempts = job.opts.attempts ?? 1;
+    if (error instanceof UnrecoverableError || attempt >= attempts) {
+      await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreEnded);
+      throw new UnrecoverableError(reason);
+    }
+    const delay = job.opts.backoff;
+    const retryInMs = typeof delay === 'object' && delay.delay !== undefined ? delay.delay * 2 ** (attempt - 1) : 0;
+    await store.append(ref, {
+      event: 'attempt_failed',
+      status: 'QUEUED',
+      message: `Attempt ${attempt} of ${attempts} failed: ${reason}. Retrying in ${retryInMs} ms.`,
+      data: { attempt, attempts, reason, retryInMs },
+    });
+    throw new Error(reason);
+  } finally {
+    cancel.release();
+  }
+}
+
+function ignoreEnded(error: unknown): void {
+  if (!(error instanceof StreamEndedError)) throw error;
+}

@@ -1,0 +1,39 @@
+import { canAccess } from '../auth/access.js';
+import { clientError, ErrorCode } from '../errors.js';
+import type { ResourceRecord } from '../jobs/resources.js';
+import { decodeCursor, type Cursor } from '../updates/cursor.js';
+import { ID_PATTERN } from '../updates/keys.js';
+import type { ResourceKind } from '../updates/types.js';
+import type { Context } from './builder.js';
+
+/** Ids end up in Redis keys: anything else is refused before it gets near one. */
+export function validId(value: string, argument: string): string {
+  if (!ID_PATTERN.test(value)) {
+    throw clientError(ErrorCode.BadUserInput, `${argument} must be 1 to 128 letters, digits or _ . : @ -`, { argument });
+  }
+  return value;
+}
+
+export function validCursor(value: string | null | undefined, argument = 'after'): Cursor | null {
+  if (value === null || value === undefined) return null;
+  const cursor = decodeCursor(value);
+  if (!cursor) throw clientError(ErrorCode.BadUserInput, `${argument} is not a cursor this server issued`, { argument });
+  return cursor;
+}
+
+/** Loads a resource the viewer may see: NOT_FOUND for an unknown id, FORBIDDEN for someone else's. */
+export async function accessibleResource(
+  context: Context,
+  id: string,
+  kind: ResourceKind | null,
+  argument = 'id',
+): Promise<ResourceRecord> {
+  const record = await context.services.resources.get(validId(id, argument));
+  if (!record || (kind !== null && record.kind !== kind)) {
+    throw clientError(ErrorCode.NotFound, `no ${kind ?? 'job'} with id ${id}`);
+  }
+  if (!canAccess(context.viewer, record)) {
+    throw clientError(ErrorCode.Forbidden, `${record.kind} ${id} belongs to someone else`);
+  }
+  return record;
+}

@@ -1,0 +1,167 @@
+import { clientError, ErrorCode } from '../errors.js';
+import { isProjectMember } from '../auth/access.js';
+import type { JobView } from '../jobs/control.js';
+import type { ResourceRecord } from '../jobs/resources.js';
+import { builder, type Context } from './builder.js';
+import { accessibleResource, validId } from './guards.js';
+
+const JobStateEnum = builder.enumType('JobState', {
+  values: ['WAITING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
+});
+
+const JobRef = builder.objectRef<JobView>('Job').implement({
+  description: 'The BullMQ job behind a file or query. Its id is the file or query id.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    state: t.field({ type: JobStateEnum, resolve: (job) => job.state }),
+    progress: t.exposeFloat('progress', { nullable: true, description: 'The latest progress its updates reported.' }),
+    attemptsMade: t.exposeInt('attemptsMade'),
+    failedReason: t.exposeString('failedReason', { nullable: true }),
+    result: t.field({ type: 'JSON', nullable: true, resolve: (job) => job.result ?? null }),
+    createdAt: t.field({ type: 'DateTime', resolve: (job) => job.createdAt }),
+    finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (job) => job.finishedAt }),
+  }),
+});
+
+interface Started {
+  record: ResourceRecord;
+  job: JobView;
+}
+
+const FileProcessingRef = builder.objectRef<Started>('FileProcessing').implement({
+  fields: (t) => ({
+    fileId: t.id({ resolve: (s) => s.record.id }),
+    job: t.field({ type: JobRef, resolve: (s) => s.job }),
+  }),
+});
+
+const QueryProcessingRef = builder.objectRef<Started>('QueryProcessing').implement({
+  fields: (t) => ({
+    queryId: t.id({ resolve: (s) => s.record.id }),
+    job: t.field({ type: JobRef, resolve: (s) => s.job }),
+  }),
+});
+
+const StartFileProcessingInput = builder.inputType('StartFileProcessingInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    content: t.string({ description: 'UTF-8 text. Exactly one of content and file.' }),
+    file: t.field({ type: 'File', description: 'A multipart upload of a text or markdown file.' }),
+    projectId: t.id({ description: 'Shares the file with the project and adds it to projectProgress.' }),
+  }),
+});
+
+const StartQueryInput = builder.inputType('StartQueryInput', {
+  fields: (t) => ({
+    question: t.string({ required: true }),
+    fileIds: t.idList({ description: 'Processed files to answer from; all of the viewer\'s files when absent.' }),
+    projectId: t.id(),
+  }),
+});
+
+const TEXT_TYPES = /^(text\/|application\/(json|xml|x-markdown|markdown)|$)/;
+
+function badInput(argument: string, message: string): never {
+  throw clientError(ErrorCode.BadUserInput, message, { argument });
+}
+
+function projectOf(context: Context, projectId: string | number | null | undefined, argument: string): string | null {
+  if (projectId === null || projectId === undefined) return null;
+  const id = validId(String(projectId), argument);
+  if (!isProjectMember(context.viewer, id)) {
+    throw clientError(ErrorCode.Forbidden, `you are not a member of project ${id}`);
+  }
+  return id;
+}
+
+async function documentText(input: { content?: string | null; file?: File | null }, context: Context): Promise<string> {
+  const { maxContentBytes, maxUploadBytes } = context.services.config.limits;
+  const hasContent = input.content !== null && input.content !== undefined;
+  const hasFile = input.file !== null && input.file !== undefined;
+  if (hasContent === hasFile) badInput('input', 'give exactly one of content and file');
+  if (hasContent) {
+    const bytes = Buffer.byteLength(input.content!);
+    if (bytes > maxContentBytes) badInput('input.content', `content is ${bytes} bytes; at most ${maxContentBytes} are accepted`);
+    if (input.content!.trim() === '') badInput('input.content', 'content is empty');
+    return input.content!;
+  }
+  const file = input.file!;
+  if (file.size > maxUploadBytes) badInput('input.file', `the file is ${file.size} bytes; at most ${maxUploadBytes} are accepted`);
+  if (!TEXT_TYPES.test(file.type)) badInput('input.file', `files of type ${file.type} are not supported; send text or markdown`);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    badInput('input.file', 'the file is not UTF-8 text');
+  }
+  if (text.trim() === '') badInput('input.file', 'the file is empty');
+  return text;
+}
+
+builder.queryField('job', (t) =>
+  t.field({
+    type: JobRef,
+    nullable: true,
+    description: 'A job by id (the id of its file or query). Null when no such job exists.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) => {
+      const record = await context.services.resources.get(validId(String(args.id), 'id'));
+      if (!record) return null;
+      return context.services.jobs.view(await accessibleResource(context, record.id, null));
+    },
+  }),
+);
+
+builder.mutationField('startFileProcessing', (t) =>
+  t.field({
+    type: FileProcessingRef,
+    description: 'Starts processing a document; watch it with fileProgress(fileId).',
+    args: { input: t.arg({ type: StartFileProcessingInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const { maxNameLength } = context.services.config.limits;
+      const name = input.name.trim();
+      if (name === '' || name.length > maxNameLength) badInput('input.name', `name must be 1 to ${maxNameLength} characters`);
+      const projectId = projectOf(context, input.projectId, 'input.projectId');
+      const content = await documentText(input, context);
+      return context.services.jobs.startFile({ ownerId: context.viewer.id, projectId, name, content });
+    },
+  }),
+);
+
+builder.mutationField('startQuery', (t) =>
+  t.field({
+    type: QueryProcessingRef,
+    description: 'Asks a question of processed files; watch the answer stream with queryProgress(queryId).',
+    args: { input: t.arg({ type: StartQueryInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const { maxQuestionLength, maxFileIds } = context.services.config.limits;
+      const question = input.question.trim();
+      if (question === '' || question.length > maxQuestionLength) {
+        badInput('input.question', `question must be 1 to ${maxQuestionLength} characters`);
+      }
+      const projectId = projectOf(context, input.projectId, 'input.projectId');
+      let fileIds: string[] | null = null;
+      if (input.fileIds) {
+        if (input.fileIds.length === 0 || input.fileIds.length > maxFileIds) {
+          badInput('input.fileIds', `fileIds must list 1 to ${maxFileIds} files`);
+        }
+        fileIds = [...new Set(input.fileIds.map(String))];
+        for (const id of fileIds) await accessibleResource(context, id, 'file', 'input.fileIds');
+      }
+      return context.services.jobs.startQuery({ ownerId: context.viewer.id, projectId, question, fileIds });
+    },
+  }),
+);
+
+builder.mutationField('cancelJob', (t) =>
+  t.field({
+    type: JobRef,
+    description:
+      'Cancels a job from any API instance: a waiting one is removed at once; a running one stops at its ' +
+      'next step. Either way its stream ends with a CANCELLED update. A finished job is returned unchanged.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) =>
+      context.services.jobs.cancel(await accessibleResource(context, String(args.id), null)),
+  }),
+);

@@ -1,0 +1,281 @@
+import { clientError, ErrorCode } from '../errors.js';
+import { isProjectMember } from '../auth/access.js';
+import { refOf } from '../jobs/resources.js';
+import { encodeCursor } from '../updates/cursor.js';
+import { CursorAheadError, openStream, type HistoryGap, type OpenStreamOptions, type StreamEvent } from '../updates/stream.js';
+import { isTerminal, type ProjectEntry, type StreamEntry, type Update, type UpdateEntry } from '../updates/types.js';
+import { builder, type Context } from './builder.js';
+import { accessibleResource, validCursor, validId } from './guards.js';
+
+/** One item of a resource stream as the schema serves it: a stored update, or a gap notice. */
+interface ProgressItem {
+  kind: 'file' | 'query';
+  id: string;
+  seq: number;
+  epoch: string | null;
+  update: Update;
+  gap: HistoryGap | null;
+}
+
+interface ProjectItem {
+  cursor: string;
+  item: ProgressItem;
+  gap: HistoryGap | null;
+}
+
+/** Stands for "no history" in cursors handed out while a stream has none. */
+const NO_EPOCH = '0';
+
+function fromEntry(entry: UpdateEntry): ProgressItem {
+  return { kind: entry.kind, id: entry.id, seq: entry.seq, epoch: entry.epoch, update: entry.update, gap: null };
+}
+
+function fromGap(kind: 'file' | 'query', id: string, gap: HistoryGap, latest: UpdateEntry | null): ProgressItem {
+  return {
+    kind,
+    id,
+    seq: gap.resumesAfter,
+    epoch: gap.epoch,
+    gap,
+    update: {
+      event: 'history_gap',
+      status: latest?.update.status ?? 'QUEUED',
+      message:
+        gap.reason === 'TRIMMED'
+          ? `Updates up to ${gap.resumesAfter} are no longer kept; continuing after them.`
+          : 'The history this cursor belongs to was lost; starting again from the oldest update kept.',
+      timestamp: new Date().toISOString(),
+      data: { reason: gap.reason, resumesAfter: gap.resumesAfter },
+    },
+  };
+}
+
+const ResourceKindEnum = builder.enumType('ResourceKind', {
+  values: { FILE: { value: 'file' }, QUERY: { value: 'query' } } as const,
+});
+
+const UpdateStatusEnum = builder.enumType('UpdateStatus', {
+  values: ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
+});
+
+const GapReasonEnum = builder.enumType('HistoryGapReason', {
+  description: 'Why updates after a cursor cannot be delivered.',
+  values: {
+    TRIMMED: { description: 'They are older than the history kept (HISTORY_LIMIT).' },
+    EPOCH_CHANGED: {
+      description: 'The cursor belongs to a history Redis has since lost (flushed, or restored without AOF).',
+    },
+  } as const,
+});
+
+const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').implement({
+  description:
+    'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
+  fields: (t) => ({
+    reason: t.field({ type: GapReasonEnum, resolve: (gap) => gap.reason }),
+    resumesAfter: t.exposeInt('resumesAfter', {
+      description: 'The stream goes on with the updates after this seq (in the current epoch).',
+    }),
+  }),
+});
+
+const ProgressUpdateRef = builder.interfaceRef<ProgressItem>('ProgressUpdate').implement({
+  description: 'One update on one resource (a file being processed, a query being answered).',
+  resolveType: (item) => (item.kind === 'file' ? 'FileUpdate' : 'QueryUpdate'),
+  fields: (t) => ({
+    cursor: t.string({
+      description: 'Opaque. Passing it as `after` resumes right after this update.',
+      resolve: (item) => encodeCursor({ epoch: item.epoch ?? NO_EPOCH, seq: item.seq }),
+    }),
+    seq: t.exposeInt('seq', {
+      description: '1, 2, 3, ... per resource, assigned atomically in Redis: no gaps, no repeats.',
+    }),
+    event: t.string({
+      description:
+        'What happened, e.g. queued, processing_started, extraction_progress, sentence_classification, ' +
+        'processing_completed, retrieving, generating, token, done, attempt_failed, cancelled, ' +
+        'processing_failed, query_failed. `history_gap` is not stored: a subscription sends it first when ' +
+        'updates after its cursor are gone (see `gap`); its seq is the position the stream resumes after.',
+      resolve: (item) => item.update.event,
+    }),
+    status: t.field({ type: UpdateStatusEnum, resolve: (item) => item.update.status }),
+    progress: t.float({ nullable: true, description: '0 to 100 where known.', resolve: (item) => item.update.progress ?? null }),
+    message: t.string({ nullable: true, resolve: (item) => item.update.message ?? null }),
+    timestamp: t.field({ type: 'DateTime', resolve: (item) => item.update.timestamp }),
+    data: t.field({ type: 'JSON', nullable: true, resolve: (item) => item.update.data ?? null }),
+    gap: t.field({
+      type: HistoryGapRef,
+      nullable: true,
+      description: 'Set only on a `history_gap` notice.',
+      resolve: (item) => item.gap,
+    }),
+  }),
+});
+
+const FileUpdateRef = builder.objectRef<ProgressItem>('FileUpdate').implement({
+  interfaces: [ProgressUpdateRef],
+  isTypeOf: (item) => (item as ProgressItem).kind === 'file',
+  fields: (t) => ({ fileId: t.exposeID('id') }),
+});
+
+const QueryUpdateRef = builder.objectRef<ProgressItem>('QueryUpdate').implement({
+  interfaces: [ProgressUpdateRef],
+  isTypeOf: (item) => (item as ProgressItem).kind === 'query',
+  fields: (t) => ({
+    queryId: t.exposeID('id'),
+    token: t.string({ nullable: true, description: 'The new text of a token event.', resolve: (i) => i.update.token ?? null }),
+    text: t.string({ nullable: true, description: 'The whole answer text so far.', resolve: (i) => i.update.text ?? null }),
+  }),
+});
+
+const ProjectUpdateRef = builder.objectRef<ProjectItem>('ProjectUpdate').implement({
+  description: 'One update of a file or query in a project, as seen by `projectProgress`.',
+  fields: (t) => ({
+    cursor: t.exposeString('cursor', {
+      description: 'Opaque. Passing it as `after` to projectProgress resumes right after this update.',
+    }),
+    update: t.field({ type: ProgressUpdateRef, resolve: (p) => p.item }),
+    gap: t.field({
+      type: HistoryGapRef,
+      nullable: true,
+      description:
+        'Set on the first update delivered after a gap: updates between the cursor and this one are gone.',
+      resolve: (p) => p.gap,
+    }),
+  }),
+});
+
+/** Errors the stream raises before anything is sent, as the contract's codes. */
+async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
+  try {
+    return await openStream(options);
+  } catch (error) {
+    if (error instanceof CursorAheadError) throw clientError(ErrorCode.BadUserInput, `after: ${error.message}`);
+    throw error;
+  }
+}
+
+async function subscribeResource(context: Context, kind: 'file' | 'query', id: string, after: string | null | undefined) {
+  const cursor = validCursor(after);
+  const record = await accessibleResource(context, id, kind, kind === 'file' ? 'fileId' : 'queryId');
+  const { store, hub, config } = context.services;
+  const ref = refOf(record);
+  return open<UpdateEntry>({
+    hub,
+    channel: store.resourceChannel(ref),
+    read: store.resourceHistory(ref),
+    after: cursor,
+    replay: config.updates.replayOnConnect,
+    isFinal: (entry) => isTerminal(entry.update.status),
+    queueLimit: config.updates.subscriberQueueLimit,
+  });
+}
+
+function resourceItem(kind: 'file' | 'query', id: string) {
+  return (event: StreamEvent<UpdateEntry>): ProgressItem =>
+    event.type === 'entry' ? fromEntry(event.entry) : fromGap(kind, id, event.gap, event.latest);
+}
+
+builder.queryField('recentUpdates', (t) =>
+  t.field({
+    type: [ProgressUpdateRef],
+    description: 'Oldest first; at most `limit` (default 10, at most HISTORY_LIMIT) of the most recent updates.',
+    args: {
+      kind: t.arg({ type: ResourceKindEnum, required: true }),
+      id: t.arg.id({ required: true }),
+      limit: t.arg.int(),
+    },
+    resolve: async (_root, args, context) => {
+      const limit = args.limit ?? 10;
+      if (!Number.isInteger(limit) || limit < 1) throw clientError(ErrorCode.BadUserInput, 'limit must be at least 1', { argument: 'limit' });
+      const record = await accessibleResource(context, String(args.id), args.kind);
+      const { store, config } = context.services;
+      const read = await store.resourceHistory(refOf(record))({ last: Math.min(limit, config.updates.historyLimit) });
+      return read.entries.map(fromEntry);
+    },
+  }),
+);
+
+builder.subscriptionField('fileProgress', (t) =>
+  t.field({
+    type: FileUpdateRef,
+    description:
+      'Replays the last REPLAY_ON_CONNECT updates (or every update after `after`), then goes on live; ' +
+      'completes after a terminal update. A `history_gap` update comes first when updates after `after` are gone.',
+    args: { fileId: t.arg.id({ required: true }), after: t.arg.string() },
+    subscribe: (_root, args, context) => subscribeResource(context, 'file', String(args.fileId), args.after),
+    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('file', String(args.fileId))(event),
+  }),
+);
+
+builder.subscriptionField('queryProgress', (t) =>
+  t.field({
+    type: QueryUpdateRef,
+    description: 'Like fileProgress, for a query: stage updates, then `token` updates, then `done`.',
+    args: { queryId: t.arg.id({ required: true }), after: t.arg.string() },
+    subscribe: (_root, args, context) => subscribeResource(context, 'query', String(args.queryId), args.after),
+    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('query', String(args.queryId))(event),
+  }),
+);
+
+builder.subscriptionField('projectProgress', (t) =>
+  t.field({
+    type: ProjectUpdateRef,
+    description:
+      'Every update of every file and query started in the project, in the order they were appended; ' +
+      'members only. Never completes by itself.',
+    args: { projectId: t.arg.id({ required: true }), after: t.arg.string() },
+    subscribe: async (_root, args, context) => {
+      const projectId = validId(String(args.projectId), 'projectId');
+      const cursor = validCursor(args.after);
+      if (!isProjectMember(context.viewer, projectId)) {
+        throw clientError(ErrorCode.Forbidden, `you are not a member of project ${projectId}`);
+      }
+      const { store, hub, config } = context.services;
+      return withGapOnNext(
+        await open<ProjectEntry>({
+          hub,
+          channel: store.projectChannel(projectId),
+          read: store.projectHistory(projectId),
+          after: cursor,
+          replay: config.updates.replayOnConnect,
+          isFinal: () => false,
+          queueLimit: config.updates.subscriberQueueLimit,
+        }),
+      );
+    },
+    resolve: (item: ProjectItem) => item,
+  }),
+);
+
+/** A project stream has no update to carry a gap notice, so the notice rides on the next update. */
+function withGapOnNext(stream: AsyncIterableIterator<StreamEvent<ProjectEntry>>): AsyncIterableIterator<ProjectItem> {
+  let gap: HistoryGap | null = null;
+  return {
+    async next() {
+      for (;;) {
+        const result = await stream.next();
+        if (result.done) return { value: undefined, done: true };
+        const event = result.value;
+        if (event.type === 'gap') {
+          gap = event.gap;
+          continue;
+        }
+        const item: ProjectItem = {
+          cursor: encodeCursor({ epoch: event.entry.epoch, seq: event.entry.seq }),
+          item: fromEntry(event.entry.item),
+          gap,
+        };
+        gap = null;
+        return { value: item, done: false };
+      }
+    },
+    async return() {
+      await stream.return?.();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
