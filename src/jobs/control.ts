@@ -3,6 +3,7 @@ import type { Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { StreamEndedError, type UpdateStore } from '../updates/store.js';
+import type { Cursor } from '../updates/cursor.js';
 import type { ResourceKind, UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
@@ -21,6 +22,13 @@ export interface JobView {
   result: unknown;
   createdAt: string;
   finishedAt: string | null;
+}
+
+/** A job just started: its record, its state, and the stream position before its first update. */
+export interface Started {
+  record: ResourceRecord;
+  job: JobView;
+  start: Cursor;
 }
 
 const BULL_STATES: Record<string, JobState> = {
@@ -44,11 +52,17 @@ export interface JobControlDeps {
  * any instance. Callers have already validated input and checked who may do what.
  */
 export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
-  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>): Promise<JobView> {
+  /** Records, announces and enqueues a job; returns where its stream starts, so no update is missed. */
+  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>): Promise<Started> {
     await resources.create(record);
-    await store.append(refOf(record), { event: 'queued', status: 'QUEUED', progress: 0, message: 'Waiting for a worker' });
+    const queued = await store.append(refOf(record), {
+      event: 'queued',
+      status: 'QUEUED',
+      progress: 0,
+      message: 'Waiting for a worker',
+    });
     await start();
-    return view(record);
+    return { record, job: await view(record), start: { epoch: queued.epoch, seq: queued.seq - 1 } };
   }
 
   function bullJob(record: ResourceRecord): Promise<BullJob | undefined> {
@@ -87,19 +101,18 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; content: string }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
       await documents.saveContent(record.id, input.content);
-      const job = await enqueue(record, () =>
+      return enqueue(record, () =>
         queues.file.add(
           'process',
           { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
           jobOptions(config, record.id),
         ),
       );
-      return { record, job };
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
       const record = newRecord('query', input.ownerId, input.projectId, null);
-      const job = await enqueue(record, () =>
+      return enqueue(record, () =>
         queues.query.add(
           'answer',
           {
@@ -112,7 +125,6 @@ export function createJobControl({ config, redis, queues, resources, documents, 
           jobOptions(config, record.id),
         ),
       );
-      return { record, job };
     },
 
     /**

@@ -1,7 +1,7 @@
 import { clientError, ErrorCode } from '../errors.js';
 import { isProjectMember } from '../auth/access.js';
-import type { JobView } from '../jobs/control.js';
-import type { ResourceRecord } from '../jobs/resources.js';
+import type { JobView, Started } from '../jobs/control.js';
+import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
 import { accessibleResource, validId } from './guards.js';
 
@@ -23,15 +23,18 @@ const JobRef = builder.objectRef<JobView>('Job').implement({
   }),
 });
 
-interface Started {
-  record: ResourceRecord;
-  job: JobView;
-}
+const START_CURSOR = {
+  description:
+    'The position before the first update. Pass it as `after` to receive every update from the start, ' +
+    'however far the job has got by the time you subscribe.',
+  resolve: (started: Started) => encodeCursor(started.start),
+};
 
 const FileProcessingRef = builder.objectRef<Started>('FileProcessing').implement({
   fields: (t) => ({
     fileId: t.id({ resolve: (s) => s.record.id }),
     job: t.field({ type: JobRef, resolve: (s) => s.job }),
+    cursor: t.string(START_CURSOR),
   }),
 });
 
@@ -39,6 +42,7 @@ const QueryProcessingRef = builder.objectRef<Started>('QueryProcessing').impleme
   fields: (t) => ({
     queryId: t.id({ resolve: (s) => s.record.id }),
     job: t.field({ type: JobRef, resolve: (s) => s.job }),
+    cursor: t.string(START_CURSOR),
   }),
 });
 

@@ -1,0 +1,99 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createTokenVerifier } from './auth/token.js';
+import type { Config } from './config.js';
+import { createJobControl } from './jobs/control.js';
+import { createDocumentStore } from './jobs/documents.js';
+import { createQueues } from './jobs/queues.js';
+import { createResourceRegistry } from './jobs/resources.js';
+import type { Logger } from './logger.js';
+import { createRedis } from './redis.js';
+import type { Services } from './schema/builder.js';
+import { schema } from './schema/index.js';
+import { createHttpHandler } from './transport/http.js';
+import { createMetrics } from './transport/metrics.js';
+import { attachWebSocketServer } from './transport/websocket.js';
+import { createYogaServer } from './transport/yoga.js';
+import { createUpdateHub } from './updates/hub.js';
+import { createUpdateStore } from './updates/store.js';
+
+export interface AppOptions {
+  logger: Logger;
+  /** Headers GraphiQL starts with (dev passes a token). */
+  graphiqlHeaders?: Record<string, string>;
+}
+
+/**
+ * The API process: Yoga (HTTP, SSE, GraphiQL) and graphql-ws on one port, over one set of Redis
+ * connections. The same factory serves `npm start`, `npm run dev` and the tests.
+ */
+export function buildApp(config: Config, options: AppOptions) {
+  const { logger } = options;
+  const redis = createRedis(config.redisUrl, 'commands', logger);
+  const subscriber = createRedis(config.redisUrl, 'subscriber', logger);
+  const bull = createRedis(config.redisUrl, 'bullmq', logger);
+  const store = createUpdateStore(redis, {
+    keyPrefix: config.keyPrefix,
+    historyLimit: config.updates.historyLimit,
+    ttlSeconds: config.updates.ttlSeconds,
+  });
+  const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
+  const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
+  const queues = createQueues(bull, config);
+  const services: Services = {
+    config,
+    store,
+    hub: createUpdateHub(redis, subscriber),
+    resources,
+    documents,
+    jobs: createJobControl({ config, redis, queues, resources, documents, store }),
+  };
+  const metrics = createMetrics();
+  const verify = createTokenVerifier(config.jwtSecret);
+  const yoga = createYogaServer({
+    schema,
+    services,
+    config,
+    verify,
+    logger,
+    graphiqlHeaders: options.graphiqlHeaders,
+    onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
+  });
+  const handler = createHttpHandler({
+    yoga,
+    redis,
+    metrics,
+    maxBodyBytes: Math.max(config.limits.maxUploadBytes, config.limits.maxContentBytes) + 64 * 1024,
+  });
+  const server = createServer((req, res) => {
+    handler(req, res).catch((error: Error) => {
+      logger.error({ err: error.message }, 'request failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics });
+
+  return {
+    services,
+    metrics,
+    /** Listens on config.port (0 picks a free one) and resolves with the URL to reach. */
+    async start(): Promise<{ url: string; port: number }> {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+      return { url: `http://${host}:${port}`, port };
+    },
+    async stop(): Promise<void> {
+      await websocket.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await queues.close();
+      for (const connection of [redis, subscriber, bull]) connection.disconnect();
+    },
+  };
+}
+
+export type App = ReturnType<typeof buildApp>;

@@ -1,0 +1,9 @@
+import { builder } from './builder.js';
+import './scalars.js';
+import './viewer.js';
+import './progress.js';
+import './jobs.js';
+import './notifications.js';
+
+/** The whole schema, built once per process from the domain files above. */
+export const schema = builder.toSchema({ sortSchema: false });

@@ -1,0 +1,29 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { generate } from '@graphql-codegen/cli';
+import { buildSchema, findBreakingChanges, printSchema } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import codegenConfig from '../codegen.js';
+import { schema } from '../src/schema/index.js';
+
+const root = new URL('../', import.meta.url);
+const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
+const contractPath = new URL('../shared/contract.graphql', root);
+
+describe('generated files', () => {
+  it('schema.graphql is what the Pothos schema prints (run npm run generate)', () => {
+    expect(read('schema.graphql')).toBe(`${printSchema(schema)}\n`);
+  });
+
+  it('schema.graphql is a compatible superset of the shared contract', () => {
+    expect(existsSync(contractPath), `the contract is expected at ${contractPath.pathname}`).toBe(true);
+    const contract = buildSchema(readFileSync(contractPath, 'utf8'));
+    const breaking = findBreakingChanges(contract, buildSchema(read('schema.graphql')));
+    expect(breaking.map((change) => `${change.type}: ${change.description}`)).toEqual([]);
+  });
+
+  it('src/client/generated.ts is what codegen produces (run npm run codegen)', async () => {
+    const outputs = await generate({ ...codegenConfig, cwd: root.pathname, silent: true }, false);
+    expect(outputs).toHaveLength(1);
+    expect(read('src/client/generated.ts')).toBe(outputs[0].content);
+  });
+});
