@@ -1,6 +1,11 @@
 import { z } from 'zod';
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a whole number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
 
 const schema = z
   .object({
@@ -95,18 +100,25 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+export interface LoadOptions {
+  mode?: Mode;
+  /** Workers verify no tokens, so only the API needs JWT_SECRET. */
+  role?: 'api' | 'worker';
+}
+
 /**
- * Parses the environment. Outside dev, REDIS_URL and JWT_SECRET are required; `npm run dev`
- * passes them in after starting its own Redis and generating a secret.
+ * Parses the environment. REDIS_URL is required, and JWT_SECRET for the API; `npm run dev`
+ * passes both in after starting its own Redis and generating a secret.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env, mode: Mode = 'production'): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Config {
+  const { mode = 'production', role = 'api' } = options;
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(cleaned);
   const problems = parsed.success
     ? []
     : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
   if (parsed.success && !parsed.data.REDIS_URL) problems.push('REDIS_URL: required (for example redis://127.0.0.1:6379)');
-  if (parsed.success && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
+  if (parsed.success && role === 'api' && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
@@ -116,7 +128,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
     redisUrl: e.REDIS_URL!,
-    jwtSecret: e.JWT_SECRET!,
+    jwtSecret: e.JWT_SECRET ?? '',
     keyPrefix: e.KEY_PREFIX,
     logLevel: e.LOG_LEVEL,
     updates: {

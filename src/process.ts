@@ -1,4 +1,13 @@
+import { ConfigError } from './config.js';
 import type { Logger } from './logger.js';
+
+/** Runs an entry point; a bad configuration prints its message and exits 2, without a stack trace. */
+export function runMain(start: () => Promise<void>): void {
+  start().catch((error: unknown) => {
+    console.error(error instanceof ConfigError ? error.message : error);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  });
+}
 
 /**
  * Stops cleanly on SIGINT or SIGTERM, and hard after `graceMs` so a stuck close never keeps a

@@ -1,10 +1,12 @@
 import { loadConfig } from './config.js';
 import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
-import { runUntilSignal } from './process.js';
+import { runMain, runUntilSignal } from './process.js';
 
-const config = loadConfig();
-const logger = createLogger(config.logLevel, 'herald-worker');
-const workers = await startWorkers(config, logger);
-logger.info({ concurrency: config.jobs.concurrency }, 'worker ready');
-runUntilSignal(logger, () => workers.close());
+runMain(async () => {
+  const config = loadConfig(process.env, { role: 'worker' });
+  const logger = createLogger(config.logLevel, 'herald-worker');
+  const workers = await startWorkers(config, logger);
+  logger.info({ concurrency: config.jobs.concurrency }, 'worker ready');
+  runUntilSignal(logger, () => workers.close());
+});

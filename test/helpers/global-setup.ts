@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startRedisServer } from './redis-server.js';
+import { ensureRedisServer, startRedisServer } from '../../src/dev/redis-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,6 +9,7 @@ declare module 'vitest' {
 
 /** One redis-server for the whole suite; every test file works under its own key prefix. */
 export default async function setup(project: TestProject) {
+  ensureRedisServer();
   const server = await startRedisServer();
   project.provide('redisUrl', server.url);
   return () => server.stop();

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildApp } from './app.js';
+import { signToken } from './auth/token.js';
+import { loadConfig } from './config.js';
+import { ensureRedisServer, startRedisServer, type RedisServer } from './dev/redis-server.js';
+import { startWorkers } from './jobs/workers.js';
+import { createLogger } from './logger.js';
+import { runMain, runUntilSignal } from './process.js';
+
+const dataDir = resolve('.data');
+
+/** A JWT secret kept in .data/, so dev tokens survive restarts. */
+function devSecret(): string {
+  const file = resolve(dataDir, 'jwt-secret');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}
+
+/**
+ * `npm run dev`: everything on one machine with no set-up. A private redis-server under .data/
+ * when REDIS_URL is unset, the API and a worker in this process, and a token ready to paste.
+ */
+runMain(async () => {
+  mkdirSync(dataDir, { recursive: true });
+  const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: process.env.JWT_SECRET || devSecret() };
+  let redis: RedisServer | null = null;
+  if (!env.REDIS_URL) {
+    ensureRedisServer();
+    redis = await startRedisServer({ dataDir: resolve(dataDir, 'redis'), appendOnly: true });
+    env.REDIS_URL = redis.url;
+  }
+  try {
+    const config = loadConfig(env, { mode: 'dev' });
+    const logger = createLogger(config.logLevel, 'herald-dev');
+    const token = await signToken(config.jwtSecret, {
+      sub: 'dev-user',
+      roles: ['admin'],
+      projects: ['demo'],
+      ttlSeconds: 7 * 24 * 3600,
+    });
+    const app = buildApp(config, { logger, graphiqlHeaders: { Authorization: `Bearer ${token}` } });
+    const { url } = await app.start();
+    const workers = await startWorkers(config, logger);
+    console.log(
+      [
+        '',
+        '  Herald is running.',
+        `  GraphiQL:   ${url}/graphql   (the dev token is already in its headers)`,
+        `  WebSocket:  ${url.replace(/^http/, 'ws')}/graphql`,
+        `  Redis:      ${config.redisUrl}${redis ? ' (embedded, data in .data/redis)' : ''}`,
+        '',
+        '  Dev token (sub dev-user, roles [admin], projects [demo], valid 7 days):',
+        `  ${token}`,
+        '',
+        '  Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+    runUntilSignal(logger, async () => {
+      await workers.close();
+      await app.stop();
+      await redis?.stop();
+    });
+  } catch (error) {
+    await redis?.stop();
+    throw error;
+  }
+});

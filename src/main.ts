@@ -1,0 +1,13 @@
+import { buildApp } from './app.js';
+import { loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { runMain, runUntilSignal } from './process.js';
+
+runMain(async () => {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel, 'herald-api');
+  const app = buildApp(config, { logger });
+  const { url } = await app.start();
+  logger.info({ url: `${url}/graphql` }, 'API ready');
+  runUntilSignal(logger, () => app.stop());
+});
