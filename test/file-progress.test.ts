@@ -10,7 +10,8 @@ import {
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
-import { collect } from './helpers/streams.js';
+import { connect } from './helpers/redis.js';
+import { collect, waitFor } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 type ProjectUpdate = ProjectProgressSubscription['projectProgress'];
@@ -137,6 +138,22 @@ describe('projectProgress', () => {
     });
     expect(resumed.items.map((p) => p.cursor)).toEqual(cursors.slice(from + 1));
     expect(resumed.items.every((p) => p.gap === null)).toBe(true);
+  });
+
+  it('holds one Redis subscription per channel per process, however many clients watch it', async () => {
+    const redis = connect();
+    const channel = `${herald.config.keyPrefix}updates:project:apollo`;
+    const subscribers = async () => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
+    const clients = Array.from({ length: 5 }, () => herald.ws(alice));
+    const stops = clients.map((client) =>
+      client.subscribe({ query: 'subscription { projectProgress(projectId: "apollo") { cursor } }' }, { next() {}, error() {}, complete() {} }),
+    );
+    await waitFor(async () => (await subscribers()) === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await subscribers()).toBe(1);
+    for (const stop of stops) stop();
+    await waitFor(async () => (await subscribers()) === 0);
+    redis.disconnect();
   });
 
   it('is for the project members only', async () => {

@@ -11,7 +11,8 @@ import {
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
-import { connect } from './helpers/redis.js';
+import { spawnEntry, waitForOutput } from './helpers/processes.js';
+import { connect, redisUrl } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
@@ -19,8 +20,9 @@ type QueryUpdate = QueryProgressSubscription['queryProgress'];
 
 const redis = connect();
 const started: Herald[] = [];
+const stopAfter: Array<() => Promise<void>> = [];
 afterAll(async () => {
-  await Promise.all(started.map((h) => h.stop()));
+  await Promise.all([...started.map((h) => h.stop()), ...stopAfter.map((stop) => stop())]);
   redis.disconnect();
 });
 
@@ -79,8 +81,11 @@ describe('jobs', () => {
     expect((await job(h, token, file.fileId)).state).toBe('CANCELLED');
   });
 
-  it('cancels a running job from the API whichever worker runs it; the worker stops at its next step', async () => {
-    const { h, token } = await herald({ CHUNK_CHARS: '100' });
+  it('cancels a running job run by a worker in another process; the worker stops at its next step', async () => {
+    const { h, token } = await herald({ CHUNK_CHARS: '100' }, false);
+    const worker = spawnEntry('src/worker.ts', { REDIS_URL: redisUrl(), KEY_PREFIX: h.config.keyPrefix, CHUNK_CHARS: '100' });
+    stopAfter.push(() => worker.stop());
+    await waitForOutput(worker, 'worker ready');
     const file = await startFile(h, token, makeDocument(4_000));
     const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) => items.some((u) => u.event === 'extraction_progress'));
     const whole = watchFile(h, token, file.fileId, file.cursor);

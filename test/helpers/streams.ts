@@ -61,3 +61,12 @@ export function collect<T>(
     );
   });
 }
+
+/** Polls until `check` holds, failing after `timeoutMs`: for state that settles asynchronously. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
