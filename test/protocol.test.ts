@@ -1,0 +1,59 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { FileProgressDocument, type FileProgressSubscription } from '../src/client/generated.js';
+import { startHerald, type Herald } from './helpers/herald.js';
+import { redisUrl } from './helpers/redis.js';
+import { collect } from './helpers/streams.js';
+
+// A producer that knows only docs/protocol.md: a plain Redis client and the shipped script.
+const script = readFileSync(new URL('../src/updates/append.lua', import.meta.url), 'utf8');
+
+let herald: Herald;
+let producer: Redis;
+beforeAll(async () => {
+  herald = await startHerald({}, { workers: false });
+  producer = new Redis(redisUrl());
+});
+afterAll(async () => {
+  producer.disconnect();
+  await herald?.stop();
+});
+
+it('accepts updates appended through the documented Redis protocol, with no Herald code', async () => {
+  const P = herald.config.keyPrefix;
+  const id = randomUUID();
+  await producer.hset(`${P}resource:{${id}}`, { kind: 'file', ownerId: 'pat', projectId: '', name: 'from-python.txt', createdAt: new Date().toISOString() });
+  const sha = (await producer.script('LOAD', script)) as string;
+  const append = (event: string, status: string, progress: number) =>
+    producer.evalsha(
+      sha,
+      2,
+      `${P}update_meta:{file:${id}}`,
+      `${P}recent_updates:{file:${id}}`,
+      '100',
+      '3600',
+      randomBytes(8).toString('hex'),
+      `"kind":"file","id":"${id}"`,
+      JSON.stringify({ event, status, progress, timestamp: new Date().toISOString() }),
+      status === 'COMPLETED' ? '1' : '0',
+      `${P}updates:file:${id}`,
+    ) as Promise<string | null>;
+
+  const first = JSON.parse((await append('step', 'PROCESSING', 10))!);
+  expect(first).toMatchObject({ seq: 1, kind: 'file', id, update: { event: 'step' } });
+  const token = await herald.token('pat');
+  const watching = collect<FileProgressSubscription['fileProgress']>(herald.ws(token), FileProgressDocument, { fileId: id }, { field: 'fileProgress' });
+  await new Promise((r) => setTimeout(r, 100));
+  await append('step', 'PROCESSING', 60);
+  await append('done', 'COMPLETED', 100);
+  expect(await append('late', 'PROCESSING', 100)).toBeNull();
+  const run = await watching;
+  expect(run.completed).toBe(true);
+  expect(run.items.map((u) => [u.seq, u.event, u.progress])).toEqual([
+    [1, 'step', 10],
+    [2, 'step', 60],
+    [3, 'done', 100],
+  ]);
+});
