@@ -7,6 +7,8 @@ import { createDocumentStore } from './jobs/documents.js';
 import { createQueues } from './jobs/queues.js';
 import { createResourceRegistry } from './jobs/resources.js';
 import type { Logger } from './logger.js';
+import { createNotificationStore } from './notifications/store.js';
+import { createPresenceRegistry } from './presence/registry.js';
 import { createRedis } from './redis.js';
 import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
@@ -40,6 +42,11 @@ export function buildApp(config: Config, options: AppOptions) {
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(bull, config);
+  const presence = createPresenceRegistry(redis, {
+    keyPrefix: config.keyPrefix,
+    ...config.presence,
+    onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
+  });
   const services: Services = {
     config,
     store,
@@ -47,11 +54,16 @@ export function buildApp(config: Config, options: AppOptions) {
     resources,
     documents,
     jobs: createJobControl({ config, redis, queues, resources, documents, store }),
+    notifications: createNotificationStore(redis, { keyPrefix: config.keyPrefix, ...config.notifications }),
+    presence,
   };
   const metrics = createMetrics();
   const verify = createTokenVerifier(config.jwtSecret);
+  // Uploads are the largest legitimate bodies.
+  const maxBodyBytes = Math.max(config.limits.maxUploadBytes, config.limits.maxContentBytes) + 64 * 1024;
   const yoga = createYogaServer({
     schema,
+    maxBodyBytes,
     services,
     config,
     verify,
@@ -63,7 +75,7 @@ export function buildApp(config: Config, options: AppOptions) {
     yoga,
     redis,
     metrics,
-    maxBodyBytes: Math.max(config.limits.maxUploadBytes, config.limits.maxContentBytes) + 64 * 1024,
+    maxBodyBytes,
   });
   const server = createServer((req, res) => {
     handler(req, res).catch((error: Error) => {
@@ -71,7 +83,7 @@ export function buildApp(config: Config, options: AppOptions) {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics });
+  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence });
 
   return {
     services,
@@ -82,12 +94,14 @@ export function buildApp(config: Config, options: AppOptions) {
         server.once('error', reject);
         server.listen(config.port, config.host, () => resolve());
       });
+      presence.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
       return { url: `http://${host}:${port}`, port };
     },
     async stop(): Promise<void> {
       await websocket.close();
+      await presence.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();

@@ -42,6 +42,10 @@ const schema = z
     CLASSIFY_BATCH: int(1, 10_000).default(25),
     TOKEN_FLUSH_TOKENS: int(1, 10_000).default(8),
     TOKEN_FLUSH_MS: int(1, 60_000).default(50),
+    NOTIFICATION_RETENTION_COUNT: int(1, 100_000).default(1_000),
+    NOTIFICATION_RETENTION_DAYS: int(1, 3_650).default(30),
+    PRESENCE_HEARTBEAT_MS: int(100, 3_600_000).default(5_000),
+    PRESENCE_TTL_MS: int(300, 3 * 3_600_000).default(15_000),
   })
   .superRefine((env, ctx) => {
     if (env.REPLAY_ON_CONNECT > env.HISTORY_LIMIT) {
@@ -49,6 +53,13 @@ const schema = z
         code: 'custom',
         path: ['REPLAY_ON_CONNECT'],
         message: `must not exceed HISTORY_LIMIT (${env.HISTORY_LIMIT})`,
+      });
+    }
+    if (env.PRESENCE_TTL_MS < 2 * env.PRESENCE_HEARTBEAT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PRESENCE_TTL_MS'],
+        message: `must be at least twice PRESENCE_HEARTBEAT_MS (${env.PRESENCE_HEARTBEAT_MS}), or one late heartbeat drops a live instance`,
       });
     }
   });
@@ -82,6 +93,18 @@ export interface Config {
     maxQueryAliases: number;
     maxQueryTokens: number;
     maxQueryCost: number;
+  };
+  notifications: {
+    /** Notifications kept per target (a user, role, project, or everyone). */
+    retentionCount: number;
+    /** Days a notification is kept, read or not. */
+    retentionDays: number;
+  };
+  presence: {
+    /** How often an API instance re-announces its connected users. */
+    heartbeatMs: number;
+    /** How long an instance's announcement lasts: one that stops heartbeating disappears after it. */
+    ttlMs: number;
   };
   jobs: {
     attempts: number;
@@ -147,6 +170,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxQueryAliases: e.MAX_QUERY_ALIASES,
       maxQueryTokens: e.MAX_QUERY_TOKENS,
       maxQueryCost: e.MAX_QUERY_COST,
+    },
+    notifications: {
+      retentionCount: e.NOTIFICATION_RETENTION_COUNT,
+      retentionDays: e.NOTIFICATION_RETENTION_DAYS,
+    },
+    presence: {
+      heartbeatMs: e.PRESENCE_HEARTBEAT_MS,
+      ttlMs: e.PRESENCE_TTL_MS,
     },
     jobs: {
       attempts: e.JOB_ATTEMPTS,

@@ -62,6 +62,7 @@ describe('jobs', () => {
     expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.createdAt));
     const { body } = await h.http(token, JobDocument, { id: '00000000-0000-0000-0000-000000000000' });
     expect(body.data!.job).toBeNull();
+    expect(body.errors?.[0].extensions?.code).toBe('NOT_FOUND');
   });
 
   it('cancels a waiting job at once: removed, CANCELLED, and its stream completes', async () => {

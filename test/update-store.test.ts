@@ -17,20 +17,19 @@ afterAll(() => {
   for (const c of [...connections, subscriber]) c.disconnect();
 });
 
-async function collect(channel: string, count: number): Promise<UpdateEntry[]> {
+/** Subscribes (confirmed by Redis), then gives a promise of the first `count` messages. */
+async function collect(channel: string, count: number): Promise<{ messages: Promise<UpdateEntry[]> }> {
   const seen: UpdateEntry[] = [];
-  return new Promise((resolve) => {
-    let stop = () => {};
-    void hub
-      .subscribe(channel, (m) => {
-        seen.push(m as UpdateEntry);
-        if (seen.length === count) {
-          stop();
-          resolve(seen);
-        }
-      })
-      .then((s) => (stop = s));
+  let done: (entries: UpdateEntry[]) => void = () => {};
+  const result = new Promise<UpdateEntry[]>((resolve) => (done = resolve));
+  const stop = await hub.subscribe(channel, (m) => {
+    seen.push(m as UpdateEntry);
+    if (seen.length === count) {
+      stop();
+      done(seen);
+    }
   });
+  return { messages: result };
 }
 
 async function drain<E>(iterator: AsyncIterableIterator<StreamEvent<E>>, until: (e: StreamEvent<E>[]) => boolean) {
@@ -46,9 +45,8 @@ describe('update store', () => {
   it('assigns seqs 1..N atomically under concurrent appends, and history and published order agree', async () => {
     const ref: ResourceRef = { kind: 'file', id: 'concurrent', projectId: 'p-conc' };
     const total = 800;
-    const live = collect(store.resourceChannel(ref), total);
-    const liveProject = collect(store.projectChannel('p-conc'), total);
-    await new Promise((r) => setTimeout(r, 50));
+    const live = await collect(store.resourceChannel(ref), total);
+    const liveProject = await collect(store.projectChannel('p-conc'), total);
     const appended = await Promise.all(
       Array.from({ length: total }, (_, i) =>
         stores[i % stores.length].append(ref, { event: 'tick', status: 'PROCESSING', data: { i } }),
@@ -56,14 +54,14 @@ describe('update store', () => {
     );
     expect(appended.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
-    const published = await live;
+    const published = await live.messages;
     expect(published.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
     const history = await store.resourceHistory(ref)({ after: 0 });
     expect(history.entries.map((e) => e.seq)).toEqual(published.map((e) => e.seq));
     expect(history.entries.map((e) => JSON.stringify(e))).toEqual(published.map((e) => JSON.stringify(e)));
 
-    const project = await liveProject;
+    const project = await liveProject.messages;
     expect(project.map((e) => (e as unknown as { seq: number }).seq)).toEqual(published.map((e) => e.seq));
   });
 

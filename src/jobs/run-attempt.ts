@@ -13,6 +13,9 @@ export interface JobContext {
 /** The reason BullMQ records for a cancelled job. */
 export const CANCELLED_REASON = 'cancelled';
 
+/** How a job ended for good: completed with its result, or failed on its last attempt. */
+export type JobOutcome<T> = { ok: true; result: T } | { ok: false; reason: string };
+
 export interface AttemptOptions<T> {
   job: Job;
   ref: ResourceRef;
@@ -22,6 +25,12 @@ export interface AttemptOptions<T> {
   /** Event name of the terminal failure update, e.g. processing_failed. */
   failedEvent: string;
   work: (context: JobContext) => Promise<T>;
+  /**
+   * Called once the job has ended for good (after its terminal update), never on a retry or a
+   * cancel: the owner is told here. It runs beside the job's own completion, which it must neither
+   * hold up nor fail, so it returns nothing and must not throw.
+   */
+  onFinished?: (outcome: JobOutcome<T>) => void;
 }
 
 /**
@@ -37,8 +46,9 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
     signal.throwIfAborted();
     return store.append(ref, update);
   };
+  let result: T;
   try {
-    return await options.work({ signal, publish });
+    result = await options.work({ signal, publish });
   } catch (error) {
     if (error instanceof StreamEndedError) throw new UnrecoverableError(error.message);
     if (cancel.signal.aborted) {
@@ -50,6 +60,7 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
     const attempts = job.opts.attempts ?? 1;
     if (error instanceof UnrecoverableError || attempt >= attempts) {
       await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreEnded);
+      options.onFinished?.({ ok: false, reason });
       throw new UnrecoverableError(reason);
     }
     const delay = job.opts.backoff;
@@ -64,6 +75,8 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   } finally {
     cancel.release();
   }
+  options.onFinished?.({ ok: true, result });
+  return result;
 }
 
 function ignoreEnded(error: unknown): void {

@@ -1,8 +1,11 @@
 import { Worker, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { createNotificationStore } from '../notifications/store.js';
+import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
 import { createRedis } from '../redis.js';
 import { createUpdateStore } from '../updates/store.js';
+import type { ResourceKind } from '../updates/types.js';
 import { createExtractiveGenerator } from './answer/extractive.js';
 import type { AnswerGenerator } from './answer/generator.js';
 import { answerQuery } from './answer-query.js';
@@ -10,16 +13,37 @@ import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
 import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, type FileJobData, type QueryJobData } from './queues.js';
-import { runAttempt } from './run-attempt.js';
+import { runAttempt, type JobOutcome } from './run-attempt.js';
 
 export interface WorkerOptions {
   /** Defaults to the extractive generator; any other model plugs in here. */
   generator?: AnswerGenerator;
 }
 
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** What the owner of a finished job is told: SUCCESS or ERROR, linking the file or query. */
+function ownerNotice(
+  resource: { kind: ResourceKind; id: string; ownerId: string; label: string },
+  outcome: JobOutcome<unknown>,
+): NotificationInput {
+  const what = resource.kind === 'file' ? 'Processing' : 'Answering';
+  const status = outcome.ok ? 'finished' : 'failed';
+  const prefix = `${what} ${status}: `;
+  return {
+    target: { kind: 'USER', id: resource.ownerId },
+    level: outcome.ok ? 'SUCCESS' : 'ERROR',
+    title: prefix + shorten(resource.label.trim() || resource.id, NOTIFICATION_LIMITS.titleLength - prefix.length),
+    body: outcome.ok ? null : shorten(outcome.reason, NOTIFICATION_LIMITS.bodyLength),
+    data: { kind: resource.kind.toUpperCase(), id: resource.id },
+  };
+}
+
 /**
  * Starts the processors of both queues in this process. Workers write progress through the
- * update store only; they import nothing of the API.
+ * update store and tell owners through the notification store; they import nothing of the API.
  */
 export async function startWorkers(config: Config, logger: Logger, options: WorkerOptions = {}) {
   const commands = createRedis(config.redisUrl, 'commands', logger);
@@ -31,6 +55,20 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     ttlSeconds: config.updates.ttlSeconds,
   });
   const documents = createDocumentStore(commands, config.keyPrefix, config.updates.ttlSeconds);
+  const notifications = createNotificationStore(commands, { keyPrefix: config.keyPrefix, ...config.notifications });
+  const notifying = new Set<Promise<void>>();
+
+  /** Tells a job's owner how it ended, beside the job; a failure to notify is logged, never fails the job. */
+  function notifyOwner(resource: Parameters<typeof ownerNotice>[0]) {
+    return (outcome: JobOutcome<unknown>): void => {
+      const sending = notifications.send(ownerNotice(resource, outcome)).then(
+        () => undefined,
+        (error: Error) => logger.error({ kind: resource.kind, id: resource.id, err: error.message }, 'could not notify the owner'),
+      );
+      notifying.add(sending);
+      void sending.finally(() => notifying.delete(sending));
+    };
+  }
   const cancels = await createCancelWatcher(commands, subscriber, config.keyPrefix);
   const maxSentences = 3;
   const generator = options.generator ?? createExtractiveGenerator({ maxSentences });
@@ -46,6 +84,12 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
         ref: { kind: 'file', id: job.data.fileId, projectId: job.data.projectId },
         failedEvent: 'processing_failed',
         work: (context) => processFile(job.data, documents, config.jobs, context),
+        onFinished: notifyOwner({
+          kind: 'file',
+          id: job.data.fileId,
+          ownerId: job.data.ownerId,
+          label: job.data.name,
+        }),
       }),
     workerOptions,
   );
@@ -57,6 +101,12 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
         job,
         ref: { kind: 'query', id: job.data.queryId, projectId: job.data.projectId },
         failedEvent: 'query_failed',
+        onFinished: notifyOwner({
+          kind: 'query',
+          id: job.data.queryId,
+          ownerId: job.data.ownerId,
+          label: job.data.question,
+        }),
         work: (context) =>
           answerQuery(
             job.data,
@@ -78,6 +128,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   return {
     async close(): Promise<void> {
       await Promise.all([files.close(), queries.close()]);
+      await Promise.all(notifying);
       for (const connection of [commands, subscriber, bull]) connection.disconnect();
     },
   };

@@ -4,6 +4,8 @@ import type { Config } from '../config.js';
 import type { DocumentStore } from '../jobs/documents.js';
 import type { JobControl } from '../jobs/control.js';
 import type { ResourceRegistry } from '../jobs/resources.js';
+import type { NotificationStore } from '../notifications/store.js';
+import type { PresenceRegistry } from '../presence/registry.js';
 import type { UpdateHub } from '../updates/hub.js';
 import type { UpdateStore } from '../updates/store.js';
 
@@ -15,6 +17,8 @@ export interface Services {
   resources: ResourceRegistry;
   documents: DocumentStore;
   jobs: JobControl;
+  notifications: NotificationStore;
+  presence: PresenceRegistry;
 }
 
 /** Every operation runs for an authenticated viewer: the transport refuses anyone else. */

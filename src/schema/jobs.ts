@@ -107,13 +107,10 @@ builder.queryField('job', (t) =>
   t.field({
     type: JobRef,
     nullable: true,
-    description: 'A job by id (the id of its file or query). Null when no such job exists.',
+    description: 'A job by id (the id of its file or query). An unknown id is null with a NOT_FOUND error.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (_root, args, context) => {
-      const record = await context.services.resources.get(validId(String(args.id), 'id'));
-      if (!record) return null;
-      return context.services.jobs.view(await accessibleResource(context, record.id, null));
-    },
+    resolve: async (_root, args, context) =>
+      context.services.jobs.view(await accessibleResource(context, String(args.id), null)),
   }),
 );
 

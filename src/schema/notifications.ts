@@ -1,1 +1,396 @@
-export {};
+import { isProjectMember } from '../auth/access.js';
+import type { Viewer } from '../auth/token.js';
+import { clientError, ErrorCode } from '../errors.js';
+import { audienceOf } from '../notifications/keys.js';
+import { parseNotificationId } from '../notifications/store.js';
+import { openNotificationStream, type NotificationStreamEvent } from '../notifications/stream.js';
+import {
+  InvalidNotificationError,
+  NOTIFICATION_LEVELS,
+  TARGET_KINDS,
+  validTarget,
+  type NotificationEntry,
+  type NotificationEvent,
+  type NotificationLevel,
+  type NotificationRecord,
+  type NotificationTarget,
+} from '../notifications/types.js';
+import type { OnlineUser } from '../presence/registry.js';
+import { encodeCursor } from '../updates/cursor.js';
+import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
+import { builder } from './builder.js';
+import { validCursor } from './guards.js';
+import { HistoryGapRef } from './progress.js';
+
+/** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
+interface NotificationItem {
+  /** The position of the item in the viewer's stream; its cursor. */
+  n: number;
+  epoch: string;
+  event: NotificationEvent | 'HISTORY_GAP';
+  /** The source it was stored in; null for a gap notice. */
+  source: string | null;
+  unreadCount: number | null;
+  notification: NotificationRecord;
+  /** Known when read together with the viewer's read state; null means "look it up". */
+  read: boolean | null;
+  gap: HistoryGap | null;
+}
+
+interface NotificationPage {
+  items: NotificationItem[];
+  hasNextPage: boolean;
+}
+
+interface Summary {
+  unread: number;
+  byLevel: Array<{ level: NotificationLevel; count: number }>;
+}
+
+const ROLE_ADMIN = 'admin';
+const DEFAULT_PAGE = 20;
+const MAX_PAGE = 100;
+const MAX_MARK_IDS = 1_000;
+
+function itemOf(entry: NotificationEntry, read: boolean | null): NotificationItem {
+  return {
+    n: entry.n,
+    epoch: entry.epoch,
+    event: entry.event,
+    source: entry.source,
+    unreadCount: entry.unreadCount,
+    notification: entry.notification,
+    read: entry.event === 'CREATED' ? read : true,
+    gap: null,
+  };
+}
+
+function gapItem(viewer: Viewer, gap: HistoryGap): NotificationItem {
+  const epoch = gap.epoch ?? '0';
+  const trimmed = gap.reason === 'TRIMMED';
+  return {
+    n: gap.resumesAfter,
+    epoch,
+    event: 'HISTORY_GAP',
+    source: null,
+    unreadCount: null,
+    read: true,
+    gap,
+    notification: {
+      id: `gap-${epoch}-${gap.resumesAfter}`,
+      n: gap.resumesAfter,
+      level: 'WARNING',
+      target: { kind: 'USER', id: viewer.id },
+      title: trimmed ? 'Some notifications are no longer kept' : 'The notification history was lost',
+      body: trimmed
+        ? 'Notifications after your cursor passed retention before you received them; the stream goes on with those still kept.'
+        : 'Your cursor belongs to a notification history Redis no longer has; the stream starts again from everything kept.',
+      data: { reason: gap.reason, resumesAfter: gap.resumesAfter },
+      createdAt: new Date().toISOString(),
+    },
+  };
+}
+
+function badInput(argument: string, message: string): never {
+  throw clientError(ErrorCode.BadUserInput, message, { argument });
+}
+
+/** Runs a notifications-module call, turning its input errors into BAD_USER_INPUT. */
+async function asInput<T>(run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof InvalidNotificationError) badInput(error.argument, error.message);
+    throw error;
+  }
+}
+
+/** Admins send to anyone, members to their project, anyone to a single user. */
+function assertMaySend(viewer: Viewer, target: NotificationTarget): void {
+  if (viewer.roles.includes(ROLE_ADMIN) || target.kind === 'USER') return;
+  if (target.kind === 'PROJECT' && isProjectMember(viewer, target.id!)) return;
+  const reason =
+    target.kind === 'PROJECT' ? `you are not a member of project ${target.id}` : `only admins may send to a ${target.kind} target`;
+  throw clientError(ErrorCode.Forbidden, reason);
+}
+
+const LevelEnum = builder.enumType('NotificationLevel', { values: NOTIFICATION_LEVELS });
+
+const TargetKindEnum = builder.enumType('NotificationTargetKind', {
+  values: {
+    USER: { description: 'One user, by id.' },
+    ROLE: { description: 'Everyone whose token lists the role.' },
+    PROJECT: { description: "The project's members (everyone whose token lists the project)." },
+    GLOBAL: { description: 'Everyone. Has no id.' },
+  } satisfies Record<(typeof TARGET_KINDS)[number], { description: string }>,
+});
+
+const EventEnum = builder.enumType('NotificationEvent', {
+  description:
+    'What a `notifications` item says. Only CREATED items are notifications in the inbox and the counts; ' +
+    'the others come only on the subscription, ordered and resumable like the rest.',
+  values: {
+    CREATED: { description: 'A notification was sent to the viewer.' },
+    READ: {
+      description:
+        'The viewer marked this notification read (in any tab). `read` is true and `unreadCount` is their unread count after the change.',
+    },
+    READ_ALL: {
+      description:
+        'The viewer marked everything read up to and including this notification (the newest it covered). ' +
+        '`unreadCount` is their unread count after the change.',
+    },
+    HISTORY_GAP: {
+      description:
+        'Sent before anything else when items after the `after` cursor are gone: older than retention ' +
+        '(NOTIFICATION_RETENTION_COUNT / NOTIFICATION_RETENTION_DAYS), or from a history Redis has lost. Not stored: ' +
+        'see `gap`; its cursor resumes where the stream goes on. The inbox may have lost the same notifications.',
+    },
+  } as const,
+});
+
+const TargetRef = builder.objectRef<NotificationTarget>('NotificationTarget').implement({
+  description: 'Who a notification is addressed to.',
+  fields: (t) => ({
+    kind: t.field({ type: TargetKindEnum, resolve: (target) => target.kind }),
+    id: t.id({ nullable: true, description: 'The user id, role name or project id; null for GLOBAL.', resolve: (target) => target.id }),
+  }),
+});
+
+const TargetInput = builder.inputType('NotificationTargetInput', {
+  fields: (t) => ({
+    kind: t.field({ type: TargetKindEnum, required: true }),
+    id: t.id({ description: 'The user id, role name or project id; must be absent for GLOBAL.' }),
+  }),
+});
+
+const SendInput = builder.inputType('SendNotificationInput', {
+  fields: (t) => ({
+    target: t.field({ type: TargetInput, required: true }),
+    title: t.string({ required: true, description: '1 to 200 characters after trimming.' }),
+    body: t.string({ description: 'At most 10,000 characters.' }),
+    level: t.field({ type: LevelEnum, description: 'Default INFO.' }),
+    data: t.field({ type: 'JSON', description: 'Anything a client needs to act on it; at most 16 KiB as JSON.' }),
+  }),
+});
+
+const NotificationRef = builder.objectRef<NotificationItem>('Notification').implement({
+  description:
+    'A message addressed to a user, a role, a project or everyone; on the `notifications` subscription also ' +
+    'a read receipt or a gap notice (see `event`).',
+  fields: (t) => ({
+    id: t.id({ resolve: (item) => item.notification.id }),
+    cursor: t.string({
+      description:
+        'Opaque, and the same for every viewer. Passing it as `after` to `notifications` resumes right after ' +
+        'this item; to `notificationInbox`, continues with older notifications.',
+      resolve: (item) => encodeCursor({ epoch: item.epoch, seq: item.n }),
+    }),
+    target: t.field({ type: TargetRef, resolve: (item) => item.notification.target }),
+    title: t.string({ resolve: (item) => item.notification.title }),
+    body: t.string({ nullable: true, resolve: (item) => item.notification.body }),
+    level: t.field({ type: LevelEnum, resolve: (item) => item.notification.level }),
+    data: t.field({ type: 'JSON', nullable: true, resolve: (item) => item.notification.data ?? null }),
+    createdAt: t.field({ type: 'DateTime', resolve: (item) => item.notification.createdAt }),
+    read: t.boolean({
+      description: 'Whether the viewer has read it.',
+      resolve: async (item, _args, context) =>
+        item.read ?? context.services.notifications.isRead(context.viewer.id, item.n, item.source!),
+    }),
+    event: t.field({ type: EventEnum, resolve: (item) => item.event }),
+    unreadCount: t.int({
+      nullable: true,
+      description: "READ and READ_ALL: the viewer's unread count right after the change; null otherwise.",
+      resolve: (item) => item.unreadCount,
+    }),
+    gap: t.field({
+      type: HistoryGapRef,
+      nullable: true,
+      description: 'Set only on a HISTORY_GAP item. `resumesAfter` is a position in the notification stream.',
+      resolve: (item) => item.gap,
+    }),
+  }),
+});
+
+const EdgeRef = builder.objectRef<NotificationItem>('NotificationEdge').implement({
+  fields: (t) => ({
+    cursor: t.string({ resolve: (item) => encodeCursor({ epoch: item.epoch, seq: item.n }) }),
+    node: t.field({ type: NotificationRef, resolve: (item) => item }),
+  }),
+});
+
+const PageInfoRef = builder.objectRef<NotificationPage>('PageInfo').implement({
+  fields: (t) => ({
+    hasNextPage: t.exposeBoolean('hasNextPage'),
+    endCursor: t.string({
+      nullable: true,
+      description: 'Pass as `after` for the next page; null when the page is empty.',
+      resolve: (page) => {
+        const last = page.items.at(-1);
+        return last ? encodeCursor({ epoch: last.epoch, seq: last.n }) : null;
+      },
+    }),
+  }),
+});
+
+const ConnectionRef = builder.objectRef<NotificationPage>('NotificationConnection').implement({
+  fields: (t) => ({
+    edges: t.field({ type: [EdgeRef], resolve: (page) => page.items }),
+    pageInfo: t.field({ type: PageInfoRef, resolve: (page) => page }),
+  }),
+});
+
+const LevelCountRef = builder.objectRef<{ level: NotificationLevel; count: number }>('LevelCount').implement({
+  fields: (t) => ({
+    level: t.field({ type: LevelEnum, resolve: (c) => c.level }),
+    count: t.exposeInt('count'),
+  }),
+});
+
+const SummaryRef = builder.objectRef<Summary>('NotificationSummary').implement({
+  description: 'What a client shows right after sign-in.',
+  fields: (t) => ({
+    unread: t.exposeInt('unread'),
+    unreadByLevel: t.field({
+      type: [LevelCountRef],
+      description: 'Every level, in order INFO, SUCCESS, WARNING, ERROR; zero counts included.',
+      resolve: (summary) => summary.byLevel,
+    }),
+  }),
+});
+
+const OnlineUserRef = builder.objectRef<OnlineUser>('OnlineUser').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    connections: t.exposeInt('connections', { description: 'Open WebSocket connections, over every live API instance.' }),
+  }),
+});
+
+builder.queryField('notificationInbox', (t) =>
+  t.field({
+    type: ConnectionRef,
+    description:
+      'Newest first: every notification addressed to the viewer (their user, roles, projects, and global) that ' +
+      'retention still keeps. `first` is 1 to 100 (default 20); `after` is the cursor of a notification (its ' +
+      '`cursor` or `pageInfo.endCursor`) and continues with older ones.',
+    args: { first: t.arg.int(), after: t.arg.string(), unreadOnly: t.arg.boolean() },
+    resolve: async (_root, args, context) => {
+      const first = args.first ?? DEFAULT_PAGE;
+      if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) badInput('first', `first must be 1 to ${MAX_PAGE}`);
+      const cursor = validCursor(args.after);
+      const page = await context.services.notifications.inbox(audienceOf(context.viewer), {
+        before: cursor?.seq ?? null,
+        first,
+        unreadOnly: args.unreadOnly ?? false,
+      });
+      if (cursor && cursor.epoch !== page.epoch) {
+        badInput('after', 'after belongs to a notification history that is gone; start again without it');
+      }
+      return { items: page.items.map(({ entry, read }) => itemOf(entry, read)), hasNextPage: page.hasNextPage };
+    },
+  }),
+);
+
+builder.queryField('unreadNotificationCount', (t) =>
+  t.int({
+    description: 'Notifications addressed to the viewer that they have not read.',
+    resolve: async (_root, _args, context) =>
+      (await context.services.notifications.unread(audienceOf(context.viewer))).total,
+  }),
+);
+
+builder.queryField('notificationSummary', (t) =>
+  t.field({
+    type: SummaryRef,
+    resolve: async (_root, _args, context) => {
+      const { total, byLevel } = await context.services.notifications.unread(audienceOf(context.viewer));
+      return { unread: total, byLevel: NOTIFICATION_LEVELS.map((level) => ({ level, count: byLevel[level] })) };
+    },
+  }),
+);
+
+builder.queryField('onlineUsers', (t) =>
+  t.field({
+    type: [OnlineUserRef],
+    description: 'Admins only. Every user with an open WebSocket on a live API instance, sorted by id.',
+    resolve: (_root, _args, context) => {
+      if (!context.viewer.roles.includes(ROLE_ADMIN)) throw clientError(ErrorCode.Forbidden, 'only admins may list online users');
+      return context.services.presence.onlineUsers();
+    },
+  }),
+);
+
+builder.mutationField('sendNotification', (t) =>
+  t.field({
+    type: NotificationRef,
+    description:
+      'Stores and publishes a notification in one step; it reaches every connection of everyone addressed, on ' +
+      'any instance, and waits in their inbox. Admins may send to anyone, project members to their project, ' +
+      'anyone to a single user; anything else is FORBIDDEN.',
+    args: { input: t.arg({ type: SendInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const id = input.target.id === null || input.target.id === undefined ? null : String(input.target.id);
+      const target = await asInput(() => validTarget({ kind: input.target.kind, id }, 'input.target'));
+      assertMaySend(context.viewer, target);
+      const entry = await asInput(() => context.services.notifications.send({ ...input, target }));
+      return itemOf(entry, null);
+    },
+  }),
+);
+
+builder.mutationField('markNotificationsRead', (t) =>
+  t.int({
+    description:
+      'Marks the given notifications (at most 1,000 ids), or all when `all` is true; give exactly one of the two. ' +
+      "Returns how many were newly marked: ids that were already read, or are not addressed to the viewer, don't " +
+      "count. The viewer's other connections are told with READ or READ_ALL items on `notifications`.",
+    args: { ids: t.arg.idList(), all: t.arg.boolean() },
+    resolve: async (_root, args, context) => {
+      const { notifications } = context.services;
+      const audience = audienceOf(context.viewer);
+      const hasIds = args.ids !== null && args.ids !== undefined;
+      const hasAll = args.all !== null && args.all !== undefined;
+      if (hasIds === hasAll) badInput(hasIds ? 'all' : 'ids', 'give exactly one of ids and all');
+      if (hasAll) {
+        if (args.all !== true) badInput('all', 'all must be true when given');
+        return (await notifications.markAllRead(audience)).marked;
+      }
+      const ids = args.ids!.map(String);
+      if (ids.length > MAX_MARK_IDS) badInput('ids', `give at most ${MAX_MARK_IDS} ids`);
+      const refs = ids.map((id) => parseNotificationId(id) ?? badInput('ids', `${id.slice(0, 80)} is not a notification id`));
+      return (await notifications.markRead(audience, refs)).marked;
+    },
+  }),
+);
+
+builder.subscriptionField('notifications', (t) =>
+  t.field({
+    type: NotificationRef,
+    description:
+      'Everything addressed to the viewer (their user, each role and project in their token, and global), ' +
+      'and their read receipts (READ, READ_ALL), in one stream ordered like the cursors. Without `after`, ' +
+      'replays the last REPLAY_ON_CONNECT items, then goes on live; with `after` (the cursor of any item, of ' +
+      'any viewer), every item after it, none twice, then live. A HISTORY_GAP item comes first when items ' +
+      'after `after` are gone. Never completes by itself.',
+    args: { after: t.arg.string() },
+    subscribe: async (_root, args, context) => {
+      const cursor = validCursor(args.after);
+      const { hub, notifications, config } = context.services;
+      try {
+        return await openNotificationStream({
+          hub,
+          store: notifications,
+          audience: audienceOf(context.viewer),
+          after: cursor,
+          replay: config.updates.replayOnConnect,
+          queueLimit: config.updates.subscriberQueueLimit,
+        });
+      } catch (error) {
+        if (error instanceof CursorAheadError) badInput('after', `after: ${error.message}`);
+        throw error;
+      }
+    },
+    resolve: (event: NotificationStreamEvent, _args, context) =>
+      event.type === 'entry' ? itemOf(event.entry, null) : gapItem(context.viewer, event.gap),
+  }),
+);

@@ -68,7 +68,7 @@ const GapReasonEnum = builder.enumType('HistoryGapReason', {
   } as const,
 });
 
-const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').implement({
+export const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').implement({
   description:
     'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
   fields: (t) => ({

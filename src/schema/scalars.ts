@@ -40,13 +40,30 @@ builder.scalarType('JSON', {
   parseLiteral: (node, variables) => literalValue(node, variables),
 });
 
+/**
+ * Yoga's multipart parser hands over its own File implementation (@whatwg-node's PonyfillFile),
+ * which is not an instance of Node's global File: recognise a file by its shape instead.
+ */
+function isFileLike(value: unknown): value is File {
+  if (value instanceof File) return true;
+  const file = value as Partial<File> | null;
+  return (
+    typeof file === 'object' &&
+    file !== null &&
+    typeof file.name === 'string' &&
+    typeof file.type === 'string' &&
+    typeof file.size === 'number' &&
+    typeof file.arrayBuffer === 'function'
+  );
+}
+
 builder.scalarType('File', {
   description: 'A file sent as a multipart request part (GraphQL multipart request spec).',
   serialize: () => {
     throw new GraphQLError('File is an input-only scalar');
   },
   parseValue: (value) => {
-    if (!(value instanceof File)) throw new GraphQLError('File must be sent as a multipart upload');
+    if (!isFileLike(value)) throw new GraphQLError('File must be sent as a multipart upload');
     return value;
   },
 });

@@ -34,6 +34,8 @@ export function useInputErrorCodes(): Plugin {
   };
 }
 
+const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));
+
 /**
  * Expected errors (GraphQLErrors: ours carry a code; the rest are argument coercion errors) go
  * to the client; anything else is logged and masked as INTERNAL_SERVER_ERROR.
@@ -44,15 +46,14 @@ export function createErrorMasker(logger: Logger) {
     const original = graphQLError?.originalError;
     if (graphQLError && (!original || original instanceof GraphQLError)) {
       const source = original instanceof GraphQLError ? original : graphQLError;
-      const code = (source.extensions?.code as ErrorCode | undefined) ?? ErrorCode.BadUserInput;
-      return withCode(
-        new GraphQLError(source.message, {
-          nodes: graphQLError.nodes,
-          path: graphQLError.path,
-          extensions: source.extensions,
-        }),
-        code,
-      );
+      // Yoga's own request errors (BAD_REQUEST, REQUEST_ENTITY_TOO_LARGE, ...) are bad input too.
+      const given = source.extensions?.code;
+      const code = typeof given === 'string' && CONTRACT_CODES.has(given) ? given : ErrorCode.BadUserInput;
+      return new GraphQLError(source.message, {
+        nodes: graphQLError.nodes,
+        path: graphQLError.path,
+        extensions: { ...source.extensions, code },
+      });
     }
     logger.error({ err: original ?? error, path: graphQLError?.path }, 'unexpected error');
     return new GraphQLError(message, {

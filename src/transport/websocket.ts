@@ -6,6 +6,7 @@ import { WebSocketServer } from 'ws';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
 import { CloseCode, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { PresenceRegistry } from '../presence/registry.js';
 import type { Metrics } from './metrics.js';
 import type { HeraldYoga } from './yoga.js';
 
@@ -15,6 +16,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 interface ConnectionState {
   viewer?: Viewer;
   expiryTimer?: NodeJS.Timeout;
+  /** Set once the connection counts in presence, so it is taken off exactly once. */
+  present?: boolean;
+  closed?: boolean;
 }
 
 export interface WebSocketOptions {
@@ -23,6 +27,8 @@ export interface WebSocketOptions {
   verify: TokenVerifier;
   logger: Logger;
   metrics: Metrics;
+  /** Counts each acknowledged connection for its user, across instances. */
+  presence: PresenceRegistry;
   /** Keep-alive ping interval; a peer that misses a pong is dropped. */
   keepAliveMs?: number;
 }
@@ -33,7 +39,7 @@ export interface WebSocketOptions {
  * comes in connection_init; a missing, bad or expired one closes the socket with 4401.
  */
 export function attachWebSocketServer(options: WebSocketOptions) {
-  const { server, yoga, verify, logger, metrics } = options;
+  const { server, yoga, verify, logger, metrics, presence } = options;
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 1024 * 1024 });
   const states = new WeakMap<object, ConnectionState>();
 
@@ -65,7 +71,10 @@ export function attachWebSocketServer(options: WebSocketOptions) {
           closeUnauthorized(ctx.extra.socket, error.message.slice(0, 120));
           return false;
         }
+        if (state.closed) return false;
         armExpiry(state, ctx.extra.socket);
+        presence.connected(state.viewer.id);
+        state.present = true;
         metrics.connections.inc();
         logger.info({ userId: state.viewer.id }, 'websocket connected');
         return true;
@@ -73,6 +82,8 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       onClose: (ctx, code) => {
         const state = states.get(ctx);
         if (state?.expiryTimer) clearTimeout(state.expiryTimer);
+        if (state) state.closed = true;
+        if (state?.present && state.viewer) presence.disconnected(state.viewer.id);
         if (state?.viewer && ctx.acknowledged) {
           metrics.connections.dec();
           logger.info({ userId: state.viewer.id, code }, 'websocket closed');

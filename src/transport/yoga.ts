@@ -1,5 +1,5 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import type { GraphQLSchema } from 'graphql';
+import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
@@ -25,9 +25,22 @@ export interface YogaOptions {
   verify: TokenVerifier;
   logger: Logger;
   onAuthFailure: () => void;
+  /** Largest request body, counted as it streams in (a chunked body has no Content-Length to check). */
+  maxBodyBytes: number;
   /** Headers GraphiQL starts with; dev puts a ready-to-use token here. */
   graphiqlHeaders?: Record<string, string>;
 }
+
+/**
+ * Armor's validation rules throw by default, which escapes `validate`: HTTP then answers 200
+ * instead of 400, and graphql-ws closes the whole socket (4500). Reported to the validation
+ * context instead, a limit is an ordinary validation error on every transport. (The token limit
+ * is enforced while parsing, where a thrown error already is a syntax error.)
+ */
+const reportAsValidationError = {
+  propagateOnRejection: false,
+  onReject: [(context: ValidationContext | null, error: GraphQLError) => context?.reportError(error)],
+};
 
 /**
  * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token; the
@@ -42,6 +55,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
     landingPage: false,
     logging: logger,
     batching: false,
+    maxRequestBodySize: options.maxBodyBytes,
     graphiql: {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
@@ -49,14 +63,20 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
     maskedErrors: { maskError: createErrorMasker(logger) },
     plugins: [
       EnvelopArmorPlugin({
-        maxDepth: { n: limits.maxQueryDepth, exposeLimits: true },
-        maxAliases: { n: limits.maxQueryAliases, exposeLimits: true },
+        maxDepth: { n: limits.maxQueryDepth, exposeLimits: true, ...reportAsValidationError },
+        maxAliases: { n: limits.maxQueryAliases, exposeLimits: true, ...reportAsValidationError },
         maxTokens: { n: limits.maxQueryTokens, exposeLimits: true },
-        costLimit: { maxCost: limits.maxQueryCost, exposeLimits: true },
-        maxDirectives: { n: 20, exposeLimits: true },
+        costLimit: { maxCost: limits.maxQueryCost, exposeLimits: true, ...reportAsValidationError },
+        maxDirectives: { n: 20, exposeLimits: true, ...reportAsValidationError },
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
       useInputErrorCodes(),
+      {
+        // A body refused part-way is not read to its end, so the connection cannot carry another request.
+        onResponse: ({ response }) => {
+          if (response.status === 413) response.headers.set('connection', 'close');
+        },
+      },
     ],
     context: async ({ request, viewer }) => {
       if (viewer) return { viewer, services };

@@ -8,12 +8,19 @@ export type Listener = (message: unknown) => void;
  * The process's one Redis subscriber. graphql-redis-subscriptions keeps one Redis subscription
  * per channel however many local listeners it has; this adds what a lossless stream needs on top:
  * subscribe() resolves only once Redis has confirmed the subscription, and resync listeners are
- * told when the connection came back, after ioredis has re-subscribed every channel.
+ * told when the connection came back, after ioredis has re-subscribed every channel. Between a
+ * lost connection and that resync, messages are held back from listeners: history has them, and a
+ * stream merged from several channels must not see a later one before the resync fills the earlier.
  */
 export function createUpdateHub(publisher: Redis, subscriber: Redis) {
   const pubsub = new RedisPubSub({ publisher, subscriber });
   const resyncListeners = new Set<() => void>();
   let wasReady = subscriber.status === 'ready';
+  let suspended = false;
+
+  subscriber.on('close', () => {
+    suspended = wasReady;
+  });
 
   subscriber.on('ready', () => {
     if (!wasReady) {
@@ -25,6 +32,7 @@ export function createUpdateHub(publisher: Redis, subscriber: Redis) {
     subscriber
       .ping()
       .then(() => {
+        suspended = false;
         for (const listener of resyncListeners) listener();
       })
       .catch(() => undefined);
@@ -33,7 +41,9 @@ export function createUpdateHub(publisher: Redis, subscriber: Redis) {
   return {
     /** Resolves once Redis delivers the channel's messages to `listener`; call the result to stop. */
     async subscribe(channel: string, listener: Listener): Promise<() => void> {
-      const id = await pubsub.subscribe(channel, listener);
+      const id = await pubsub.subscribe(channel, (message: unknown) => {
+        if (!suspended) listener(message);
+      });
       let active = true;
       return () => {
         if (!active) return;

@@ -1,0 +1,129 @@
+import { ID_PATTERN } from '../updates/keys.js';
+
+export const NOTIFICATION_LEVELS = ['INFO', 'SUCCESS', 'WARNING', 'ERROR'] as const;
+export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];
+
+export const TARGET_KINDS = ['USER', 'ROLE', 'PROJECT', 'GLOBAL'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
+/** Who a notification is addressed to: one user, everyone with a role, a project's members, or everyone. */
+export interface NotificationTarget {
+  kind: TargetKind;
+  /** The user id, role name or project id; null for GLOBAL. */
+  id: string | null;
+}
+
+/** What a producer (a person through the API, or a job) asks to send. */
+export interface NotificationInput {
+  target: NotificationTarget;
+  title: string;
+  body?: string | null;
+  /** Default INFO. */
+  level?: NotificationLevel | null;
+  data?: unknown;
+}
+
+/** One notification as stored, the same for everyone it reaches. `n` orders it among all notifications. */
+export interface NotificationRecord {
+  /** `<epoch>-<n>`: unique, and says which history it belongs to. */
+  id: string;
+  n: number;
+  level: NotificationLevel;
+  target: NotificationTarget;
+  title: string;
+  body: string | null;
+  data: unknown;
+  createdAt: string;
+}
+
+/**
+ * What an entry of a notification stream says: a notification was created, or (only in its
+ * user's own receipts) the user marked one, or everything up to one, as read.
+ */
+export type NotificationEvent = 'CREATED' | 'READ' | 'READ_ALL';
+
+/**
+ * One entry of one source (a target's notifications, or a user's read receipts), exactly as it
+ * is stored and published. `n` is global: it orders entries of every source; `seq` counts 1, 2,
+ * 3, ... within the source, so a subscriber sees when pub/sub dropped one.
+ */
+export interface NotificationEntry {
+  n: number;
+  seq: number;
+  epoch: string;
+  source: string;
+  event: NotificationEvent;
+  /** READ and READ_ALL: the user's unread count right after the change. */
+  unreadCount: number | null;
+  /** CREATED: the new notification. READ: the one marked. READ_ALL: the newest one covered. */
+  notification: NotificationRecord;
+}
+
+/** Unread notifications of one viewer, by level; every level is present. */
+export type UnreadCounts = Record<NotificationLevel, number>;
+
+/** The limits on what may be sent; enforced for every producer, not only the API. */
+export const NOTIFICATION_LIMITS = {
+  titleLength: 200,
+  bodyLength: 10_000,
+  dataBytes: 16 * 1024,
+} as const;
+
+/** A notification that cannot be sent as given; `argument` names the offending input field. */
+export class InvalidNotificationError extends Error {
+  override name = 'InvalidNotificationError';
+  constructor(
+    readonly argument: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A well-formed notification, ready to store. */
+export interface ValidNotification {
+  target: NotificationTarget;
+  title: string;
+  body: string | null;
+  level: NotificationLevel;
+  data: unknown;
+}
+
+/** Checks and normalizes a notification (trimmed title, default level); throws InvalidNotificationError. */
+export function validNotification(input: NotificationInput, argument = 'input'): ValidNotification {
+  const target = validTarget(input.target, `${argument}.target`);
+  const title = input.title.trim();
+  if (title.length === 0 || title.length > NOTIFICATION_LIMITS.titleLength) {
+    throw new InvalidNotificationError(`${argument}.title`, `title must be 1 to ${NOTIFICATION_LIMITS.titleLength} characters`);
+  }
+  const body = input.body ?? null;
+  if (body !== null && body.length > NOTIFICATION_LIMITS.bodyLength) {
+    throw new InvalidNotificationError(`${argument}.body`, `body must be at most ${NOTIFICATION_LIMITS.bodyLength} characters`);
+  }
+  const data = input.data ?? null;
+  const dataBytes = Buffer.byteLength(JSON.stringify(data) ?? 'null');
+  if (dataBytes > NOTIFICATION_LIMITS.dataBytes) {
+    throw new InvalidNotificationError(
+      `${argument}.data`,
+      `data is ${dataBytes} bytes as JSON; at most ${NOTIFICATION_LIMITS.dataBytes} are accepted`,
+    );
+  }
+  return { target, title, body, level: input.level ?? 'INFO', data };
+}
+
+/** A target's id becomes part of a Redis key: GLOBAL has none, every other kind needs a valid one. */
+export function validTarget(target: NotificationTarget, argument = 'target'): NotificationTarget {
+  if (target.kind === 'GLOBAL') {
+    if (target.id !== null && target.id !== undefined) {
+      throw new InvalidNotificationError(`${argument}.id`, 'a GLOBAL target has no id');
+    }
+    return { kind: 'GLOBAL', id: null };
+  }
+  if (target.id === null || target.id === undefined || !ID_PATTERN.test(target.id)) {
+    throw new InvalidNotificationError(
+      `${argument}.id`,
+      `a ${target.kind} target needs an id of 1 to 128 letters, digits or _ . : @ -`,
+    );
+  }
+  return { kind: target.kind, id: target.id };
+}

@@ -1,0 +1,145 @@
+import type { UpdateHub } from './hub.js';
+
+const RESYNC = Symbol('resync');
+
+export interface LiveStreamLimits {
+  /** Items a consumer may have waiting; past it live messages are dropped and read from history later. */
+  queueLimit: number;
+  /** How long to wait before reading history again after Redis failed to answer; default 250 ms. */
+  retryMs?: number;
+}
+
+/**
+ * The part every lossless subscription shares, whatever its history looks like: subscribe to the
+ * channels first (confirmed by Redis), then read history, then handle live messages one at a time.
+ * A consumer that falls behind gets a bounded queue and is caught up from history once it drains;
+ * a Redis reconnect or failed read leads to a resync. Subclasses say how to open, how to catch up
+ * and what to do with one live message.
+ */
+export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
+  private readonly out: V[] = [];
+  private readonly inbox: Array<M | typeof RESYNC> = [];
+  private ready = false;
+  private pumping = false;
+  private lagging = false;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  private readonly stops: Array<() => void> = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    protected readonly hub: UpdateHub,
+    private readonly limits: LiveStreamLimits,
+  ) {}
+
+  /** The first history read; runs after every channel is subscribed, so nothing falls in between. */
+  protected abstract open(): Promise<void>;
+  /** Reads whatever may have been missed: after a reconnect, a failed read or a lagging consumer. */
+  protected abstract resync(): Promise<void>;
+  /** One live message, in the order Redis delivered it. */
+  protected abstract receive(message: M): Promise<void> | void;
+
+  /** Resolves once every channel is confirmed and the first read is queued; rejects (and cleans up) otherwise. */
+  async start(channels: string[]): Promise<void> {
+    this.stops.push(this.hub.onResync(() => this.push(RESYNC)));
+    try {
+      const subscribed = await Promise.allSettled(
+        channels.map((channel) => this.hub.subscribe(channel, (message) => this.push(message as M))),
+      );
+      for (const result of subscribed) if (result.status === 'fulfilled') this.stops.push(result.value);
+      const failed = subscribed.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      await this.open();
+    } catch (error) {
+      this.end();
+      throw error;
+    }
+    this.ready = true;
+    this.kick();
+  }
+
+  protected get isEnded(): boolean {
+    return this.ended;
+  }
+
+  protected emit(value: V): void {
+    this.out.push(value);
+    this.wakeConsumer();
+  }
+
+  protected end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.inbox.length = 0;
+    for (const stop of this.stops.splice(0)) stop();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.wakeConsumer();
+  }
+
+  private push(item: M | typeof RESYNC): void {
+    if (this.ended) return;
+    this.inbox.push(item);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.ready && !this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.inbox.length > 0 && !this.ended) {
+        const item = this.inbox.shift()!;
+        if (item === RESYNC) await this.resync();
+        else if (this.out.length >= this.limits.queueLimit || this.lagging) this.lagging = true;
+        else await this.receive(item);
+      }
+    } catch {
+      this.scheduleRetry();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Redis did not answer: try again shortly; history still has what was missed. */
+  private scheduleRetry(): void {
+    if (this.ended || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.inbox.length = 0;
+      this.push(RESYNC);
+    }, this.limits.retryMs ?? 250);
+  }
+
+  private wakeConsumer(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  async next(): Promise<IteratorResult<V, undefined>> {
+    for (;;) {
+      const value = this.out.shift();
+      if (value !== undefined) {
+        if (this.lagging && this.out.length <= this.limits.queueLimit / 2) {
+          this.lagging = false;
+          this.push(RESYNC);
+        }
+        return { value, done: false };
+      }
+      if (this.ended) return { value: undefined, done: true };
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  async return(): Promise<IteratorResult<V, undefined>> {
+    this.out.length = 0;
+    this.end();
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

@@ -1,0 +1,130 @@
+import { createClient, type Client } from 'graphql-ws';
+import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startHerald, TEST_SECRET, type Herald } from './helpers/herald.js';
+import { spawnEntry, waitForOutput } from './helpers/processes.js';
+import { redisUrl, uniquePrefix } from './helpers/redis.js';
+import { freePort } from './helpers/redis-server.js';
+import { waitFor } from './helpers/streams.js';
+
+interface OnlineUser {
+  id: string;
+  connections: number;
+}
+
+const ONLINE = '{ onlineUsers { id connections } }';
+const PRESENCE = { PRESENCE_HEARTBEAT_MS: '200', PRESENCE_TTL_MS: '1000' };
+
+const started: Herald[] = [];
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup();
+  await Promise.all(started.map((h) => h.stop()));
+});
+
+/** Two API instances (or more) on one Redis and one key prefix, as in a deployment. */
+async function instances(count: number): Promise<Herald[]> {
+  const keyPrefix = uniquePrefix();
+  const apps = await Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...PRESENCE }, { workers: false })));
+  started.push(...apps);
+  return apps;
+}
+
+/** A graphql-ws client to `url` that has been acknowledged. */
+async function tab(url: string, token: string): Promise<Client> {
+  const client = createClient({
+    url,
+    webSocketImpl: WebSocket,
+    lazy: false,
+    retryAttempts: 0,
+    connectionParams: { authorization: `Bearer ${token}` },
+    onNonLazyError: () => undefined,
+  });
+  cleanups.push(() => client.dispose());
+  await new Promise<void>((resolve, reject) => {
+    client.on('connected', () => resolve());
+    client.on('closed', (event) => reject(new Error(`closed before acknowledged: ${JSON.stringify(event)}`)));
+  });
+  return client;
+}
+
+async function online(h: Herald): Promise<OnlineUser[]> {
+  const { body } = await h.http<{ onlineUsers: OnlineUser[] }>(await h.token({ sub: 'root', roles: ['admin'] }), ONLINE);
+  expect(body.errors).toBeUndefined();
+  return body.data!.onlineUsers;
+}
+
+async function eventuallyOnline(h: Herald, expected: OnlineUser[], timeoutMs = 5_000): Promise<void> {
+  let last: OnlineUser[] = [];
+  try {
+    await waitFor(async () => JSON.stringify((last = await online(h))) === JSON.stringify(expected), timeoutMs);
+  } catch {
+    expect(last).toEqual(expected);
+  }
+}
+
+describe('presence', () => {
+  it("counts each user's connections over every instance, and takes closed ones off", async () => {
+    const [a, b] = await instances(2);
+    const [alice, bob] = await Promise.all([a.token('alice'), a.token('bob')]);
+    const aliceTabs = [await tab(a.wsUrl, alice), await tab(a.wsUrl, alice), await tab(b.wsUrl, alice)];
+    await tab(b.wsUrl, bob);
+    const everyone = [
+      { id: 'alice', connections: 3 },
+      { id: 'bob', connections: 1 },
+    ];
+    await eventuallyOnline(a, everyone);
+    expect(await online(b)).toEqual(everyone);
+
+    await aliceTabs[0].dispose();
+    await aliceTabs[2].dispose();
+    await eventuallyOnline(b, [
+      { id: 'alice', connections: 1 },
+      { id: 'bob', connections: 1 },
+    ]);
+
+    await b.stop();
+    started.splice(started.indexOf(b), 1);
+    await eventuallyOnline(a, [{ id: 'alice', connections: 1 }], 500);
+  });
+
+  it('answers onlineUsers to admins only', async () => {
+    const [a] = await instances(1);
+    const { body } = await a.http(await a.token({ sub: 'eve', roles: ['ops'] }), ONLINE);
+    expect(body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('forgets an instance killed with SIGKILL once its TTL passes', async () => {
+    const [a] = await instances(1);
+    const port = await freePort();
+    const child = spawnEntry('src/main.ts', {
+      REDIS_URL: redisUrl(),
+      JWT_SECRET: TEST_SECRET,
+      KEY_PREFIX: a.config.keyPrefix,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ...PRESENCE,
+    });
+    cleanups.push(() => child.stop());
+    await waitForOutput(child, 'API ready');
+    await tab(a.wsUrl, await a.token('carol'));
+    await tab(`ws://127.0.0.1:${port}/graphql`, await a.token('carol'));
+    await tab(`ws://127.0.0.1:${port}/graphql`, await a.token('dan'));
+    await eventuallyOnline(a, [
+      { id: 'carol', connections: 2 },
+      { id: 'dan', connections: 1 },
+    ]);
+
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = Date.now();
+    // Nothing cleaned up after the killed process: its entry is still there until the TTL ends it.
+    expect(await online(a)).toEqual([
+      { id: 'carol', connections: 2 },
+      { id: 'dan', connections: 1 },
+    ]);
+    await eventuallyOnline(a, [{ id: 'carol', connections: 1 }], 3_000);
+    expect(Date.now() - killedAt).toBeLessThan(Number(PRESENCE.PRESENCE_TTL_MS) + 500);
+  });
+});
