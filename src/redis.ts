@@ -27,3 +27,18 @@ export function createRedis(url: string, role: RedisRole, logger?: Logger): Redi
   return redis;
 }
 export type { Redis };
+
+/** The three connections every Herald process needs; a subscriber can run no other command. */
+export function createRedisConnections(url: string, logger?: Logger) {
+  const connections = {
+    commands: createRedis(url, 'commands', logger),
+    subscriber: createRedis(url, 'subscriber', logger),
+    bullmq: createRedis(url, 'bullmq', logger),
+  };
+  return {
+    ...connections,
+    disconnect(): void {
+      for (const connection of Object.values(connections)) connection.disconnect();
+    },
+  };
+}

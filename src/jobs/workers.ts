@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createNotificationStore } from '../notifications/store.js';
 import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
-import { createRedis } from '../redis.js';
+import { createRedisConnections } from '../redis.js';
 import { createUpdateStore } from '../updates/store.js';
 import type { ResourceKind } from '../updates/types.js';
 import { createExtractiveGenerator } from './answer/extractive.js';
@@ -13,7 +13,7 @@ import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
 import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, type FileJobData, type QueryJobData } from './queues.js';
-import { runAttempt, type JobOutcome } from './run-attempt.js';
+import { runAttempt, type JobContext, type JobOutcome } from './run-attempt.js';
 
 export interface WorkerOptions {
   /** Defaults to the extractive generator; any other model plugs in here. */
@@ -41,21 +41,26 @@ function ownerNotice(
   };
 }
 
+/** One queue's processor: which resource a job is about, what it does, how its failure is named. */
+interface QueueSpec<D> {
+  kind: ResourceKind;
+  failedEvent: string;
+  resource(data: D): { id: string; projectId: string | null; ownerId: string; label: string };
+  work(data: D, context: JobContext): Promise<unknown>;
+}
+
 /**
  * Starts the processors of both queues in this process. Workers write progress through the
  * update store and tell owners through the notification store; they import nothing of the API.
  */
 export async function startWorkers(config: Config, logger: Logger, options: WorkerOptions = {}) {
-  const commands = createRedis(config.redisUrl, 'commands', logger);
-  const subscriber = createRedis(config.redisUrl, 'subscriber', logger);
-  const bull = createRedis(config.redisUrl, 'bullmq', logger);
-  const store = createUpdateStore(commands, {
-    keyPrefix: config.keyPrefix,
-    historyLimit: config.updates.historyLimit,
-    ttlSeconds: config.updates.ttlSeconds,
-  });
-  const documents = createDocumentStore(commands, config.keyPrefix, config.updates.ttlSeconds);
-  const notifications = createNotificationStore(commands, { keyPrefix: config.keyPrefix, ...config.notifications });
+  const redis = createRedisConnections(config.redisUrl, logger);
+  const store = createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates });
+  const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
+  const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });
+  const cancels = await createCancelWatcher(redis.commands, redis.subscriber, config.keyPrefix);
+  const maxSentences = 3;
+  const generator = options.generator ?? createExtractiveGenerator({ maxSentences });
   const notifying = new Set<Promise<void>>();
 
   /** Tells a job's owner how it ended, beside the job; a failure to notify is logged, never fails the job. */
@@ -69,67 +74,55 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       void sending.finally(() => notifying.delete(sending));
     };
   }
-  const cancels = await createCancelWatcher(commands, subscriber, config.keyPrefix);
-  const maxSentences = 3;
-  const generator = options.generator ?? createExtractiveGenerator({ maxSentences });
-  const common = { store, cancels, timeoutMs: config.jobs.timeoutMs };
-  const workerOptions = { connection: bull, prefix: bullPrefix(config), concurrency: config.jobs.concurrency };
 
-  const files = new Worker<FileJobData>(
-    QUEUE_OF.file,
-    (job: Job<FileJobData>) =>
-      runAttempt({
-        ...common,
-        job,
-        ref: { kind: 'file', id: job.data.fileId, projectId: job.data.projectId },
-        failedEvent: 'processing_failed',
-        work: (context) => processFile(job.data, documents, config.jobs, context),
-        onFinished: notifyOwner({
-          kind: 'file',
-          id: job.data.fileId,
-          ownerId: job.data.ownerId,
-          label: job.data.name,
-        }),
-      }),
-    workerOptions,
-  );
-  const queries = new Worker<QueryJobData>(
-    QUEUE_OF.query,
-    (job: Job<QueryJobData>) =>
-      runAttempt({
-        ...common,
-        job,
-        ref: { kind: 'query', id: job.data.queryId, projectId: job.data.projectId },
-        failedEvent: 'query_failed',
-        onFinished: notifyOwner({
-          kind: 'query',
-          id: job.data.queryId,
-          ownerId: job.data.ownerId,
-          label: job.data.question,
-        }),
-        work: (context) =>
-          answerQuery(
-            job.data,
-            documents,
-            generator,
-            { ...config.jobs, candidates: 20, maxSentences },
-            context,
-          ),
-      }),
-    workerOptions,
-  );
-  for (const worker of [files, queries]) {
+  function startQueueWorker<D>(spec: QueueSpec<D>): Worker<D> {
+    const worker = new Worker<D>(
+      QUEUE_OF[spec.kind],
+      (job: Job<D>) => {
+        const resource = spec.resource(job.data);
+        return runAttempt({
+          job,
+          store,
+          cancels,
+          timeoutMs: config.jobs.timeoutMs,
+          ref: { kind: spec.kind, id: resource.id, projectId: resource.projectId },
+          failedEvent: spec.failedEvent,
+          work: (context) => spec.work(job.data, context),
+          onFinished: notifyOwner({ kind: spec.kind, ...resource }),
+        });
+      },
+      { connection: redis.bullmq, prefix: bullPrefix(config), concurrency: config.jobs.concurrency },
+    );
     worker.on('completed', (job) => logger.info({ queue: worker.name, jobId: job.id, attempts: job.attemptsMade }, 'job completed'));
-    worker.on('failed', (job, error) => logger.warn({ queue: worker.name, jobId: job?.id, attempt: job?.attemptsMade, reason: error.message }, 'job attempt failed'));
+    worker.on('failed', (job, error) =>
+      logger.warn({ queue: worker.name, jobId: job?.id, attempt: job?.attemptsMade, reason: error.message }, 'job attempt failed'),
+    );
     worker.on('error', (error) => logger.error({ queue: worker.name, err: error.message }, 'worker error'));
+    return worker;
   }
-  await Promise.all([files.waitUntilReady(), queries.waitUntilReady()]);
+
+  const workers = [
+    startQueueWorker<FileJobData>({
+      kind: 'file',
+      failedEvent: 'processing_failed',
+      resource: (data) => ({ id: data.fileId, projectId: data.projectId, ownerId: data.ownerId, label: data.name }),
+      work: (data, context) => processFile(data, documents, config.jobs, context),
+    }),
+    startQueueWorker<QueryJobData>({
+      kind: 'query',
+      failedEvent: 'query_failed',
+      resource: (data) => ({ id: data.queryId, projectId: data.projectId, ownerId: data.ownerId, label: data.question }),
+      work: (data, context) =>
+        answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
+    }),
+  ];
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
   return {
     async close(): Promise<void> {
-      await Promise.all([files.close(), queries.close()]);
+      await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all(notifying);
-      for (const connection of [commands, subscriber, bull]) connection.disconnect();
+      redis.disconnect();
     },
   };
 }
