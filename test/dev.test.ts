@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { createClient } from 'graphql-ws';
+import { afterAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { print } from 'graphql';
+import { FileProgressDocument, StartFileProcessingDocument } from '../src/client/generated.js';
+import { collect } from './helpers/streams.js';
+
+const require = createRequire(import.meta.url);
+const workdir = mkdtempSync(join(tmpdir(), 'herald-dev-'));
+afterAll(() => rmSync(workdir, { recursive: true, force: true }));
+
+it('npm run dev starts Redis, the API and a worker, prints a usable token, and stops cleanly', async () => {
+  const env: Record<string, string> = { ...process.env, PORT: '0', LOG_LEVEL: 'warn' } as Record<string, string>;
+  delete env.REDIS_URL;
+  delete env.JWT_SECRET;
+  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), new URL('../src/dev.ts', import.meta.url).pathname], {
+    cwd: workdir,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dev did not start: ${output}`)), 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ctrl-C stops everything')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const url = /GraphiQL:\s+(http:\/\/\S+)\/graphql/.exec(output)![1];
+  const token = /valid 7 days\):\n\s+(\S+)/.exec(output)![1];
+  const redisPort = Number(/Redis:\s+redis:\/\/127\.0\.0\.1:(\d+) \(embedded, data in \.data\/redis\)/.exec(output)![1]);
+
+  const graphiql = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
+  expect(await graphiql.text()).toContain(`Bearer ${token}`);
+
+  const started = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      query: print(StartFileProcessingDocument),
+      variables: { input: { name: 'hello.md', content: 'Herald is a progress server. It works.' } },
+    }),
+  });
+  const { fileId, cursor } = ((await started.json()) as { data: { startFileProcessing: { fileId: string; cursor: string } } }).data
+    .startFileProcessing;
+  const ws = createClient({ url: `${url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } });
+  const run = await collect<{ event: string }>(ws, FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+  await ws.dispose();
+  expect(run.items.at(-1)!.event).toBe('processing_completed');
+
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(readdirSync(join(workdir, '.data'))).toEqual(expect.arrayContaining(['redis', 'jwt-secret']));
+  const stillUp = await fetch(`${url}/healthz`).then(
+    () => true,
+    () => false,
+  );
+  expect(stillUp).toBe(false);
+  const redisUp = await new Promise<boolean>((resolve) => {
+    const socket = connect(redisPort, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  expect(redisUp).toBe(false);
+});
