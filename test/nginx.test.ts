@@ -1,0 +1,70 @@
+import { print } from 'graphql';
+import { createClient as createSseClient } from 'graphql-sse';
+import { createClient as createWsClient } from 'graphql-ws';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import {
+  FileProgressDocument,
+  StartFileProcessingDocument,
+  type FileProgressSubscription,
+} from '../src/client/generated.js';
+import { signToken } from '../src/auth/token.js';
+import { freePort } from '../src/dev/redis-server.js';
+import { makeDocument } from './helpers/documents.js';
+import { TEST_SECRET } from './helpers/herald.js';
+import { startNginx, type Nginx } from './helpers/nginx.js';
+import { spawnEntry, waitForOutput } from './helpers/processes.js';
+import { redisUrl, uniquePrefix } from './helpers/redis.js';
+import { collect } from './helpers/streams.js';
+
+type FileUpdate = FileProgressSubscription['fileProgress'];
+
+const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), CHUNK_CHARS: '150' };
+const processes: Array<ReturnType<typeof spawnEntry>> = [];
+let nginx: Nginx;
+
+beforeAll(async () => {
+  const ports = [await freePort(), await freePort()];
+  for (const port of ports) {
+    const api = spawnEntry('src/main.ts', { ...env, PORT: String(port), HOST: '127.0.0.1' });
+    processes.push(api);
+    await waitForOutput(api, 'API ready');
+  }
+  const worker = spawnEntry('src/worker.ts', env);
+  processes.push(worker);
+  await waitForOutput(worker, 'worker ready');
+  nginx = await startNginx(ports);
+}, 60_000);
+
+afterAll(async () => {
+  await nginx?.stop();
+  await Promise.all(processes.map((p) => p.stop()));
+});
+
+it('carries graphql-ws and SSE subscriptions through the repo nginx.conf to two API processes', async () => {
+  const token = await signToken(TEST_SECRET, { sub: 'nina' });
+  const response = await fetch(`${nginx.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: print(StartFileProcessingDocument), variables: { input: { name: 'n.md', content: makeDocument(20) } } }),
+  });
+  const { fileId, cursor } = ((await response.json()) as { data: { startFileProcessing: { fileId: string; cursor: string } } }).data
+    .startFileProcessing;
+  const wsUrl = `${nginx.url.replace('http', 'ws')}/graphql`;
+  const ws = createWsClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  const sse = createSseClient({ url: `${nginx.url}/graphql`, headers: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  const variables = { fileId, after: cursor };
+  const [overWs, overSse] = await Promise.all([
+    collect<FileUpdate>(ws, FileProgressDocument, variables, { field: 'fileProgress' }),
+    collect<FileUpdate>(sse, FileProgressDocument, variables, { field: 'fileProgress' }),
+  ]);
+  await ws.dispose();
+  sse.dispose();
+  for (const run of [overWs, overSse]) {
+    expect(run.errors).toEqual([]);
+    expect(run.completed).toBe(true);
+    expect(run.items.map((u) => u.seq)).toEqual(run.items.map((_, i) => i + 1));
+    expect(run.items.at(-1)!.event).toBe('processing_completed');
+  }
+  expect(overSse.items).toEqual(overWs.items);
+});
