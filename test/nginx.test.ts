@@ -9,36 +9,27 @@ import {
   type FileProgressSubscription,
 } from '../src/client/generated.js';
 import { signToken } from '../src/auth/token.js';
-import { freePort } from '../src/dev/redis-server.js';
 import { makeDocument } from './helpers/documents.js';
 import { TEST_SECRET } from './helpers/herald.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
-import { spawnEntry, waitForOutput } from './helpers/processes.js';
+import { startCluster, type Cluster } from './helpers/processes.js';
 import { redisUrl, uniquePrefix } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
 const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), CHUNK_CHARS: '150' };
-const processes: Array<ReturnType<typeof spawnEntry>> = [];
+let cluster: Cluster;
 let nginx: Nginx;
 
 beforeAll(async () => {
-  const ports = [await freePort(), await freePort()];
-  for (const port of ports) {
-    const api = spawnEntry('src/main.ts', { ...env, PORT: String(port), HOST: '127.0.0.1' });
-    processes.push(api);
-    await waitForOutput(api, 'API ready');
-  }
-  const worker = spawnEntry('src/worker.ts', env);
-  processes.push(worker);
-  await waitForOutput(worker, 'worker ready');
-  nginx = await startNginx(ports);
+  cluster = await startCluster(env, { apis: 2, workers: 1 });
+  nginx = await startNginx(cluster.apiUrls.map((url) => Number(new URL(url).port)));
 }, 60_000);
 
 afterAll(async () => {
   await nginx?.stop();
-  await Promise.all(processes.map((p) => p.stop()));
+  await cluster?.stop();
 });
 
 it('carries graphql-ws and SSE subscriptions through the repo nginx.conf to two API processes', async () => {

@@ -12,9 +12,8 @@ import { redisUrl, uniquePrefix } from './redis.js';
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 
-export interface Herald {
-  app: App;
-  config: Config;
+/** Real clients of one API instance, signed with the test secret. */
+export interface HeraldClients {
   url: string;
   wsUrl: string;
   token(claims: TokenClaims | string): Promise<string>;
@@ -26,6 +25,13 @@ export interface Herald {
     query: string | TypedDocumentNode<TData, TVariables>,
     variables?: TVariables,
   ): Promise<{ status: number; body: GraphQLBody<TData> }>;
+  /** Closes every client made here. */
+  dispose(): Promise<void>;
+}
+
+export interface Herald extends HeraldClients {
+  app: App;
+  config: Config;
   startWorkers(): Promise<void>;
   stopWorkers(): Promise<void>;
   stop(): Promise<void>;
@@ -51,12 +57,34 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
   const logger = createLogger(config.logLevel, 'test');
   const app = buildApp(config, { logger });
   const { url } = await app.start();
-  const wsUrl = url.replace(/^http/, 'ws') + '/graphql';
   let workers: Awaited<ReturnType<typeof startWorkers>> | null = null;
-  const clients: Array<{ dispose(): unknown }> = [];
+  const clients = clientsFor(url);
   const herald: Herald = {
+    ...clients,
     app,
     config,
+    async startWorkers() {
+      workers ??= await startWorkers(config, logger);
+    },
+    async stopWorkers() {
+      await workers?.close();
+      workers = null;
+    },
+    async stop() {
+      await clients.dispose();
+      await herald.stopWorkers();
+      await app.stop();
+    },
+  };
+  if (options.workers !== false) await herald.startWorkers();
+  return herald;
+}
+
+/** Clients for an API at `url`: a graphql-ws client, a graphql-sse client, plain HTTP, and tokens. */
+export function clientsFor(url: string): HeraldClients {
+  const wsUrl = url.replace(/^http/, 'ws') + '/graphql';
+  const made: Array<{ dispose(): unknown }> = [];
+  return {
     url,
     wsUrl,
     token: (claims) => signToken(TEST_SECRET, typeof claims === 'string' ? { sub: claims } : claims),
@@ -68,7 +96,7 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
         retryAttempts: 0,
         connectionParams: token === null ? {} : { authorization: `Bearer ${token}` },
       });
-      clients.push(client);
+      made.push(client);
       return client;
     },
     sse(token) {
@@ -77,7 +105,7 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
         headers: token === null ? {} : { authorization: `Bearer ${token}` },
         retryAttempts: 0,
       });
-      clients.push(client);
+      made.push(client);
       return client;
     },
     async http<TData, TVariables>(
@@ -96,19 +124,8 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
       });
       return { status: response.status, body: (await response.json()) as GraphQLBody<TData> };
     },
-    async startWorkers() {
-      workers ??= await startWorkers(config, logger);
-    },
-    async stopWorkers() {
-      await workers?.close();
-      workers = null;
-    },
-    async stop() {
-      for (const client of clients) await client.dispose();
-      await herald.stopWorkers();
-      await app.stop();
+    async dispose() {
+      for (const client of made.splice(0)) await client.dispose();
     },
   };
-  if (options.workers !== false) await herald.startWorkers();
-  return herald;
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/dev/redis-server.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,4 +40,39 @@ export function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_
       reject(new Error(`exited with ${code} before "${text}": ${buffered.slice(-500)}`));
     });
   });
+}
+
+/** API and worker processes on one Redis under one key prefix, as a deployment runs them. */
+export interface Cluster {
+  apiUrls: string[];
+  apis: Array<ReturnType<typeof spawnEntry>>;
+  workers: Array<ReturnType<typeof spawnEntry>>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(env: Record<string, string>, counts: { apis: number; workers: number }): Promise<Cluster> {
+  const apis: Cluster['apis'] = [];
+  const workers: Cluster['workers'] = [];
+  const apiUrls: string[] = [];
+  const stop = async () => {
+    await Promise.all([...apis, ...workers].map((child) => child.stop()));
+  };
+  try {
+    for (let i = 0; i < counts.apis; i += 1) {
+      const port = await freePort();
+      const api = spawnEntry('src/main.ts', { ...env, PORT: String(port), HOST: '127.0.0.1' });
+      apis.push(api);
+      await waitForOutput(api, 'API ready');
+      apiUrls.push(`http://127.0.0.1:${port}`);
+    }
+    for (let i = 0; i < counts.workers; i += 1) {
+      const worker = spawnEntry('src/worker.ts', env);
+      workers.push(worker);
+      await waitForOutput(worker, 'worker ready');
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { apiUrls, apis, workers, stop };
 }
