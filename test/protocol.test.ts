@@ -26,12 +26,13 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
   const id = randomUUID();
   await producer.hset(`${P}resource:{${id}}`, { kind: 'file', ownerId: 'pat', projectId: '', name: 'from-python.txt', createdAt: new Date().toISOString() });
   const sha = (await producer.script('LOAD', script)) as string;
-  const append = (event: string, status: string, progress: number) =>
+  const append = (event: string, status: string, progress: number, appendId: string = randomUUID()) =>
     producer.evalsha(
       sha,
-      2,
+      3,
       `${P}update_meta:{file:${id}}`,
       `${P}recent_updates:{file:${id}}`,
+      `${P}update_ids:{file:${id}}`,
       '100',
       '3600',
       randomBytes(8).toString('hex'),
@@ -39,6 +40,7 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
       JSON.stringify({ event, status, progress, timestamp: new Date().toISOString() }),
       status === 'COMPLETED' ? '1' : '0',
       `${P}updates:file:${id}`,
+      appendId,
     ) as Promise<string | null>;
 
   const first = JSON.parse((await append('step', 'PROCESSING', 10))!);
@@ -46,8 +48,11 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
   const token = await herald.token('pat');
   const watching = collect<FileProgressSubscription['fileProgress']>(herald.ws(token), FileProgressDocument, { fileId: id }, { field: 'fileProgress' });
   await new Promise((r) => setTimeout(r, 100));
-  await append('step', 'PROCESSING', 60);
-  await append('done', 'COMPLETED', 100);
+  const second = await append('step', 'PROCESSING', 60, 'retry-me');
+  // A retry of the same call (same append id), e.g. after a lost reply, stores nothing new.
+  expect(await append('step', 'PROCESSING', 60, 'retry-me')).toBe(second);
+  await append('done', 'COMPLETED', 100, 'last');
+  expect(JSON.parse((await append('done', 'COMPLETED', 100, 'last'))!).seq).toBe(3);
   expect(await append('late', 'PROCESSING', 100)).toBeNull();
   const run = await watching;
   expect(run.completed).toBe(true);

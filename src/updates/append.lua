@@ -2,18 +2,32 @@
 -- project's stream, as ONE atomic step: take the next seq, store the entry in the history sorted
 -- set (scored by seq), trim it to the history limit, refresh the expiry and publish the entry.
 --
+-- A retried call (the reply was lost, so the client sent it again) is recognised by its append
+-- id and answered with the entry stored the first time: nothing is stored or published twice.
+--
 -- KEYS[1] resource meta hash      KEYS[2] resource history sorted set
--- KEYS[3] project meta hash       KEYS[4] project history sorted set      (only with a project)
+-- KEYS[3] resource append ids sorted set (append id -> seq, trimmed with the history)
+-- KEYS[4] project meta hash       KEYS[5] project history sorted set      (only with a project)
 -- ARGV[1] history limit           ARGV[2] expiry in seconds
 -- ARGV[3] epoch for a new resource history
 -- ARGV[4] JSON members naming the resource, e.g. "kind":"file","id":"abc"
 -- ARGV[5] the update as a JSON object
 -- ARGV[6] "1" when the update is terminal (COMPLETED, FAILED, CANCELLED)
--- ARGV[7] resource channel        ARGV[8] project channel     ARGV[9] epoch for a new project history
+-- ARGV[7] resource channel
+-- ARGV[8] append id: unique per logical update, the same on every retry of it ("" for none)
+-- ARGV[9] project channel         ARGV[10] epoch for a new project history
 --
 -- Returns the stored resource entry (a JSON string), or false when the resource already ended.
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+local append_id = ARGV[8]
+
+if append_id ~= '' then
+  local seen = redis.call('ZSCORE', KEYS[3], append_id)
+  if seen then
+    return redis.call('ZRANGEBYSCORE', KEYS[2], seen, seen)[1]
+  end
+end
 
 local function append(meta, history, channel, new_epoch, body)
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
@@ -35,7 +49,14 @@ local entry = append(KEYS[1], KEYS[2], ARGV[7], ARGV[3], ARGV[4] .. ',"update":'
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'final', '1')
 end
-if #KEYS == 4 then
-  append(KEYS[3], KEYS[4], ARGV[8], ARGV[9], '"item":' .. entry)
+if append_id ~= '' then
+  local seq = redis.call('HGET', KEYS[1], 'seq')
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+  redis.call('ZADD', KEYS[3], seq, append_id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. oldest)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+if #KEYS == 5 then
+  append(KEYS[4], KEYS[5], ARGV[9], ARGV[10], '"item":' .. entry)
 end
 return entry

@@ -9,6 +9,11 @@ export interface StreamAddress {
   channel: string;
 }
 
+/** A resource stream also remembers the append ids of the entries it keeps, to answer retries. */
+export interface ResourceStreamAddress extends StreamAddress {
+  appendIds: string;
+}
+
 /** Ids become parts of keys and hash tags, so they are limited to characters that cannot break them. */
 export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
@@ -17,7 +22,7 @@ function assertId(id: string): void {
 }
 
 /** The stream of one file or query. */
-export function resourceStream(prefix: string, ref: ResourceRef): StreamAddress {
+export function resourceStream(prefix: string, ref: ResourceRef): ResourceStreamAddress {
   assertId(ref.id);
   const name = `${ref.kind}:${ref.id}`;
   let tagged = `{${name}}`;
@@ -28,6 +33,7 @@ export function resourceStream(prefix: string, ref: ResourceRef): StreamAddress 
   return {
     meta: `${prefix}update_meta:${tagged}`,
     history: `${prefix}recent_updates:${tagged}`,
+    appendIds: `${prefix}update_ids:${tagged}`,
     channel: `${prefix}updates:${name}`,
   };
 }

@@ -84,11 +84,13 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     /**
      * Appends one update: seq, history, trim and publish in one Redis step. Throws
      * StreamEndedError when the resource has already ended, so nothing follows a terminal update.
+     * Each call carries a fresh append id, so when ioredis re-sends it after a lost connection,
+     * the update is still stored once.
      */
     async append(ref: ResourceRef, input: UpdateInput): Promise<UpdateEntry> {
       const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
       const resource = resourceStream(keyPrefix, ref);
-      const keys = [resource.meta, resource.history];
+      const keys = [resource.meta, resource.history, resource.appendIds];
       const args = [
         String(historyLimit),
         String(ttlSeconds),
@@ -97,6 +99,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         JSON.stringify(update),
         isTerminal(update.status) ? '1' : '0',
         resource.channel,
+        randomBytes(12).toString('base64url'),
       ];
       if (ref.projectId) {
         const project = projectStream(keyPrefix, ref.projectId);
