@@ -1,0 +1,104 @@
+import { parseArgs } from 'node:util';
+import type { ServerKind } from './shared.js';
+
+export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** Every size and duration of the run; the defaults are the issue's, `--quick` shrinks them. */
+export interface Params {
+  quick: boolean;
+  scenarios: Scenario[];
+  servers: ServerKind[];
+  /** Also run Herald's S1 once more under --cpu-prof and summarize where its time goes. */
+  profile: boolean;
+  s1: { connections: number; rate: number; durationMs: number };
+  s2: { connections: number; rate: number; durationMs: number };
+  s3: { connections: number; startRate: number; maxRate: number; stepMs: number; p99LimitMs: number };
+  s4: { connections: number };
+  s5: { clients: number; updates: number };
+  s6: { files: number; sections: number; concurrency: number };
+  /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
+  heraldEnv: Record<string, string>;
+}
+
+const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'heraldEnv'> = {
+  s1: { connections: 2_000, rate: 2_000, durationMs: 10_000 },
+  s2: { connections: 2_000, rate: 50, durationMs: 10_000 },
+  s3: { connections: 2_000, startRate: 2_000, maxRate: 100_000, stepMs: 5_000, p99LimitMs: 100 },
+  s4: { connections: 5_000 },
+  s5: { clients: 1_000, updates: 100 },
+  s6: { files: 300, sections: 100, concurrency: 8 },
+};
+
+const QUICK: typeof FULL = {
+  s1: { connections: 100, rate: 200, durationMs: 2_000 },
+  s2: { connections: 100, rate: 20, durationMs: 2_000 },
+  s3: { connections: 100, startRate: 1_000, maxRate: 4_000, stepMs: 1_500, p99LimitMs: 100 },
+  s4: { connections: 200 },
+  s5: { clients: 50, updates: 100 },
+  s6: { files: 10, sections: 30, concurrency: 4 },
+};
+
+export const USAGE = `npm run bench -- [options]
+
+  --quick                 tiny sizes and short runs: a sanity check in about a minute
+  --scenarios S1,S3       which scenarios (default all: S1..S6)
+  --servers herald,raw    which servers (default herald,raw,stock; S5 and S6 are Herald's only)
+  --profile               run Herald's S1 once more under node --cpu-prof and summarize it
+  --set s1.rate=4000      override any size (s1..s6 fields below); repeatable
+
+  s1.connections s1.rate s1.durationMs        S1 many topics
+  s2.connections s2.rate s2.durationMs        S2 fan-out
+  s3.connections s3.startRate s3.maxRate s3.stepMs s3.p99LimitMs   S3 saturation
+  s4.connections                              S4 idle memory
+  s5.clients s5.updates                       S5 resume
+  s6.files s6.sections s6.concurrency         S6 end to end
+
+Environment: BENCH_QUICK=1, BENCH_SCENARIOS, BENCH_SERVERS work like the flags.
+HERALD_<NAME>=value is passed to the Herald child as <NAME>=value.
+`;
+
+export function parseParams(argv = process.argv.slice(2), env = process.env): Params {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      scenarios: { type: 'string' },
+      servers: { type: 'string' },
+      profile: { type: 'boolean' },
+      set: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const quick = values.quick ?? env.BENCH_QUICK === '1';
+  const sizes = structuredClone(quick ? QUICK : FULL) as unknown as Record<string, Record<string, number>>;
+  for (const assignment of values.set ?? []) {
+    const match = /^(s[1-6])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment);
+    if (!match || !(match[2] in (sizes[match[1]] ?? {}))) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
+    sizes[match[1]][match[2]] = Number(match[3]);
+  }
+  const scenarios = (values.scenarios ?? env.BENCH_SCENARIOS ?? SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim().toUpperCase())
+    .filter(Boolean);
+  for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}`);
+  const servers = (values.servers ?? env.BENCH_SERVERS ?? 'herald,raw,stock').split(',').map((s) => s.trim());
+  for (const s of servers) if (!['herald', 'raw', 'stock'].includes(s)) throw new Error(`unknown server ${s}`);
+  const heraldEnv = Object.fromEntries(
+    Object.entries(env)
+      .filter(([key, value]) => key.startsWith('HERALD_') && value !== undefined)
+      .map(([key, value]) => [key.slice('HERALD_'.length), value as string]),
+  );
+  return {
+    quick,
+    scenarios: scenarios as Scenario[],
+    servers: servers as ServerKind[],
+    profile: values.profile ?? false,
+    ...(sizes as unknown as typeof FULL),
+    heraldEnv,
+  };
+}
