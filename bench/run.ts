@@ -92,6 +92,8 @@ async function startServer(bench: Bench, kind: ServerKind, name: string, nodeArg
           LOG_LEVEL: 'warn',
           // Herald's own limits must not be what the bench measures.
           SUBSCRIBER_QUEUE_LIMIT: '1000000',
+          MAX_CONNECTIONS_PER_USER: '100000',
+          MUTATIONS_PER_MINUTE: '1000000',
           HISTORY_LIMIT: '1000',
           ...bench.params.heraldEnv,
         }

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRevocationList } from './auth/revocations.js';
 import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
@@ -14,6 +15,7 @@ import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import { createHttpHandler } from './transport/http.js';
 import { createMetrics } from './transport/metrics.js';
+import { createRateLimiter } from './transport/rate-limit.js';
 import { attachWebSocketServer } from './transport/websocket.js';
 import { createYogaServer } from './transport/yoga.js';
 import { createUpdateHub } from './updates/hub.js';
@@ -47,20 +49,27 @@ export function buildApp(config: Config, options: AppOptions) {
     ...config.presence,
     onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
   });
+  const hub = createUpdateHub(redis, subscriber);
+  const revocations = createRevocationList(redis, hub, {
+    keyPrefix: config.keyPrefix,
+    ttlSeconds: config.auth.revocationTtlSeconds,
+    onError: (error) => logger.warn({ err: error.message }, 'could not load revocations'),
+  });
+  const verify = createTokenVerifier(config.jwtSecret, revocations.check);
   const services: Services = {
     config,
     store,
-    hub: createUpdateHub(redis, subscriber),
+    hub,
     resources,
     documents,
     jobs: createJobControl({ config, redis, queues, resources, documents, store }),
     notifications: createNotificationStore(redis, { keyPrefix: config.keyPrefix, ...config.notifications }),
     presence,
+    verifyToken: verify,
+    revocations,
   };
   const metrics = createMetrics();
-  const verify = createTokenVerifier(config.jwtSecret);
-  // Uploads are the largest legitimate bodies.
-  const maxBodyBytes = Math.max(config.limits.maxUploadBytes, config.limits.maxContentBytes) + 64 * 1024;
+  const maxBodyBytes = config.limits.maxRequestBytes;
   const yoga = createYogaServer({
     schema,
     maxBodyBytes,
@@ -70,6 +79,14 @@ export function buildApp(config: Config, options: AppOptions) {
     logger,
     graphiqlHeaders: options.graphiqlHeaders,
     onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
+    mutationLimiter: createRateLimiter(redis, {
+      keyPrefix: config.keyPrefix,
+      name: 'mutations',
+      limit: config.limits.mutationsPerMinute,
+      windowMs: 60_000,
+    }),
+    onLimitHit: (limit) => metrics.limitsHit.inc({ limit }),
+    revocations,
   });
   const handler = createHttpHandler({
     yoga,
@@ -83,7 +100,7 @@ export function buildApp(config: Config, options: AppOptions) {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence });
+  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence, revocations, config });
 
   return {
     services,
@@ -95,12 +112,14 @@ export function buildApp(config: Config, options: AppOptions) {
         server.listen(config.port, config.host, () => resolve());
       });
       presence.start();
+      revocations.start();
       const { port } = server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
       return { url: `http://${host}:${port}`, port };
     },
     async stop(): Promise<void> {
       await websocket.close();
+      revocations.stop();
       await presence.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -34,10 +34,17 @@ const schema = z
     MAX_QUERY_TOKENS: int(50, 100_000).default(2_000),
     MAX_QUERY_COST: int(100, 1_000_000).default(5_000),
     SUBSCRIBER_QUEUE_LIMIT: int(10, 1_000_000).default(1_000),
+    MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).default(32),
+    MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 100_000).default(100),
+    MUTATIONS_PER_MINUTE: int(1, 1_000_000).default(600),
+    WS_KEEPALIVE_MS: int(100, 3_600_000).default(12_000),
+    REVOCATION_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     JOB_ATTEMPTS: int(1, 100).default(3),
     JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
     JOB_TIMEOUT_MS: int(100, 24 * 3_600_000).default(5 * 60_000),
     WORKER_CONCURRENCY: int(1, 1_000).default(4),
+    WORKER_LOCK_MS: int(1_000, 3_600_000).default(30_000),
+    WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
     CHUNK_CHARS: int(100, 1_000_000).default(2_000),
     CLASSIFY_BATCH: int(1, 10_000).default(25),
     TOKEN_FLUSH_TOKENS: int(1, 10_000).default(8),
@@ -63,6 +70,9 @@ const schema = z
       });
     }
   });
+
+/** Room around the largest content for the rest of a request: query, variables, multipart headers. */
+const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
 /** Which process reads the configuration: dev fills in an embedded Redis and a generated secret. */
 export type Mode = 'dev' | 'production';
@@ -93,6 +103,35 @@ export interface Config {
     maxQueryAliases: number;
     maxQueryTokens: number;
     maxQueryCost: number;
+    /**
+     * Largest HTTP body and largest WebSocket message: the larger of MAX_UPLOAD_BYTES and
+     * MAX_CONTENT_BYTES plus 64 KiB, because an upload or inline content is the largest legitimate
+     * request on either transport. A bigger body gets 413; a bigger message closes the socket (1009).
+     */
+    maxRequestBytes: number;
+    /**
+     * WebSocket connections one user may have open over every instance (MAX_CONNECTIONS_PER_USER,
+     * default 32); the next is closed with 4429. SSE streams are requests, not connections, and don't count.
+     */
+    maxConnectionsPerUser: number;
+    /** Subscriptions one WebSocket may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION, default 100); the next fails with RATE_LIMITED. */
+    maxSubscriptionsPerConnection: number;
+    /**
+     * Mutations one user may run per clock minute, over every transport and instance
+     * (MUTATIONS_PER_MINUTE, default 600); the rest of that minute's fail with RATE_LIMITED.
+     */
+    mutationsPerMinute: number;
+  };
+  websocket: {
+    /** Server ping interval (WS_KEEPALIVE_MS, default 12 s); a socket that has not answered the previous ping is dropped. */
+    keepAliveMs: number;
+  };
+  auth: {
+    /**
+     * How long a revocation is kept (REVOCATION_TTL_SECONDS, default 7 days). Make it at least the
+     * longest token lifetime: a revoked token that outlives it would work again.
+     */
+    revocationTtlSeconds: number;
   };
   notifications: {
     /** Notifications kept per target (a user, role, project, or everyone). */
@@ -111,6 +150,10 @@ export interface Config {
     backoffMs: number;
     timeoutMs: number;
     concurrency: number;
+    /** How long a worker's lock on a job lasts without renewal: a crashed worker's jobs are free after it. */
+    lockMs: number;
+    /** How often workers look for jobs whose worker died, and hand them to another. */
+    stalledIntervalMs: number;
     chunkChars: number;
     classifyBatch: number;
     tokenFlushTokens: number;
@@ -170,6 +213,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxQueryAliases: e.MAX_QUERY_ALIASES,
       maxQueryTokens: e.MAX_QUERY_TOKENS,
       maxQueryCost: e.MAX_QUERY_COST,
+      maxRequestBytes: Math.max(e.MAX_UPLOAD_BYTES, e.MAX_CONTENT_BYTES) + REQUEST_OVERHEAD_BYTES,
+      maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+      maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      mutationsPerMinute: e.MUTATIONS_PER_MINUTE,
+    },
+    websocket: {
+      keepAliveMs: e.WS_KEEPALIVE_MS,
+    },
+    auth: {
+      revocationTtlSeconds: e.REVOCATION_TTL_SECONDS,
     },
     notifications: {
       retentionCount: e.NOTIFICATION_RETENTION_COUNT,
@@ -184,6 +237,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backoffMs: e.JOB_BACKOFF_MS,
       timeoutMs: e.JOB_TIMEOUT_MS,
       concurrency: e.WORKER_CONCURRENCY,
+      lockMs: e.WORKER_LOCK_MS,
+      stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       chunkChars: e.CHUNK_CHARS,
       classifyBatch: e.CLASSIFY_BATCH,
       tokenFlushTokens: e.TOKEN_FLUSH_TOKENS,

@@ -13,6 +13,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.RateLimited]: 429,
 };
 
 /** An expected failure a client can act on; Yoga shows it unmasked. */
@@ -23,8 +24,20 @@ export function clientError(code: ErrorCode, message: string, extra: Record<stri
   });
 }
 
-/** WebSocket close codes Herald uses beyond graphql-ws's own. */
+/**
+ * WebSocket close codes Herald uses beyond graphql-ws's own. graphql-ws clients retry 4403 (a
+ * retry with the revoked token then gets 4401) and give up on 4401 and 4429.
+ */
 export const CloseCode = {
   /** No, bad or expired token: sign in again, then resume. */
   Unauthorized: 4401,
+  /** An admin revoked the user's access (`revokeUser`): their tokens issued until then no longer work. */
+  Revoked: 4403,
+  /**
+   * The user already has MAX_CONNECTIONS_PER_USER connections open over every instance. graphql-ws
+   * uses the same number for a repeated connection_init; the reason tells the two apart.
+   */
+  TooManyConnections: 4429,
+  /** A message over the size limit (the larger of MAX_UPLOAD_BYTES and MAX_CONTENT_BYTES, plus 64 KiB); sent by ws itself. */
+  MessageTooBig: 1009,
 } as const;

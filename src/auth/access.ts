@@ -14,3 +14,10 @@ export function canAccess(viewer: Viewer, resource: Owned): boolean {
 export function isProjectMember(viewer: Viewer, projectId: string): boolean {
   return viewer.projects.includes(projectId);
 }
+
+/** The role that may send to anyone, list who is online and revoke users. */
+export const ADMIN_ROLE = 'admin';
+
+export function isAdmin(viewer: Viewer): boolean {
+  return viewer.roles.includes(ADMIN_ROLE);
+}

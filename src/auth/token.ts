@@ -9,6 +9,8 @@ export interface Viewer {
   projects: string[];
   /** Seconds since the epoch when the token stops being valid; null when it never does. */
   expiresAt: number | null;
+  /** Seconds since the epoch when the token was issued (`iat`); a revocation refuses tokens issued until it. */
+  issuedAt: number | null;
 }
 
 const id = z.string().regex(ID_PATTERN, 'must be 1-128 letters, digits or _ . : @ -');
@@ -17,6 +19,7 @@ const claims = z.object({
   roles: z.array(z.string().min(1).max(128)).max(100).default([]),
   projects: z.array(id).max(1_000).default([]),
   exp: z.number().optional(),
+  iat: z.number().optional(),
 });
 
 /** Raised for a missing, malformed, expired or wrongly signed token. */
@@ -35,8 +38,14 @@ export function bearerToken(header: unknown): string | null {
   return match ? match[1] : null;
 }
 
-/** Verifies HS256 access tokens with jose; the one place a token turns into a Viewer. */
-export function createTokenVerifier(secret: string) {
+/** Says whether a valid token's user has been revoked since it was issued. */
+export type RevocationCheck = (viewer: Viewer) => boolean | Promise<boolean>;
+
+/**
+ * Verifies HS256 access tokens with jose; the one place a token turns into a Viewer. A token that
+ * `isRevoked` refuses is as invalid as an expired one, on every transport.
+ */
+export function createTokenVerifier(secret: string, isRevoked?: RevocationCheck) {
   const secretKey = key(secret);
   return async function verify(token: string | null): Promise<Viewer> {
     if (!token) throw new InvalidTokenError('missing access token');
@@ -50,8 +59,10 @@ export function createTokenVerifier(secret: string) {
     if (!parsed.success) {
       throw new InvalidTokenError(`invalid access token claims: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
     }
-    const { sub, roles, projects, exp } = parsed.data;
-    return { id: sub, roles, projects, expiresAt: exp ?? null };
+    const { sub, roles, projects, exp, iat } = parsed.data;
+    const viewer: Viewer = { id: sub, roles, projects, expiresAt: exp ?? null, issuedAt: iat ?? null };
+    if (isRevoked && (await isRevoked(viewer))) throw new InvalidTokenError('access token revoked: sign in again');
+    return viewer;
   };
 }
 

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+
+const ADMIT_SCRIPT = readFileSync(new URL('./admit.lua', import.meta.url), 'utf8');
+
+type ScriptedRedis = Redis & {
+  heraldPresenceAdmit(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
+};
 
 export interface PresenceOptions {
   keyPrefix: string;
@@ -26,7 +33,9 @@ export interface OnlineUser {
  * readers when an instance's key is gone (a live one re-adds itself at its next write or
  * heartbeat). Redis's clock decides expiry, not the instances'.
  */
-export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
+export function createPresenceRegistry(connection: Redis, options: PresenceOptions) {
+  if (!('heraldPresenceAdmit' in connection)) connection.defineCommand('heraldPresenceAdmit', { lua: ADMIT_SCRIPT });
+  const redis = connection as ScriptedRedis;
   const instanceId = options.instanceId ?? randomUUID();
   const base = `${options.keyPrefix}presence:{presence}:`;
   const indexKey = `${base}instances`;
@@ -85,8 +94,29 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
       clearTimeout(wait);
     },
 
-    connected(userId: string): void {
-      change(userId, 1);
+    /**
+     * Counts a new connection of `userId` unless the user already has `max` over every live
+     * instance; then it resolves false and counts nothing. When Redis does not answer within
+     * `waitMs` (default 1 s) the connection is let in: a cap is not worth refusing everyone while
+     * Redis is away, and the next heartbeat writes the count anyway.
+     */
+    async admit(userId: string, max: number, waitMs = 1_000): Promise<boolean> {
+      const count = (local.get(userId) ?? 0) + 1;
+      local.set(userId, count);
+      const admitted = redis
+        .heraldPresenceAdmit(2, indexKey, key, instanceId, userId, String(count), String(max), String(options.ttlMs), instanceKey(''))
+        .then(
+          (result) => result === 1,
+          (error: Error) => {
+            options.onError?.(error);
+            return true;
+          },
+        );
+      let wait: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([admitted, new Promise<boolean>((resolve) => (wait = setTimeout(resolve, waitMs, true)))]);
+      clearTimeout(wait);
+      if (!outcome) change(userId, -1);
+      return outcome;
     },
 
     disconnected(userId: string): void {

@@ -1,5 +1,6 @@
 import SchemaBuilder from '@pothos/core';
-import type { Viewer } from '../auth/token.js';
+import type { RevocationList } from '../auth/revocations.js';
+import type { TokenVerifier, Viewer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import type { DocumentStore } from '../jobs/documents.js';
 import type { JobControl } from '../jobs/control.js';
@@ -19,12 +20,30 @@ export interface Services {
   jobs: JobControl;
   notifications: NotificationStore;
   presence: PresenceRegistry;
+  /** The same verifier the transports use, revocations included. */
+  verifyToken: TokenVerifier;
+  revocations: RevocationList;
+}
+
+/**
+ * The WebSocket an operation came in on, as much of it as a resolver may touch: a way to hand it
+ * a fresh token without closing it.
+ */
+export interface ConnectionHandle {
+  /**
+   * Makes `viewer` (the same user, from a fresh token) the connection's viewer for operations
+   * started from now on, and re-arms its expiry timer for the new token; running subscriptions
+   * go on untouched.
+   */
+  reauthenticate(viewer: Viewer): void;
 }
 
 /** Every operation runs for an authenticated viewer: the transport refuses anyone else. */
 export interface Context {
   viewer: Viewer;
   services: Services;
+  /** Set for operations sent over a WebSocket; HTTP and SSE requests have none. */
+  connection?: ConnectionHandle;
 }
 
 export const builder = new SchemaBuilder<{

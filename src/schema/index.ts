@@ -4,6 +4,7 @@ import './viewer.js';
 import './progress.js';
 import './jobs.js';
 import './notifications.js';
+import './session.js';
 
 /** The whole schema, built once per process from the domain files above. */
 export const schema = builder.toSchema({ sortSchema: false });

@@ -1,4 +1,4 @@
-import { isProjectMember } from '../auth/access.js';
+import { isAdmin, isProjectMember } from '../auth/access.js';
 import type { Viewer } from '../auth/token.js';
 import { clientError, ErrorCode } from '../errors.js';
 import { audienceOf } from '../notifications/keys.js';
@@ -47,7 +47,6 @@ interface Summary {
   byLevel: Array<{ level: NotificationLevel; count: number }>;
 }
 
-const ROLE_ADMIN = 'admin';
 const DEFAULT_PAGE = 20;
 const MAX_PAGE = 100;
 const MAX_MARK_IDS = 1_000;
@@ -107,7 +106,7 @@ async function asInput<T>(run: () => T | Promise<T>): Promise<T> {
 
 /** Admins send to anyone, members to their project, anyone to a single user. */
 function assertMaySend(viewer: Viewer, target: NotificationTarget): void {
-  if (viewer.roles.includes(ROLE_ADMIN) || target.kind === 'USER') return;
+  if (isAdmin(viewer) || target.kind === 'USER') return;
   if (target.kind === 'PROJECT' && isProjectMember(viewer, target.id!)) return;
   const reason =
     target.kind === 'PROJECT' ? `you are not a member of project ${target.id}` : `only admins may send to a ${target.kind} target`;
@@ -314,7 +313,7 @@ builder.queryField('onlineUsers', (t) =>
     type: [OnlineUserRef],
     description: 'Admins only. Every user with an open WebSocket on a live API instance, sorted by id.',
     resolve: (_root, _args, context) => {
-      if (!context.viewer.roles.includes(ROLE_ADMIN)) throw clientError(ErrorCode.Forbidden, 'only admins may list online users');
+      if (!isAdmin(context.viewer)) throw clientError(ErrorCode.Forbidden, 'only admins may list online users');
       return context.services.presence.onlineUsers();
     },
   }),

@@ -34,6 +34,7 @@ export function createHttpHandler({ yoga, redis, metrics, maxBodyBytes }: HttpHa
     if (path === '/metrics') return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBodyBytes) {
+      metrics.limitsHit.inc({ limit: 'request_body_size' });
       res.setHeader('connection', 'close');
       return send(
         res,

@@ -1,11 +1,40 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
+/** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
+export const LIMITS = [
+  'connections_per_user',
+  'subscriptions_per_connection',
+  'mutations_per_minute',
+  'websocket_message_size',
+  'request_body_size',
+] as const;
+export type LimitName = (typeof LIMITS)[number];
+
 /** One registry per app, so several apps in one test process never share counters. */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'herald_' });
+  const limitsHit = new Counter({
+    name: 'herald_limits_hit_total',
+    help: 'Connections, operations and requests refused by a limit, by limit.',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  });
+  // Present from the start at zero, so a dashboard's rate() sees the first hit.
+  for (const limit of LIMITS) limitsHit.inc({ limit }, 0);
   return {
     registry,
+    limitsHit,
+    deadConnections: new Counter({
+      name: 'herald_dead_connections_total',
+      help: 'WebSockets dropped because they did not answer a keep-alive ping in time.',
+      registers: [registry],
+    }),
+    revokedConnections: new Counter({
+      name: 'herald_revoked_connections_total',
+      help: 'WebSockets closed because an admin revoked their user (close code 4403).',
+      registers: [registry],
+    }),
     connections: new Gauge({
       name: 'herald_websocket_connections',
       help: 'Open graphql-ws connections.',

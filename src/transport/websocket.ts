@@ -1,24 +1,39 @@
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, GraphQLFormattedError } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Server } from 'node:http';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
+import { revokes, type RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
-import { CloseCode, ErrorCode } from '../errors.js';
+import type { Config } from '../config.js';
+import { clientError, CloseCode, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PresenceRegistry } from '../presence/registry.js';
+import type { ConnectionHandle } from '../schema/builder.js';
+import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
 import type { HeraldYoga } from './yoga.js';
 
 /** The longest delay setTimeout accepts; a later expiry is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** `extensions.http` tells Yoga the HTTP status to answer with; on a WebSocket it means nothing. */
+function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
+  return errors.map((error) => {
+    const { http: _http, ...extensions } = error.extensions ?? {};
+    return { ...error.toJSON(), extensions };
+  });
+}
+
 interface ConnectionState {
+  socket: WebSocket;
   viewer?: Viewer;
   expiryTimer?: NodeJS.Timeout;
-  /** Set once the connection counts in presence, so it is taken off exactly once. */
+  /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
   present?: boolean;
   closed?: boolean;
+  /** Ids of the subscription operations running on it, for the per-connection cap. */
+  subscriptions: Set<string>;
 }
 
 export interface WebSocketOptions {
@@ -27,74 +42,133 @@ export interface WebSocketOptions {
   verify: TokenVerifier;
   logger: Logger;
   metrics: Metrics;
-  /** Counts each acknowledged connection for its user, across instances. */
+  /** Counts each acknowledged connection for its user, across instances, and enforces the per-user cap. */
   presence: PresenceRegistry;
-  /** Keep-alive ping interval; a peer that misses a pong is dropped. */
-  keepAliveMs?: number;
+  /** Closes a revoked user's connections here when any instance revokes them. */
+  revocations: RevocationList;
+  config: Pick<Config, 'limits' | 'websocket'>;
 }
 
 /**
  * graphql-ws (`graphql-transport-ws`) on the same port and path as Yoga, executing through
  * Yoga's envelop so limits, error codes and masking are the same on every transport. The token
- * comes in connection_init; a missing, bad or expired one closes the socket with 4401.
+ * comes in connection_init; a missing, bad, expired or revoked one closes the socket with 4401, a
+ * later expiry with 4401 (a timer), a revocation with 4403, and a user's connection beyond the
+ * cap with 4429. `refreshToken` re-authenticates a connection in place through the
+ * ConnectionHandle on its operations' context.
  */
 export function attachWebSocketServer(options: WebSocketOptions) {
-  const { server, yoga, verify, logger, metrics, presence } = options;
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 1024 * 1024 });
+  const { server, yoga, verify, logger, metrics, presence, revocations } = options;
+  const { limits } = options.config;
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes });
   const states = new WeakMap<object, ConnectionState>();
+  const byUser = new Map<string, Set<ConnectionState>>();
 
-  function closeUnauthorized(socket: { close(code: number, reason: string): void }, reason: string) {
+  function closeUnauthorized(socket: WebSocket, reason: string) {
     metrics.authFailures.inc({ transport: 'websocket' });
     socket.close(CloseCode.Unauthorized, reason);
   }
 
-  function armExpiry(state: ConnectionState, socket: { close(code: number, reason: string): void }) {
+  function armExpiry(state: ConnectionState) {
+    clearTimeout(state.expiryTimer);
     const expiresAt = state.viewer?.expiresAt;
-    if (!expiresAt) return;
+    if (!expiresAt || state.closed) return;
     const delay = Math.min(Math.max(expiresAt * 1000 - Date.now(), 0), MAX_TIMER_MS);
     state.expiryTimer = setTimeout(() => {
-      if (expiresAt * 1000 <= Date.now()) closeUnauthorized(socket, 'Token expired');
-      else armExpiry(state, socket);
+      if (expiresAt * 1000 <= Date.now()) closeUnauthorized(state.socket, 'Token expired');
+      else armExpiry(state);
     }, delay);
+  }
+
+  function handleOf(state: ConnectionState): ConnectionHandle {
+    return {
+      reauthenticate(viewer) {
+        if (state.closed || viewer.id !== state.viewer?.id) return;
+        state.viewer = viewer;
+        armExpiry(state);
+        logger.info({ userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
+      },
+    };
+  }
+
+  const stopRevocations = revocations.onRevoked((userId, revokedAt) => {
+    let closed = 0;
+    for (const state of byUser.get(userId) ?? []) {
+      if (state.socket.readyState !== WebSocket.OPEN || !revokes(revokedAt, state.viewer!)) continue;
+      state.socket.close(CloseCode.Revoked, 'Access revoked');
+      metrics.revokedConnections.inc();
+      closed += 1;
+    }
+    if (closed > 0) logger.info({ userId, closed }, 'websocket connections of a revoked user closed');
+    return closed;
+  });
+
+  /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
+  async function admit(state: ConnectionState, authorization: unknown): Promise<boolean> {
+    const { socket } = state;
+    let viewer: Viewer;
+    try {
+      viewer = await verify(bearerToken(authorization));
+    } catch (error) {
+      if (!(error instanceof InvalidTokenError)) throw error;
+      closeUnauthorized(socket, error.message.slice(0, 120));
+      return false;
+    }
+    if (state.closed) return false;
+    if (!(await presence.admit(viewer.id, limits.maxConnectionsPerUser))) {
+      metrics.limitsHit.inc({ limit: 'connections_per_user' });
+      socket.close(CloseCode.TooManyConnections, `Too many connections: at most ${limits.maxConnectionsPerUser} per user`);
+      return false;
+    }
+    if (state.closed) {
+      presence.disconnected(viewer.id);
+      return false;
+    }
+    state.viewer = viewer;
+    state.present = true;
+    metrics.connections.inc();
+    const mine = byUser.get(viewer.id) ?? new Set();
+    byUser.set(viewer.id, mine.add(state));
+    // A revocation applied while Redis was counting the connection could not find it to close it.
+    if (revocations.isRevoked(viewer)) {
+      socket.close(CloseCode.Revoked, 'Access revoked');
+      return false;
+    }
+    armExpiry(state);
+    return true;
   }
 
   const disposable = useServer(
     {
       connectionInitWaitTimeout: 10_000,
       onConnect: async (ctx) => {
-        const state: ConnectionState = {};
+        const state: ConnectionState = { socket: ctx.extra.socket, subscriptions: new Set() };
         states.set(ctx, state);
-        try {
-          state.viewer = await verify(bearerToken(ctx.connectionParams?.authorization));
-        } catch (error) {
-          if (!(error instanceof InvalidTokenError)) throw error;
-          closeUnauthorized(ctx.extra.socket, error.message.slice(0, 120));
-          return false;
-        }
-        if (state.closed) return false;
-        armExpiry(state, ctx.extra.socket);
-        presence.connected(state.viewer.id);
-        state.present = true;
-        metrics.connections.inc();
-        logger.info({ userId: state.viewer.id }, 'websocket connected');
+        if (!(await admit(state, ctx.connectionParams?.authorization))) return false;
+        logger.info({ userId: state.viewer!.id }, 'websocket connected');
         return true;
       },
       onClose: (ctx, code) => {
         const state = states.get(ctx);
-        if (state?.expiryTimer) clearTimeout(state.expiryTimer);
-        if (state) state.closed = true;
-        if (state?.present && state.viewer) presence.disconnected(state.viewer.id);
-        if (state?.viewer && ctx.acknowledged) {
-          metrics.connections.dec();
-          logger.info({ userId: state.viewer.id, code }, 'websocket closed');
-        }
+        if (!state) return;
+        state.closed = true;
+        clearTimeout(state.expiryTimer);
+        if (!state.present || !state.viewer) return;
+        presence.disconnected(state.viewer.id);
+        metrics.connections.dec();
+        const mine = byUser.get(state.viewer.id);
+        mine?.delete(state);
+        if (mine?.size === 0) byUser.delete(state.viewer.id);
+        logger.info({ userId: state.viewer.id, code }, 'websocket closed');
       },
-      onSubscribe: async (ctx, _id, payload) => {
-        const viewer = states.get(ctx)?.viewer;
-        if (!viewer) return [new GraphQLError('not authenticated', { extensions: { code: ErrorCode.Unauthenticated } })];
+      onSubscribe: async (ctx, id, payload) => {
+        const state = states.get(ctx);
+        const viewer = state?.viewer;
+        if (!state || !viewer) return [new GraphQLError('not authenticated', { extensions: { code: ErrorCode.Unauthenticated } })];
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           req: ctx.extra.request,
           viewer,
+          connection: handleOf(state),
           params: payload,
         });
         let document;
@@ -106,6 +180,19 @@ export function attachWebSocketServer(options: WebSocketOptions) {
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
         const operation = getOperationAST(document, payload.operationName)?.operation ?? 'query';
+        if (operation === 'subscription') {
+          if (state.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
+            metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
+            return [
+              clientError(
+                ErrorCode.RateLimited,
+                `too many subscriptions: at most ${limits.maxSubscriptionsPerConnection} per connection; complete one first`,
+                { limit: 'subscriptions_per_connection' },
+              ),
+            ];
+          }
+          state.subscriptions.add(id);
+        }
         metrics.operations.inc({ type: operation, transport: 'websocket' });
         const args: ExecutionArgs = {
           schema,
@@ -117,16 +204,40 @@ export function attachWebSocketServer(options: WebSocketOptions) {
         };
         return args;
       },
+      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: withoutHttp(result.errors) } : undefined),
+      onComplete: (ctx, id) => {
+        states.get(ctx)?.subscriptions.delete(id);
+      },
+      onError: (ctx, id, _payload, errors) => {
+        states.get(ctx)?.subscriptions.delete(id);
+        return withoutHttp(errors);
+      },
       execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
       subscribe: (args) => (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
     },
     wss,
-    options.keepAliveMs ?? 12_000,
+    // Our own keep-alive below replaces graphql-ws's, to count what it drops.
+    0,
   );
+
+  const stopKeepAlive = startKeepAlive(wss, options.config.websocket.keepAliveMs, () => metrics.deadConnections.inc());
+
+  wss.on('connection', (socket) => {
+    // ws has already closed or destroyed the socket when it reports an error (1009 for a message
+    // over maxPayload, 1002 for a protocol error); graphql-ws would print it to the console and
+    // try 4500 on top. It is a client's or the network's doing: counted and logged instead.
+    socket.removeAllListeners('error');
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
+      logger.info({ err: error.message, code: error.code }, 'websocket error');
+    });
+  });
 
   return {
     wss,
     async close(): Promise<void> {
+      stopKeepAlive();
+      stopRevocations();
       await disposable.dispose();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

@@ -2,18 +2,23 @@ import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Context, Services } from '../schema/builder.js';
+import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
 import { createErrorMasker, useInputErrorCodes } from './error-codes.js';
+import type { LimitName } from './metrics.js';
+import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
+import { useStreamRevocation } from './stream-revocation.js';
 
-/** What the Node server hands Yoga; a WebSocket operation adds the viewer it authenticated. */
+/** What the Node server hands Yoga; a WebSocket operation adds the viewer it authenticated and its connection. */
 export interface ServerContext {
   req?: IncomingMessage;
   res?: ServerResponse;
   viewer?: Viewer;
+  connection?: ConnectionHandle;
 }
 
 export type HeraldYoga = YogaServerInstance<ServerContext, Context>;
@@ -25,6 +30,11 @@ export interface YogaOptions {
   verify: TokenVerifier;
   logger: Logger;
   onAuthFailure: () => void;
+  /** Counts mutations per user, on every transport. */
+  mutationLimiter: RateLimiter;
+  /** Ends a revoked user's SSE subscriptions. */
+  revocations: RevocationList;
+  onLimitHit: (limit: LimitName) => void;
   /** Largest request body, counted as it streams in (a chunked body has no Content-Length to check). */
   maxBodyBytes: number;
   /** Headers GraphiQL starts with; dev puts a ready-to-use token here. */
@@ -71,15 +81,19 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
       useInputErrorCodes(),
+      useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute')),
+      useStreamRevocation(options.revocations),
       {
         // A body refused part-way is not read to its end, so the connection cannot carry another request.
         onResponse: ({ response }) => {
-          if (response.status === 413) response.headers.set('connection', 'close');
+          if (response.status !== 413) return;
+          response.headers.set('connection', 'close');
+          options.onLimitHit('request_body_size');
         },
       },
     ],
-    context: async ({ request, viewer }) => {
-      if (viewer) return { viewer, services };
+    context: async ({ request, viewer, connection }) => {
+      if (viewer) return { viewer, services, connection };
       try {
         return { viewer: await verify(bearerToken(request.headers.get('authorization'))), services };
       } catch (error) {

@@ -31,4 +31,21 @@ describe('configuration', () => {
   it('refuses a replay larger than the history kept', () => {
     expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(/REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/);
   });
+
+  it('has connection limits with defaults, and one size limit for HTTP bodies and WebSocket messages', () => {
+    expect(loadConfig(base)).toMatchObject({
+      limits: {
+        maxRequestBytes: 10 * 1024 * 1024 + 64 * 1024,
+        maxConnectionsPerUser: 32,
+        maxSubscriptionsPerConnection: 100,
+        mutationsPerMinute: 600,
+      },
+      websocket: { keepAliveMs: 12_000 },
+      auth: { revocationTtlSeconds: 7 * 24 * 3600 },
+    });
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '100', MAX_CONTENT_BYTES: '2000' }).limits.maxRequestBytes).toBe(2000 + 64 * 1024);
+    expect(() => loadConfig({ ...base, MAX_CONNECTIONS_PER_USER: '0', WS_KEEPALIVE_MS: '10' })).toThrow(
+      /MAX_CONNECTIONS_PER_USER: must be at least 1[\s\S]*WS_KEEPALIVE_MS: must be at least 100/,
+    );
+  });
 });

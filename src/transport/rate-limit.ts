@@ -1,0 +1,71 @@
+import { getOperationAST, Kind, type OperationDefinitionNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Redis } from 'ioredis';
+import { clientError, ErrorCode } from '../errors.js';
+import type { Context } from '../schema/builder.js';
+
+export interface RateLimiterOptions {
+  keyPrefix: string;
+  /** Names the counted thing in the keys, e.g. `mutations`. */
+  name: string;
+  /** Hits allowed per subject per window. */
+  limit: number;
+  windowMs: number;
+}
+
+/**
+ * A fixed-window counter in Redis, shared by every instance: one INCR per hit on a key per subject
+ * and window, which expires with the window. A burst at a window's edge may pass up to twice the
+ * limit within one window's length; in exchange a hit costs one round trip and one small key.
+ */
+export function createRateLimiter(redis: Redis, options: RateLimiterOptions) {
+  return {
+    /** Counts a hit; resolves with 0 when it is allowed, else the milliseconds until the window ends. */
+    async hit(subject: string): Promise<number> {
+      const now = Date.now();
+      const window = Math.floor(now / options.windowMs);
+      const key = `${options.keyPrefix}limits:${options.name}:${subject}:${window}`;
+      const results = await redis.multi().incr(key).pexpire(key, options.windowMs).exec();
+      const [error, count] = results?.[0] ?? [new Error('rate limit count was aborted'), 0];
+      if (error) throw error;
+      return (count as number) > options.limit ? (window + 1) * options.windowMs - now : 0;
+    },
+  };
+}
+
+export type RateLimiter = ReturnType<typeof createRateLimiter>;
+
+/** Root fields a rate limit does not count: refreshing a token must work even for a user at the limit. */
+const UNMETERED_FIELDS = new Set(['refreshToken']);
+
+function isMetered(operation: OperationDefinitionNode): boolean {
+  return operation.selectionSet.selections.some(
+    (selection) => selection.kind !== Kind.FIELD || !UNMETERED_FIELDS.has(selection.name.value),
+  );
+}
+
+/**
+ * Counts each mutation against its viewer's limit before it runs; over the limit the operation
+ * fails with RATE_LIMITED (HTTP 429) and runs nothing. Part of the envelop, so it applies to HTTP
+ * and WebSocket alike, and only to the user who is over.
+ */
+export function useMutationRateLimit(limiter: RateLimiter, onLimited: () => void): Plugin<Context> {
+  return {
+    async onExecute({ args, setResultAndStopExecution }) {
+      const operation = getOperationAST(args.document, args.operationName);
+      if (operation?.operation !== 'mutation' || !isMetered(operation)) return;
+      const waitMs = await limiter.hit(args.contextValue.viewer.id);
+      if (waitMs === 0) return;
+      onLimited();
+      const retryAfterSeconds = Math.ceil(waitMs / 1000);
+      setResultAndStopExecution({
+        errors: [
+          clientError(ErrorCode.RateLimited, `too many mutations: try again in ${retryAfterSeconds} s`, {
+            limit: 'mutations_per_minute',
+            retryAfterSeconds,
+          }),
+        ],
+      });
+    },
+  };
+}
