@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { StreamEndedError, type UpdateStore } from '../updates/store.js';
-import type { ResourceRef, UpdateEntry, UpdateInput } from '../updates/types.js';
+import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
 import type { CancelWatcher } from './cancel.js';
 
 /** What a processor gets: a signal that fires on cancel or timeout, and its resource's publisher. */
@@ -33,13 +33,27 @@ export interface AttemptOptions<T> {
   onFinished?: (outcome: JobOutcome<T>) => void;
 }
 
+/** Where a stream stands between attempts; any other last event means an attempt died mid-way. */
+const BETWEEN_ATTEMPTS = new Set(['queued', 'attempt_failed']);
+
 /**
  * Runs one attempt of a job and tells its subscribers how it ended: a cancel publishes
  * CANCELLED, a failure that will be retried says so (status QUEUED), the last one publishes FAILED
  * with the reason. BullMQ has no per-job timeout, so ours is enforced through the same signal.
+ * When the previous attempt's worker died mid-way (BullMQ hands a stalled job to another worker),
+ * the stream says so before the job starts again from the beginning.
  */
 export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   const { job, ref, store, cancels, timeoutMs, failedEvent } = options;
+  const last = (await store.resourceHistory(ref)({ last: 1 })).entries[0];
+  if (last && !BETWEEN_ATTEMPTS.has(last.update.event) && !isTerminal(last.update.status)) {
+    await store.append(ref, {
+      event: 'attempt_interrupted',
+      status: 'QUEUED',
+      message: 'The worker running this job stopped; starting it again from the beginning.',
+      data: { lastEvent: last.update.event, lastSeq: last.seq },
+    });
+  }
   const cancel = await cancels.watch(job.id!);
   const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(timeoutMs)]);
   const publish = (update: UpdateInput) => {

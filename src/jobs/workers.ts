@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { createNotificationStore } from '../notifications/store.js';
 import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
 import { createRedisConnections } from '../redis.js';
-import { createUpdateStore } from '../updates/store.js';
+import { createUpdateStore, StreamEndedError } from '../updates/store.js';
 import type { ResourceKind } from '../updates/types.js';
 import { createExtractiveGenerator } from './answer/extractive.js';
 import type { AnswerGenerator } from './answer/generator.js';
@@ -75,6 +75,14 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     };
   }
 
+  /** Ends a failed job's stream with FAILED unless its processor already ended it. */
+  async function endStream<D>(spec: QueueSpec<D>, data: D, reason: string): Promise<void> {
+    const { id, projectId } = spec.resource(data);
+    await store.append({ kind: spec.kind, id, projectId }, { event: spec.failedEvent, status: 'FAILED', message: reason }).catch((error: unknown) => {
+      if (!(error instanceof StreamEndedError)) logger.error({ kind: spec.kind, id, err: (error as Error).message }, 'could not end the stream');
+    });
+  }
+
   function startQueueWorker<D>(spec: QueueSpec<D>): Worker<D> {
     const worker = new Worker<D>(
       QUEUE_OF[spec.kind],
@@ -91,12 +99,20 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
           onFinished: notifyOwner({ kind: spec.kind, ...resource }),
         });
       },
-      { connection: redis.bullmq, prefix: bullPrefix(config), concurrency: config.jobs.concurrency },
+      {
+        connection: redis.bullmq,
+        prefix: bullPrefix(config),
+        concurrency: config.jobs.concurrency,
+        lockDuration: config.jobs.lockMs,
+        stalledInterval: config.jobs.stalledIntervalMs,
+      },
     );
     worker.on('completed', (job) => logger.info({ queue: worker.name, jobId: job.id, attempts: job.attemptsMade }, 'job completed'));
-    worker.on('failed', (job, error) =>
-      logger.warn({ queue: worker.name, jobId: job?.id, attempt: job?.attemptsMade, reason: error.message }, 'job attempt failed'),
-    );
+    worker.on('failed', (job, error) => {
+      logger.warn({ queue: worker.name, jobId: job?.id, attempt: job?.attemptsMade, reason: error.message }, 'job attempt failed');
+      // A job BullMQ failed on its own (stalled too often) never reached our processor's handler.
+      if (job?.finishedOn) void endStream(spec, job.data, error.message);
+    });
     worker.on('error', (error) => logger.error({ queue: worker.name, err: error.message }, 'worker error'));
     return worker;
   }
