@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 it('hands the job of a worker killed with SIGKILL to another worker, and the stream says so and ends', async () => {
-  const workerEnv = { CHUNK_CHARS: '100', CLASSIFY_BATCH: '500', HISTORY_LIMIT: '10000', WORKER_LOCK_MS: '1500', WORKER_STALLED_INTERVAL_MS: '500' };
+  const workerEnv = { CHUNK_CHARS: '100', CLASSIFY_BATCH: '500', HISTORY_LIMIT: '10000', WORKER_LOCK_MS: '4000', WORKER_STALLED_INTERVAL_MS: '1000' };
   herald = await startHerald(workerEnv, { workers: false });
   const env = { REDIS_URL: redisUrl(), KEY_PREFIX: herald.config.keyPrefix, ...workerEnv };
   const doomed = spawnEntry('src/worker.ts', env);
