@@ -93,6 +93,8 @@ export function clientsFor(url: string): HeraldClients {
         url: wsUrl,
         webSocketImpl: WebSocket,
         lazy: opts.lazy ?? true,
+        // Tests observe closes through the client's events; the default logs them to stderr.
+        onNonLazyError: () => undefined,
         retryAttempts: 0,
         connectionParams: token === null ? {} : { authorization: `Bearer ${token}` },
       });
