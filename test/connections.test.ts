@@ -6,7 +6,7 @@ import { signToken } from '../src/auth/token.js';
 import { MeDocument, RefreshTokenDocument, RevokeUserDocument } from '../src/client/generated.js';
 import { startHerald, TEST_SECRET, type Herald } from './helpers/herald.js';
 import { uniquePrefix } from './helpers/redis.js';
-import { waitFor } from './helpers/streams.js';
+import { errorCodes as codes, waitFor } from './helpers/streams.js';
 
 const SEND = 'mutation($input: SendNotificationInput!) { sendNotification(input: $input) { id title } }';
 const WATCH = 'subscription { notifications { id title } }';
@@ -31,16 +31,6 @@ async function instances(count: number, env: Record<string, string> = {}): Promi
   return apps;
 }
 
-/** Every `extensions.code` in whatever a transport reported. */
-function codes(errors: unknown): string[] {
-  if (Array.isArray(errors)) return errors.flatMap(codes);
-  if (errors && typeof errors === 'object') {
-    const value = errors as { extensions?: { code?: unknown }; errors?: unknown };
-    if (value.errors) return codes(value.errors);
-    if (typeof value.extensions?.code === 'string') return [value.extensions.code];
-  }
-  return [];
-}
 
 function expiryOf(token: string): number {
   return (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { exp: number }).exp;

@@ -10,7 +10,7 @@ import {
   type FileProgressSubscription,
 } from '../src/client/generated.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
-import { collect } from './helpers/streams.js';
+import { collect, errorCodes as codes } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
@@ -52,16 +52,6 @@ beforeAll(async () => {
 });
 afterAll(() => herald?.stop());
 
-/** Every `extensions.code` in whatever a transport reported: GraphQL errors, arrays of them, or bodies. */
-function codes(errors: unknown): string[] {
-  if (Array.isArray(errors)) return errors.flatMap(codes);
-  if (errors && typeof errors === 'object') {
-    const value = errors as { extensions?: { code?: unknown }; errors?: unknown };
-    if (value.errors) return codes(value.errors);
-    if (typeof value.extensions?.code === 'string') return [value.extensions.code];
-  }
-  return [];
-}
 
 function messages(errors: unknown): string {
   if (Array.isArray(errors)) return errors.map(messages).join(' | ');

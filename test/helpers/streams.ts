@@ -70,3 +70,14 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Every `extensions.code` in whatever a transport reported: GraphQL errors, arrays of them, or bodies. */
+export function errorCodes(errors: unknown): string[] {
+  if (Array.isArray(errors)) return errors.flatMap(errorCodes);
+  if (errors && typeof errors === 'object') {
+    const value = errors as { extensions?: { code?: unknown }; errors?: unknown };
+    if (value.errors) return errorCodes(value.errors);
+    if (typeof value.extensions?.code === 'string') return [value.extensions.code];
+  }
+  return [];
+}
