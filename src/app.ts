@@ -10,7 +10,7 @@ import { createResourceRegistry } from './jobs/resources.js';
 import type { Logger } from './logger.js';
 import { createNotificationStore } from './notifications/store.js';
 import { createPresenceRegistry } from './presence/registry.js';
-import { createRedis } from './redis.js';
+import { createRedisConnections } from './redis.js';
 import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import { createHttpHandler } from './transport/http.js';
@@ -33,23 +33,18 @@ export interface AppOptions {
  */
 export function buildApp(config: Config, options: AppOptions) {
   const { logger } = options;
-  const redis = createRedis(config.redisUrl, 'commands', logger);
-  const subscriber = createRedis(config.redisUrl, 'subscriber', logger);
-  const bull = createRedis(config.redisUrl, 'bullmq', logger);
-  const store = createUpdateStore(redis, {
-    keyPrefix: config.keyPrefix,
-    historyLimit: config.updates.historyLimit,
-    ttlSeconds: config.updates.ttlSeconds,
-  });
+  const connections = createRedisConnections(config.redisUrl, logger);
+  const redis = connections.commands;
+  const store = createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates });
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
-  const queues = createQueues(bull, config);
+  const queues = createQueues(connections.bullmq, config);
   const presence = createPresenceRegistry(redis, {
     keyPrefix: config.keyPrefix,
     ...config.presence,
     onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
   });
-  const hub = createUpdateHub(redis, subscriber);
+  const hub = createUpdateHub(redis, connections.subscriber);
   const revocations = createRevocationList(redis, hub, {
     keyPrefix: config.keyPrefix,
     ttlSeconds: config.auth.revocationTtlSeconds,
@@ -124,7 +119,7 @@ export function buildApp(config: Config, options: AppOptions) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await queues.close();
-      for (const connection of [redis, subscriber, bull]) connection.disconnect();
+      connections.disconnect();
     },
   };
 }
