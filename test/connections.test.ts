@@ -1,11 +1,10 @@
 import type { FormattedExecutionResult } from 'graphql';
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { signToken } from '../src/auth/token.js';
 import { MeDocument, RefreshTokenDocument, RevokeUserDocument } from '../src/client/generated.js';
-import { startHerald, TEST_SECRET, type Herald } from './helpers/herald.js';
-import { uniquePrefix } from './helpers/redis.js';
+import { startHerald, startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import { errorCodes as codes, waitFor } from './helpers/streams.js';
 
 const SEND = 'mutation($input: SendNotificationInput!) { sendNotification(input: $input) { id title } }';
@@ -23,10 +22,8 @@ afterAll(async () => {
   await Promise.all(started.map((h) => h.stop()));
 });
 
-/** API instances on one Redis under one key prefix, as a deployment runs them. */
 async function instances(count: number, env: Record<string, string> = {}): Promise<Herald[]> {
-  const keyPrefix = uniquePrefix();
-  const apps = await Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })));
+  const apps = await startInstances(count, env);
   started.push(...apps);
   return apps;
 }
@@ -46,14 +43,7 @@ interface Tab {
 }
 
 function open(url: string, token: string): { tab: Tab; outcome: Promise<'acked' | number> } {
-  const client = createClient({
-    url,
-    webSocketImpl: WebSocket,
-    lazy: false,
-    retryAttempts: 0,
-    connectionParams: { authorization: `Bearer ${token}` },
-    onNonLazyError: () => undefined,
-  });
+  const client = wsClient(url, token, { lazy: false });
   clients.push(client);
   let code: number | null = null;
   const closed = new Promise<number>((resolve) =>

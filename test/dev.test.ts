@@ -4,11 +4,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { createClient } from 'graphql-ws';
 import { afterAll, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { print } from 'graphql';
 import { FileProgressDocument, StartFileProcessingDocument } from '../src/client/generated.js';
+import { clientsFor } from './helpers/herald.js';
 import { collect } from './helpers/streams.js';
 
 const require = createRequire(import.meta.url);
@@ -42,19 +40,13 @@ it('npm run dev starts Redis, the API and a worker, prints a usable token, and s
   const graphiql = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
   expect(await graphiql.text()).toContain(`Bearer ${token}`);
 
-  const started = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({
-      query: print(StartFileProcessingDocument),
-      variables: { input: { name: 'hello.md', content: 'Herald is a progress server. It works.' } },
-    }),
+  const api = clientsFor(url);
+  const { body } = await api.http(token, StartFileProcessingDocument, {
+    input: { name: 'hello.md', content: 'Herald is a progress server. It works.' },
   });
-  const { fileId, cursor } = ((await started.json()) as { data: { startFileProcessing: { fileId: string; cursor: string } } }).data
-    .startFileProcessing;
-  const ws = createClient({ url: `${url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } });
-  const run = await collect<{ event: string }>(ws, FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
-  await ws.dispose();
+  const { fileId, cursor } = body.data!.startFileProcessing;
+  const run = await collect<{ event: string }>(api.ws(token), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+  await api.dispose();
   expect(run.items.at(-1)!.event).toBe('processing_completed');
 
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

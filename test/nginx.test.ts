@@ -1,16 +1,11 @@
-import { print } from 'graphql';
-import { createClient as createSseClient } from 'graphql-sse';
-import { createClient as createWsClient } from 'graphql-ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import {
   FileProgressDocument,
   StartFileProcessingDocument,
   type FileProgressSubscription,
 } from '../src/client/generated.js';
-import { signToken } from '../src/auth/token.js';
 import { makeDocument } from './helpers/documents.js';
-import { TEST_SECRET } from './helpers/herald.js';
+import { clientsFor, TEST_SECRET } from './helpers/herald.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { redisUrl, uniquePrefix } from './helpers/redis.js';
@@ -33,24 +28,16 @@ afterAll(async () => {
 });
 
 it('carries graphql-ws and SSE subscriptions through the repo nginx.conf to two API processes', async () => {
-  const token = await signToken(TEST_SECRET, { sub: 'nina' });
-  const response = await fetch(`${nginx.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query: print(StartFileProcessingDocument), variables: { input: { name: 'n.md', content: makeDocument(20) } } }),
-  });
-  const { fileId, cursor } = ((await response.json()) as { data: { startFileProcessing: { fileId: string; cursor: string } } }).data
-    .startFileProcessing;
-  const wsUrl = `${nginx.url.replace('http', 'ws')}/graphql`;
-  const ws = createWsClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
-  const sse = createSseClient({ url: `${nginx.url}/graphql`, headers: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  const api = clientsFor(nginx.url);
+  const token = await api.token('nina');
+  const { body } = await api.http(token, StartFileProcessingDocument, { input: { name: 'n.md', content: makeDocument(20) } });
+  const { fileId, cursor } = body.data!.startFileProcessing;
   const variables = { fileId, after: cursor };
   const [overWs, overSse] = await Promise.all([
-    collect<FileUpdate>(ws, FileProgressDocument, variables, { field: 'fileProgress' }),
-    collect<FileUpdate>(sse, FileProgressDocument, variables, { field: 'fileProgress' }),
+    collect<FileUpdate>(api.ws(token), FileProgressDocument, variables, { field: 'fileProgress' }),
+    collect<FileUpdate>(api.sse(token), FileProgressDocument, variables, { field: 'fileProgress' }),
   ]);
-  await ws.dispose();
-  sse.dispose();
+  await api.dispose();
   for (const run of [overWs, overSse]) {
     expect(run.errors).toEqual([]);
     expect(run.completed).toBe(true);

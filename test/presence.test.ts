@@ -1,9 +1,8 @@
-import { createClient, type Client } from 'graphql-ws';
+import type { Client } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { startHerald, TEST_SECRET, type Herald } from './helpers/herald.js';
+import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
-import { redisUrl, uniquePrefix } from './helpers/redis.js';
+import { redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
 import { waitFor } from './helpers/streams.js';
 
@@ -22,24 +21,15 @@ afterAll(async () => {
   await Promise.all(started.map((h) => h.stop()));
 });
 
-/** Two API instances (or more) on one Redis and one key prefix, as in a deployment. */
 async function instances(count: number): Promise<Herald[]> {
-  const keyPrefix = uniquePrefix();
-  const apps = await Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...PRESENCE }, { workers: false })));
+  const apps = await startInstances(count, PRESENCE);
   started.push(...apps);
   return apps;
 }
 
 /** A graphql-ws client to `url` that has been acknowledged. */
 async function tab(url: string, token: string): Promise<Client> {
-  const client = createClient({
-    url,
-    webSocketImpl: WebSocket,
-    lazy: false,
-    retryAttempts: 0,
-    connectionParams: { authorization: `Bearer ${token}` },
-    onNonLazyError: () => undefined,
-  });
+  const client = wsClient(url, token, { lazy: false });
   cleanups.push(() => client.dispose());
   await new Promise<void>((resolve, reject) => {
     client.on('connected', () => resolve());

@@ -89,15 +89,7 @@ export function clientsFor(url: string): HeraldClients {
     wsUrl,
     token: (claims) => signToken(TEST_SECRET, typeof claims === 'string' ? { sub: claims } : claims),
     ws(token, opts = {}) {
-      const client = createWsClient({
-        url: wsUrl,
-        webSocketImpl: WebSocket,
-        lazy: opts.lazy ?? true,
-        // Tests observe closes through the client's events; the default logs them to stderr.
-        onNonLazyError: () => undefined,
-        retryAttempts: 0,
-        connectionParams: token === null ? {} : { authorization: `Bearer ${token}` },
-      });
+      const client = wsClient(wsUrl, token, opts);
       made.push(client);
       return client;
     },
@@ -130,4 +122,22 @@ export function clientsFor(url: string): HeraldClients {
       for (const client of made.splice(0)) await client.dispose();
     },
   };
+}
+
+/** A graphql-ws client that never retries, so a test sees every close; tests observe closes through its events. */
+export function wsClient(wsUrl: string, token: string | null, options: { lazy?: boolean } = {}): Client {
+  return createWsClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    lazy: options.lazy ?? true,
+    onNonLazyError: () => undefined,
+    retryAttempts: 0,
+    connectionParams: token === null ? {} : { authorization: `Bearer ${token}` },
+  });
+}
+
+/** API instances (no workers) on one Redis under one key prefix, as a deployment runs them. */
+export async function startInstances(count: number, env: Record<string, string> = {}): Promise<Herald[]> {
+  const keyPrefix = uniquePrefix();
+  return Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })));
 }
