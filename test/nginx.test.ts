@@ -5,15 +5,14 @@ import {
   type FileProgressSubscription,
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
-import { clientsFor, TEST_SECRET } from './helpers/herald.js';
+import { clientsFor } from './helpers/herald.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
-import { redisUrl, uniquePrefix } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
-const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), CHUNK_CHARS: '150' };
+const env = { CHUNK_CHARS: '150' };
 let cluster: Cluster;
 let nginx: Nginx;
 

@@ -9,15 +9,14 @@ import {
   type NotificationsSubscription,
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
-import { clientsFor, TEST_SECRET } from './helpers/herald.js';
+import { clientsFor } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
-import { redisUrl, uniquePrefix } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 type Notification = NotificationsSubscription['notifications'];
 
-const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), CHUNK_CHARS: '150', PRESENCE_HEARTBEAT_MS: '500', PRESENCE_TTL_MS: '1500' };
+const env = { CHUNK_CHARS: '150', PRESENCE_HEARTBEAT_MS: '500', PRESENCE_TTL_MS: '1500' };
 let cluster: Cluster;
 let api: Array<ReturnType<typeof clientsFor>>;
 

@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileProgressDocument, StartFileProcessingDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
-import { clientsFor, TEST_SECRET } from './helpers/herald.js';
+import { clientsFor } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
-import { redisUrl, uniquePrefix } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
-const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), CHUNK_CHARS: '100', HISTORY_LIMIT: '5000' };
+const env = { CHUNK_CHARS: '100', HISTORY_LIMIT: '5000' };
 let cluster: Cluster;
 beforeAll(async () => {
   cluster = await startCluster(env, { apis: 2, workers: 1 });

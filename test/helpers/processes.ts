@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/dev/redis-server.js';
+import { TEST_SECRET } from './herald.js';
+import { redisUrl, uniquePrefix } from './redis.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,7 +52,9 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(env: Record<string, string>, counts: { apis: number; workers: number }): Promise<Cluster> {
+/** Starts the cluster on the suite's Redis under a fresh key prefix; `settings` adds to that environment. */
+export async function startCluster(settings: Record<string, string>, counts: { apis: number; workers: number }): Promise<Cluster> {
+  const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), ...settings };
   const apis: Cluster['apis'] = [];
   const workers: Cluster['workers'] = [];
   const apiUrls: string[] = [];
