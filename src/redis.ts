@@ -8,7 +8,7 @@ export type RedisRole = 'commands' | 'subscriber' | 'bullmq';
  * Creates one Redis connection. Retries forever with a capped backoff, because a Redis restart
  * or failover is an ordinary event that every process must ride out.
  */
-export function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
+function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
   const options: RedisOptions = {
     connectionName: `herald-${role}`,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000),

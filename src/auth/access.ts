@@ -16,7 +16,7 @@ export function isProjectMember(viewer: Viewer, projectId: string): boolean {
 }
 
 /** The role that may send to anyone, list who is online and revoke users. */
-export const ADMIN_ROLE = 'admin';
+const ADMIN_ROLE = 'admin';
 
 export function isAdmin(viewer: Viewer): boolean {
   return viewer.roles.includes(ADMIN_ROLE);

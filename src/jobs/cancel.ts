@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
  * reaches jobs of the calling process. A flag (for a job that has not started yet) plus a
  * message on one channel (for a running one).
  */
-export function cancelKeys(keyPrefix: string) {
+function cancelKeys(keyPrefix: string) {
   return {
     channel: `${keyPrefix}cancel`,
     flag: (jobId: string) => `${keyPrefix}cancelled:{${jobId}}`,

@@ -11,7 +11,7 @@ export interface JobContext {
 }
 
 /** The reason BullMQ records for a cancelled job. */
-export const CANCELLED_REASON = 'cancelled';
+const CANCELLED_REASON = 'cancelled';
 
 /** How a job ended for good: completed with its result, or failed on its last attempt. */
 export type JobOutcome<T> = { ok: true; result: T } | { ok: false; reason: string };

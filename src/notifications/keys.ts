@@ -36,7 +36,7 @@ export function targetSource(target: NotificationTarget): string {
 }
 
 /** The source of a user's read receipts: only that user's own streams read it. */
-export function receiptsSource(userId: string): string {
+function receiptsSource(userId: string): string {
   return `receipts:${userId}`;
 }
 

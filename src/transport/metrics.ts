@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 /** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
-export const LIMITS = [
+const LIMITS = [
   'connections_per_user',
   'subscriptions_per_connection',
   'mutations_per_minute',

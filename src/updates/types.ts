@@ -4,7 +4,7 @@ export type ResourceKind = 'file' | 'query';
 export type UpdateStatus = 'QUEUED' | 'PROCESSING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 /** After one of these a resource's stream is closed: nothing more is appended. */
-export const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 
 /**
  * Where a resource's updates live. The project is part of the address because a resource in a
