@@ -33,7 +33,7 @@ export interface AppOptions {
  */
 export function buildApp(config: Config, options: AppOptions) {
   const { logger } = options;
-  const connections = createRedisConnections(config.redisUrl, logger);
+  const connections = createRedisConnections(config.redis, logger);
   const redis = connections.commands;
   const store = createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates });
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);

@@ -7,6 +7,34 @@ const int = (min: number, max: number) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
+/** The variables that each choose how Herald reaches Redis; exactly one must be set. */
+const REDIS_MODE_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+
+/** A host and port of a Redis Sentinel or Cluster node. */
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** `host:port`, `[ipv6]:port`. */
+const ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+/** A comma-separated list of host:port; each bad entry is named in the message. */
+const addressList = (example: string) =>
+  z.string().transform((value, ctx) => {
+    const addresses: RedisAddress[] = [];
+    for (const entry of value.split(',').map((part) => part.trim())) {
+      const match = ADDRESS.exec(entry);
+      const port = Number(match?.[3]);
+      if (!match || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not host:port (a comma-separated list, e.g. ${example})` });
+        return z.NEVER;
+      }
+      addresses.push({ host: match[1] ?? match[2], port });
+    }
+    return addresses;
+  });
+
 const schema = z
   .object({
     PORT: int(0, 65535).default(4000),
@@ -15,6 +43,11 @@ const schema = z
       .string()
       .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
       .optional(),
+    REDIS_SENTINELS: addressList('10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379').optional(),
+    REDIS_SENTINEL_MASTER: z.string().regex(/^\S+$/, 'must be one word: the master name the sentinels monitor').optional(),
+    REDIS_SENTINEL_PASSWORD: z.string().optional(),
+    REDIS_CLUSTER_NODES: addressList('10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379').optional(),
+    REDIS_PASSWORD: z.string().optional(),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     KEY_PREFIX: z
       .string()
@@ -38,6 +71,7 @@ const schema = z
     MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 100_000).default(100),
     MUTATIONS_PER_MINUTE: int(1, 1_000_000).default(600),
     WS_KEEPALIVE_MS: int(100, 3_600_000).default(12_000),
+    WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
     REVOCATION_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     JOB_ATTEMPTS: int(1, 100).default(3),
     JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
@@ -55,6 +89,19 @@ const schema = z
     PRESENCE_TTL_MS: int(300, 3 * 3_600_000).default(15_000),
   })
   .superRefine((env, ctx) => {
+    const modes = REDIS_MODE_VARIABLES.filter((name) => env[name] !== undefined);
+    if (modes.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [modes[1]], message: `set only one of ${REDIS_MODE_VARIABLES.join(', ')}, not ${modes.join(' and ')}` });
+    }
+    if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_MASTER) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_MASTER'], message: 'required with REDIS_SENTINELS: the master name the sentinels monitor' });
+    }
+    for (const name of ['REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD'] as const) {
+      if (env[name] !== undefined && !env.REDIS_SENTINELS) ctx.addIssue({ code: 'custom', path: [name], message: 'only with REDIS_SENTINELS' });
+    }
+    if (env.REDIS_PASSWORD !== undefined && env.REDIS_URL) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_PASSWORD'], message: 'not with REDIS_URL: put it in the URL (redis://:password@host:6379)' });
+    }
     if (env.REPLAY_ON_CONNECT > env.HISTORY_LIMIT) {
       ctx.addIssue({
         code: 'custom',
@@ -77,12 +124,33 @@ const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 /** Which process reads the configuration: dev fills in an embedded Redis and a generated secret. */
 export type Mode = 'dev' | 'production';
 
+/**
+ * Where Redis is: one server (or anything behind one URL), a Sentinel-monitored primary that
+ * clients follow through failovers, or a Cluster. Every connection of a process uses the same.
+ */
+export type RedisSettings =
+  | { mode: 'single'; url: string }
+  | {
+      mode: 'sentinel';
+      sentinels: RedisAddress[];
+      /** The name the sentinels monitor the primary under (`sentinel monitor <name> ...`). */
+      masterName: string;
+      password?: string;
+      sentinelPassword?: string;
+    }
+  | { mode: 'cluster'; nodes: RedisAddress[]; password?: string };
+
+/** Whether the environment says where Redis is; `npm run dev` starts its own when it does not. */
+export function hasRedisSettings(env: Partial<Record<(typeof REDIS_MODE_VARIABLES)[number], unknown>>): boolean {
+  return REDIS_MODE_VARIABLES.some((name) => Boolean(env[name]));
+}
+
 /** Everything Herald can be configured with, validated once at start-up. */
 export interface Config {
   mode: Mode;
   port: number;
   host: string;
-  redisUrl: string;
+  redis: RedisSettings;
   jwtSecret: string;
   keyPrefix: string;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
@@ -125,6 +193,11 @@ export interface Config {
   websocket: {
     /** Server ping interval (WS_KEEPALIVE_MS, default 12 s); a socket that has not answered the previous ping is dropped. */
     keepAliveMs: number;
+    /**
+     * Unsent data one WebSocket may have queued (WS_MAX_BUFFERED_BYTES, default 4 MiB): a client
+     * that stops reading is closed with 4413 past it, so it cannot grow the server's memory.
+     */
+    maxBufferedBytes: number;
   };
   auth: {
     /**
@@ -172,9 +245,20 @@ export interface LoadOptions {
   role?: 'api' | 'worker';
 }
 
+/** The one Redis mode the (validated) environment chose. */
+function redisSettings(e: z.infer<typeof schema>): RedisSettings {
+  const password = e.REDIS_PASSWORD;
+  if (e.REDIS_SENTINELS) {
+    return { mode: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER!, password, sentinelPassword: e.REDIS_SENTINEL_PASSWORD };
+  }
+  if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password };
+  return { mode: 'single', url: e.REDIS_URL! };
+}
+
 /**
- * Parses the environment. REDIS_URL is required, and JWT_SECRET for the API; `npm run dev`
- * passes both in after starting its own Redis and generating a secret.
+ * Parses the environment. Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) is required,
+ * and JWT_SECRET for the API; `npm run dev` passes both in after starting its own Redis and
+ * generating a secret.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Config {
   const { mode = 'production', role = 'api' } = options;
@@ -183,7 +267,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const problems = parsed.success
     ? []
     : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
-  if (parsed.success && !parsed.data.REDIS_URL) problems.push('REDIS_URL: required (for example redis://127.0.0.1:6379)');
+  if (parsed.success && !hasRedisSettings(parsed.data)) {
+    problems.push('REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES');
+  }
   if (parsed.success && role === 'api' && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -193,7 +279,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mode,
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
-    redisUrl: e.REDIS_URL!,
+    redis: redisSettings(e),
     jwtSecret: e.JWT_SECRET ?? '',
     keyPrefix: e.KEY_PREFIX,
     logLevel: e.LOG_LEVEL,
@@ -220,6 +306,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     websocket: {
       keepAliveMs: e.WS_KEEPALIVE_MS,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     },
     auth: {
       revocationTtlSeconds: e.REVOCATION_TTL_SECONDS,

@@ -3,11 +3,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildApp } from './app.js';
 import { signToken } from './auth/token.js';
-import { loadConfig } from './config.js';
+import { hasRedisSettings, loadConfig } from './config.js';
 import { ensureRedisServer, startRedisServer, type RedisServer } from './dev/redis-server.js';
 import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
+import { describeRedis } from './redis.js';
 
 const dataDir = resolve('.data');
 
@@ -20,13 +21,13 @@ function devSecret(): string {
 
 /**
  * `npm run dev`: everything on one machine with no set-up. A private redis-server under .data/
- * when REDIS_URL is unset, the API and a worker in this process, and a token ready to paste.
+ * when no Redis is configured, the API and a worker in this process, and a token ready to paste.
  */
 runMain(async () => {
   mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: process.env.JWT_SECRET || devSecret() };
   let redis: RedisServer | null = null;
-  if (!env.REDIS_URL) {
+  if (!hasRedisSettings(env)) {
     ensureRedisServer();
     redis = await startRedisServer({ dataDir: resolve(dataDir, 'redis'), appendOnly: true });
     env.REDIS_URL = redis.url;
@@ -49,7 +50,7 @@ runMain(async () => {
         '  Herald is running.',
         `  GraphiQL:   ${url}/graphql   (the dev token is already in its headers)`,
         `  WebSocket:  ${url.replace(/^http/, 'ws')}/graphql`,
-        `  Redis:      ${config.redisUrl}${redis ? ' (embedded, data in .data/redis)' : ''}`,
+        `  Redis:      ${describeRedis(config.redis)}${redis ? ' (embedded, data in .data/redis)' : ''}`,
         '',
         '  Dev token (sub dev-user, roles [admin], projects [demo], valid 7 days):',
         `  ${token}`,

@@ -1,21 +1,67 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisAddress, RedisSettings } from './config.js';
 import type { Logger } from './logger.js';
 
 /** What a connection is for: subscribers and BullMQ must never time out a blocked command. */
 export type RedisRole = 'commands' | 'subscriber' | 'bullmq';
 
 /**
- * Creates one Redis connection. Retries forever with a capped backoff, because a Redis restart
- * or failover is an ordinary event that every process must ride out.
+ * Reconnect delay, doubling up to 2 s and never giving up: a Redis restart or failover is an
+ * ordinary event that every process must ride out.
  */
-function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
-  const options: RedisOptions = {
-    connectionName: `herald-${role}`,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000),
-    maxRetriesPerRequest: role === 'commands' ? 20 : null,
-    enableReadyCheck: true,
-  };
-  const redis = new Redis(url, options);
+const backoff = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000);
+
+/**
+ * A write that reached a primary just demoted to replica (READONLY) is re-sent after reconnecting,
+ * which asks Sentinel (or DNS) for the primary again; it was refused, so re-sending cannot double it.
+ */
+const reconnectOnError = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
+
+function roleOptions(role: RedisRole): Pick<RedisOptions, 'connectionName' | 'maxRetriesPerRequest'> {
+  return { connectionName: `herald-${role}`, maxRetriesPerRequest: role === 'commands' ? 20 : null };
+}
+
+/**
+ * Herald's stores are typed against ioredis' `Redis`; a `Cluster` answers the same commands,
+ * MULTI, scripts, pub/sub and status events they use (every multi-key step keeps its keys in one
+ * hash-tag slot), so it stands in for one.
+ */
+function asRedis(cluster: Cluster): Redis {
+  return cluster as unknown as Redis;
+}
+
+function connect(settings: RedisSettings, role: RedisRole): Redis {
+  const options: RedisOptions = { ...roleOptions(role), retryStrategy: backoff, reconnectOnError, enableReadyCheck: true };
+  switch (settings.mode) {
+    case 'single':
+      return new Redis(settings.url, options);
+    case 'sentinel':
+      // The ready check also checks the role, so a stale answer from a sentinel never leaves us on a
+      // replica; failoverDetector drops the connection as soon as a sentinel announces a new
+      // primary, instead of waiting for the old one to fail a command.
+      return new Redis({
+        ...options,
+        sentinels: settings.sentinels,
+        name: settings.masterName,
+        password: settings.password,
+        sentinelPassword: settings.sentinelPassword,
+        sentinelRetryStrategy: backoff,
+        failoverDetector: true,
+      });
+    case 'cluster':
+      return asRedis(
+        new Cluster(settings.nodes, {
+          clusterRetryStrategy: backoff,
+          enableReadyCheck: true,
+          redisOptions: { ...roleOptions(role), password: settings.password },
+        }),
+      );
+  }
+}
+
+/** Creates one Redis connection and logs each new error once, not on every retry. */
+export function createRedis(settings: RedisSettings, role: RedisRole, logger?: Logger): Redis {
+  const redis = connect(settings, role);
   let lastError = '';
   redis.on('error', (err: Error) => {
     if (err.message !== lastError) logger?.warn({ role, err: err.message }, 'redis connection error');
@@ -28,12 +74,31 @@ function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
 }
 export type { Redis };
 
-/** The three connections every Herald process needs; a subscriber can run no other command. */
-export function createRedisConnections(url: string, logger?: Logger) {
+/** Where a process's Redis is, for logs and the dev banner: never the password. */
+export function describeRedis(settings: RedisSettings): string {
+  const list = (addresses: RedisAddress[]) => addresses.map((a) => `${a.host}:${a.port}`).join(',');
+  switch (settings.mode) {
+    case 'single': {
+      const url = new URL(settings.url);
+      if (url.password) url.password = '***';
+      return url.toString();
+    }
+    case 'sentinel':
+      return `Sentinel primary "${settings.masterName}" via ${list(settings.sentinels)}`;
+    case 'cluster':
+      return `Cluster via ${list(settings.nodes)}`;
+  }
+}
+
+/**
+ * The three connections every Herald process needs, all to the Redis the settings name (one
+ * server, a Sentinel-monitored primary, or a Cluster); a subscriber can run no other command.
+ */
+export function createRedisConnections(settings: RedisSettings, logger?: Logger) {
   const connections = {
-    commands: createRedis(url, 'commands', logger),
-    subscriber: createRedis(url, 'subscriber', logger),
-    bullmq: createRedis(url, 'bullmq', logger),
+    commands: createRedis(settings, 'commands', logger),
+    subscriber: createRedis(settings, 'subscriber', logger),
+    bullmq: createRedis(settings, 'bullmq', logger),
   };
   return {
     ...connections,

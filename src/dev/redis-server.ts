@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ export interface RedisServerOptions {
   appendOnly?: boolean;
   port?: number;
   extraArgs?: string[];
+  /** Run as a Redis Sentinel with these lines of configuration (`sentinel monitor ...`). */
+  sentinel?: string[];
 }
 
 /** A port nobody listens on right now. */
@@ -87,14 +89,23 @@ async function waitUntilAnswering(url: string, child: ChildProcess, timeoutMs: n
   }
 }
 
-/** Starts redis-server and resolves once it answers PING. */
+/** A sentinel keeps its state by rewriting its config file, so it gets one of its own. */
+function sentinelConfigFile(dir: string, lines: string[]): string {
+  const file = join(dir, 'sentinel.conf');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** Starts redis-server (or a sentinel) and resolves once it answers PING. */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = options.port ?? (await freePort());
   const temporary = options.dataDir === undefined;
   const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'herald-redis-'));
   mkdirSync(dir, { recursive: true });
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
-  args.push('--appendonly', options.appendOnly ? 'yes' : 'no', ...(options.extraArgs ?? []));
+  const args = options.sentinel
+    ? [sentinelConfigFile(dir, options.sentinel), '--sentinel']
+    : ['--dir', dir, '--save', '', '--appendonly', options.appendOnly ? 'yes' : 'no'];
+  args.push('--port', String(port), '--bind', '127.0.0.1', ...(options.extraArgs ?? []));
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `redis://127.0.0.1:${port}`;
   await waitUntilAnswering(url, child, 10_000);
@@ -103,7 +114,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     port,
     process: child,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;

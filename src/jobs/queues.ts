@@ -22,9 +22,14 @@ export interface QueryJobData {
   fileIds: string[] | null;
 }
 
-/** All BullMQ keys live under the deployment's key prefix, so tests and tenants never collide. */
-export function bullPrefix(config: Pick<Config, 'keyPrefix'>): string {
-  return `${config.keyPrefix}bull`;
+/**
+ * All BullMQ keys live under the deployment's key prefix, so tests and tenants never collide. On a
+ * Redis Cluster the prefix is a hash tag (`{herald:bull}`): BullMQ's scripts touch several keys of
+ * a queue at once, which a Cluster allows only within one slot.
+ */
+export function bullPrefix(config: Pick<Config, 'keyPrefix' | 'redis'>): string {
+  const prefix = `${config.keyPrefix}bull`;
+  return config.redis.mode === 'cluster' ? `{${prefix}}` : prefix;
 }
 
 /** Retries with exponential backoff; finished jobs are kept a day so `job(id)` can report them. */
@@ -39,7 +44,7 @@ export function jobOptions(config: Pick<Config, 'jobs'>, jobId: string): JobsOpt
 }
 
 /** The producer side of the two queues, used by the API. */
-export function createQueues(connection: ConnectionOptions, config: Pick<Config, 'keyPrefix'>) {
+export function createQueues(connection: ConnectionOptions, config: Pick<Config, 'keyPrefix' | 'redis'>) {
   const prefix = bullPrefix(config);
   const queues = {
     file: new Queue<FileJobData>(QUEUE_OF.file, { connection, prefix }),

@@ -54,7 +54,7 @@ interface QueueSpec<D> {
  * update store and tell owners through the notification store; they import nothing of the API.
  */
 export async function startWorkers(config: Config, logger: Logger, options: WorkerOptions = {}) {
-  const redis = createRedisConnections(config.redisUrl, logger);
+  const redis = createRedisConnections(config.redis, logger);
   const store = createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates });
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
   const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });

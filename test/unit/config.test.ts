@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, hasRedisSettings, loadConfig } from '../../src/config.js';
 
 const base = { REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) };
 
@@ -25,7 +25,74 @@ describe('configuration', () => {
 
   it('requires REDIS_URL, and JWT_SECRET for the API only', () => {
     expect(() => loadConfig({})).toThrow(/REDIS_URL: required[\s\S]*JWT_SECRET: required/);
-    expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redisUrl).toBe(base.REDIS_URL);
+    expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redis).toEqual({ mode: 'single', url: base.REDIS_URL });
+  });
+
+  describe('Redis: one server, Sentinel or Cluster', () => {
+    const secret = { JWT_SECRET: base.JWT_SECRET };
+
+    it('reads Sentinel addresses, the master name and passwords', () => {
+      const config = loadConfig({
+        ...secret,
+        REDIS_SENTINELS: '10.0.0.1:26379, sentinel-2.internal:26380,[::1]:26381',
+        REDIS_SENTINEL_MASTER: 'mymaster',
+        REDIS_PASSWORD: 'data-secret',
+        REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+      });
+      expect(config.redis).toEqual({
+        mode: 'sentinel',
+        sentinels: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: 'sentinel-2.internal', port: 26380 },
+          { host: '::1', port: 26381 },
+        ],
+        masterName: 'mymaster',
+        password: 'data-secret',
+        sentinelPassword: 'sentinel-secret',
+      });
+    });
+
+    it('reads Cluster nodes', () => {
+      expect(loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2:6379' }).redis).toEqual({
+        mode: 'cluster',
+        nodes: [
+          { host: '10.0.0.1', port: 6379 },
+          { host: '10.0.0.2', port: 6379 },
+        ],
+      });
+    });
+
+    it('takes exactly one mode', () => {
+      expect(() => loadConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.1:6379' })).toThrow(
+        'REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES, not REDIS_URL and REDIS_CLUSTER_NODES',
+      );
+      expect(() => loadConfig(secret)).toThrow('REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES');
+      // What `npm run dev` asks before it starts a Redis of its own.
+      expect(hasRedisSettings({ REDIS_SENTINELS: '10.0.0.1:26379' })).toBe(true);
+      expect(hasRedisSettings({ REDIS_URL: '' })).toBe(false);
+    });
+
+    it('names each address that is not host:port', () => {
+      const attempt = () => loadConfig({ ...secret, REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2', REDIS_SENTINEL_MASTER: 'mymaster' });
+      expect(attempt).toThrow(ConfigError);
+      expect(attempt).toThrow('REDIS_SENTINELS: "10.0.0.2" is not host:port (a comma-separated list, e.g. 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379)');
+      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: 'redis://10.0.0.1:6379' })).toThrow('REDIS_CLUSTER_NODES: "redis://10.0.0.1:6379" is not host:port');
+      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:70000' })).toThrow('REDIS_CLUSTER_NODES: "10.0.0.1:70000" is not host:port');
+    });
+
+    it('asks for the master name with sentinels, and refuses Sentinel or password settings that would be ignored', () => {
+      expect(() => loadConfig({ ...secret, REDIS_SENTINELS: '10.0.0.1:26379' })).toThrow(
+        'REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS: the master name the sentinels monitor',
+      );
+      const ignored = () => loadConfig({ ...base, REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'x', REDIS_PASSWORD: 'y' });
+      for (const line of [
+        'REDIS_SENTINEL_MASTER: only with REDIS_SENTINELS',
+        'REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS',
+        'REDIS_PASSWORD: not with REDIS_URL: put it in the URL (redis://:password@host:6379)',
+      ]) {
+        expect(ignored).toThrow(line);
+      }
+    });
   });
 
   it('refuses a replay larger than the history kept', () => {
