@@ -49,24 +49,36 @@ export interface Cluster {
   apiUrls: string[];
   apis: Array<ReturnType<typeof spawnEntry>>;
   workers: Array<ReturnType<typeof spawnEntry>>;
+  /** Starts a new API process on the port of `apiUrls[index]` (after the one there died) and appends it to `apis`. */
+  restartApi(index: number): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Starts the cluster on the suite's Redis under a fresh key prefix; `settings` adds to that environment. */
-export async function startCluster(settings: Record<string, string>, counts: { apis: number; workers: number }): Promise<Cluster> {
-  const env = { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), ...settings };
+/**
+ * Starts the cluster under a fresh key prefix; `settings` adds to its environment, and `redis` says
+ * where Redis is (by default the suite's Redis; for Sentinel, REDIS_SENTINELS and REDIS_SENTINEL_MASTER).
+ */
+export async function startCluster(
+  settings: Record<string, string>,
+  counts: { apis: number; workers: number },
+  redis: Record<string, string> = { REDIS_URL: redisUrl() },
+): Promise<Cluster> {
+  const env = { ...redis, JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), ...settings };
   const apis: Cluster['apis'] = [];
   const workers: Cluster['workers'] = [];
   const apiUrls: string[] = [];
   const stop = async () => {
     await Promise.all([...apis, ...workers].map((child) => child.stop()));
   };
+  const startApi = async (port: number) => {
+    const api = spawnEntry('src/main.ts', { ...env, PORT: String(port), HOST: '127.0.0.1' });
+    apis.push(api);
+    await waitForOutput(api, 'API ready');
+  };
   try {
     for (let i = 0; i < counts.apis; i += 1) {
       const port = await freePort();
-      const api = spawnEntry('src/main.ts', { ...env, PORT: String(port), HOST: '127.0.0.1' });
-      apis.push(api);
-      await waitForOutput(api, 'API ready');
+      await startApi(port);
       apiUrls.push(`http://127.0.0.1:${port}`);
     }
     for (let i = 0; i < counts.workers; i += 1) {
@@ -78,5 +90,11 @@ export async function startCluster(settings: Record<string, string>, counts: { a
     await stop();
     throw error;
   }
-  return { apiUrls, apis, workers, stop };
+  const restartApi = (index: number) => startApi(Number(new URL(apiUrls[index]).port));
+  return { apiUrls, apis, workers, restartApi, stop };
+}
+
+/** Resolves with a child's exit code and the time it exited; set it up before signalling the child. */
+export function exitOf(child: ChildProcess): Promise<{ code: number | null; at: number }> {
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
 }

@@ -7,8 +7,16 @@ export function uniquePrefix(): string {
   return `t${randomBytes(5).toString('hex')}:`;
 }
 
+let providedRedisUrl: string | undefined;
+
+/** Names the Redis test code shares when it runs without vitest's globalSetup (`npm run faults`). */
+export function provideRedisUrl(url: string): void {
+  providedRedisUrl = url;
+}
+
+/** The Redis test code shares: vitest's globalSetup provides it, or a runner without one via provideRedisUrl. */
 export function redisUrl(): string {
-  return inject('redisUrl');
+  return providedRedisUrl ?? inject('redisUrl');
 }
 
 export function connect(url = redisUrl()): Redis {

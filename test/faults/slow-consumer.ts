@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { print } from 'graphql';
+import WebSocket from 'ws';
+import { FileProgressDocument } from '../../src/client/generated.js';
+import { createPublisher } from '../../src/publisher.js';
+import { clientsFor } from '../helpers/herald.js';
+import { startCluster } from '../helpers/processes.js';
+import { redisUrl, uniquePrefix } from '../helpers/redis.js';
+import { collect } from '../helpers/streams.js';
+import { DeliveryLog, judge, type FaultScenario } from './fault.js';
+import { finalHistory, followFile, type FileUpdate } from './follow.js';
+
+const UPDATES = 8_000;
+const UPDATE_BYTES = 16 * 1024;
+const MAX_BUFFERED_BYTES = 256 * 1024;
+/**
+ * The stalled client is sent about 128 MB. Measured on a 2-core machine: the API's RSS grows by
+ * about 95 MB with the cap (V8's heap sizing under this much churn) and by about 225 MB without it.
+ */
+const RSS_GROWTH_LIMIT_MB = 140;
+
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  return kb / 1024;
+}
+
+/**
+ * A graphql-ws subscriber that stops reading (its socket is paused, as a frozen tab or a stuck
+ * consumer would) right after its first update, and reads again when told to.
+ */
+async function stalledSubscriber(wsUrl: string, token: string, fileId: string) {
+  const socket = new WebSocket(wsUrl, 'graphql-transport-ws');
+  const updates: FileUpdate[] = [];
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+  const first = new Promise<void>((resolve, reject) => {
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+    socket.on('error', reject);
+    socket.on('message', (data: Buffer) => {
+      const message = JSON.parse(data.toString()) as { type: string; payload?: { data?: { fileProgress: FileUpdate } } };
+      if (message.type === 'connection_ack') {
+        const query = print(FileProgressDocument);
+        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { fileId } } }));
+      } else if (message.type === 'next' && message.payload?.data) {
+        updates.push(message.payload.data.fileProgress);
+        if (updates.length === 1) {
+          socket.pause();
+          resolve();
+        }
+      }
+    });
+  });
+  await first;
+  return { updates, closed, resume: () => socket.resume() };
+}
+
+/**
+ * A subscriber stops reading while a producer publishes 8,000 updates of 16 KB (about 128 MB). The
+ * server must close it with 4413 once WS_MAX_BUFFERED_BYTES wait unsent for it, instead of keeping
+ * them: its RSS stays far below what was sent, and a subscriber that reads gets every update. The
+ * stalled one then resumes from its last cursor and misses nothing. Recovery: from seeing the
+ * close to the first update after resuming.
+ */
+export const slowConsumer: FaultScenario = {
+  name: 'subscriber stops reading while 128 MB are published',
+  async run() {
+    const keyPrefix = uniquePrefix();
+    const settings = { KEY_PREFIX: keyPrefix, HISTORY_LIMIT: String(UPDATES + 10), WS_MAX_BUFFERED_BYTES: String(MAX_BUFFERED_BYTES) };
+    const cluster = await startCluster(settings, { apis: 1, workers: 0 });
+    const publisher = createPublisher({ env: { REDIS_URL: redisUrl(), ...settings } });
+    try {
+      const api = clientsFor(cluster.apiUrls[0]);
+      const token = await api.token('sloane');
+      const file = await publisher.register({ kind: 'file', ownerId: 'sloane' });
+      await publisher.append(file, { event: 'queued', status: 'QUEUED' });
+
+      const stalled = await stalledSubscriber(api.wsUrl, token, file.id);
+      const after = stalled.updates[0].cursor;
+      const reader = collect<FileUpdate>(api.ws(token), FileProgressDocument, { fileId: file.id, after }, { field: 'fileProgress', timeoutMs: 120_000 });
+      const pid = cluster.apis[0].pid!;
+      const rssBefore = rssMb(pid);
+      let rssPeak = rssBefore;
+      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(pid))), 25);
+
+      const blob = 'x'.repeat(UPDATE_BYTES);
+      const slowConsumerCloses = async () =>
+        Number(/herald_slow_consumer_closes_total (\d+)/.exec(await (await fetch(`${cluster.apiUrls[0]}/metrics`)).text())?.[1]);
+      for (let sent = 0; sent < UPDATES; sent += 50) {
+        if (sent === UPDATES / 2) assert.equal(await slowConsumerCloses(), 1, 'the stalled client was closed half-way through');
+        await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            publisher.append(file, { event: 'chunk', status: 'PROCESSING', progress: ((sent + i) * 100) / UPDATES, data: { blob } }),
+          ),
+        );
+      }
+      await publisher.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
+      const read = await reader;
+      clearInterval(sampler);
+
+      assert.ok(read.completed, 'the reading subscriber got to the end');
+      assert.deepEqual(
+        read.items.map((u) => u.seq),
+        read.items.map((_, i) => i + 2),
+        'the reading subscriber got every update, in order',
+      );
+      const growth = rssPeak - rssBefore;
+      assert.ok(growth < RSS_GROWTH_LIMIT_MB, `the API's RSS grew by ${growth.toFixed(1)} MB while the stalled client was sent 128 MB`);
+
+      const log = new DeliveryLog();
+      stalled.resume();
+      const code = await stalled.closed;
+      log.fault();
+      assert.equal(code, 4413, 'the stalled client was closed as a slow consumer');
+      for (const update of stalled.updates) log.receive(update.seq);
+      const rest = await followFile({
+        urls: cluster.apiUrls,
+        token,
+        fileId: file.id,
+        cursor: stalled.updates.at(-1)!.cursor,
+        log,
+        onUpdate: () => log.recovered(),
+      });
+      assert.equal(rest.updates.at(-1)?.event, 'processing_completed');
+
+      const history = await finalHistory(api, token, file.id);
+      await api.dispose();
+      return judge(history, log);
+    } finally {
+      await publisher.close();
+      await cluster.stop();
+    }
+  },
+};
