@@ -10,7 +10,8 @@ export interface Params {
   scenarios: Scenario[];
   servers: ServerKind[];
   /** Also run Herald's S1 once more under --cpu-prof and summarize where its time goes. */
-  profile: boolean;
+  /** The fixed-rate scenario to run once more under node --cpu-prof, if any. */
+  profile: 'S1' | 'S2' | null;
   s1: { connections: number; rate: number; durationMs: number };
   s2: { connections: number; rate: number; durationMs: number };
   s3: { connections: number; startRate: number; maxRate: number; stepMs: number; p99LimitMs: number };
@@ -45,6 +46,7 @@ export const USAGE = `npm run bench -- [options]
   --scenarios S1,S3       which scenarios (default all: S1..S6)
   --servers herald,raw    which servers (default herald,raw,stock; S5 and S6 are Herald's only)
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
+  --profile-scenario S2   profile S2 (fan-out) instead of S1
   --set s1.rate=4000      override any size (s1..s6 fields below); repeatable
 
   s1.connections s1.rate s1.durationMs        S1 many topics
@@ -66,6 +68,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
       scenarios: { type: 'string' },
       servers: { type: 'string' },
       profile: { type: 'boolean' },
+      'profile-scenario': { type: 'string' },
       set: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -97,8 +100,14 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
     quick,
     scenarios: scenarios as Scenario[],
     servers: servers as ServerKind[],
-    profile: values.profile ?? false,
+    profile: values.profile ? profileScenario(values['profile-scenario']) : null,
     ...(sizes as unknown as typeof FULL),
     heraldEnv,
   };
+}
+
+function profileScenario(value: string | undefined): 'S1' | 'S2' {
+  if (value === undefined || value === 'S1') return 'S1';
+  if (value === 'S2') return 'S2';
+  throw new Error(`--profile takes S1 or S2, not ${value}`);
 }

@@ -298,7 +298,7 @@ export function printReport(results: Results): string {
   }
   if (results.profile) {
     const p = results.profile;
-    out += `\n### Where Herald's time goes (S1 under --cpu-prof, ${p.window})\n\n${num(p.totalMs)} ms of samples, ${num(p.usPerUpdate, 1)} µs per delivered update.\n\n`;
+    out += `\n### Where Herald's time goes (${results.params.profile} under --cpu-prof, ${p.window})\n\n${num(p.totalMs)} ms of samples, ${num(p.usPerUpdate, 1)} µs per delivered update.\n\n`;
     out += '| self % | self ms | function | where |\n| ---: | ---: | --- | --- |\n';
     for (const f of p.functions) out += `| ${f.percent.toFixed(1)} | ${num(f.ms)} | ${f.name} | ${f.where} |\n`;
     out += '\n| self % | package / area |\n| ---: | --- |\n';

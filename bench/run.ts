@@ -590,12 +590,12 @@ function notApplicable(scenario: Scenario, kind: ServerKind): Row {
 
 // ---------------------------------------------------------------------------------------------
 
-async function profileS1(bench: Bench): Promise<ProfileSummary | null> {
+async function profile(bench: Bench, scenario: 'S1' | 'S2'): Promise<ProfileSummary | null> {
   const dir = join(resultsDir, 'profile');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  log('S1 herald again under --cpu-prof');
-  const row = await fixedRate(bench, 'S1', 'herald', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  log(`${scenario} herald again under --cpu-prof`);
+  const row = await fixedRate(bench, scenario, 'herald', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) {
     log('no .cpuprofile was written');
@@ -685,7 +685,7 @@ async function main(): Promise<void> {
         else results.rows.push(await endToEnd(bench));
       }
     }
-    if (params.profile && params.servers.includes('herald')) results.profile = await profileS1(bench);
+    if (params.profile && params.servers.includes('herald')) results.profile = await profile(bench, params.profile);
   } finally {
     await stopAll();
   }

@@ -38,6 +38,11 @@ export const CloseCode = {
    * uses the same number for a repeated connection_init; the reason tells the two apart.
    */
   TooManyConnections: 4429,
+  /**
+   * The client stopped reading: more than WS_MAX_BUFFERED_BYTES of updates waited unsent for it.
+   * graphql-ws clients retry it; resuming from the last cursor loses nothing.
+   */
+  SlowConsumer: 4413,
   /** A message over the size limit (the larger of MAX_UPLOAD_BYTES and MAX_CONTENT_BYTES, plus 64 KiB); sent by ws itself. */
   MessageTooBig: 1009,
 } as const;

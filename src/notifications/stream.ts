@@ -1,4 +1,5 @@
 import type { Cursor } from '../updates/cursor.js';
+import type { EventStream } from '../updates/event-stream.js';
 import type { UpdateHub } from '../updates/hub.js';
 import { LiveStream, type LiveStreamLimits } from '../updates/live-stream.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
@@ -74,12 +75,12 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
   }
 
   /** A skipped seq is filled by reading every source, so entries still waiting live keep their order. */
-  protected async receive(entry: NotificationEntry): Promise<void> {
+  protected receive(entry: NotificationEntry): Promise<void> | void {
     const position = this.positions.get(entry.source);
     if (entry.epoch !== this.epoch) return this.catchUp();
     if (!position || entry.seq <= position.seq) return;
-    if (entry.seq === position.seq + 1) this.accept(entry);
-    else await this.catchUp();
+    if (entry.seq === position.seq + 1) return this.accept(entry);
+    return this.catchUp();
   }
 
   /** Starts every source at `start` (an n) and emits what the snapshot holds after it, oldest first. */
@@ -160,7 +161,7 @@ function replayStart(snapshot: NotificationSnapshot, replay: number): number {
  */
 export async function openNotificationStream(
   options: NotificationStreamOptions,
-): Promise<AsyncIterableIterator<NotificationStreamEvent>> {
+): Promise<EventStream<NotificationStreamEvent>> {
   const stream = new NotificationStream(options);
   await stream.start(stream.channels());
   return stream;

@@ -46,6 +46,13 @@ export interface Context {
   connection?: ConnectionHandle;
 }
 
+/**
+ * Set in a subscription field's `extensions` when its result for an event depends on nothing but
+ * the event and the selection (not on the viewer or the context): every subscriber sending the
+ * same operation can then share one result, and one serialized payload.
+ */
+export const SHARED_RESULTS = 'heraldSharedResults';
+
 export const builder = new SchemaBuilder<{
   Context: Context;
   DefaultFieldNullability: false;

@@ -2,9 +2,10 @@ import { clientError, ErrorCode } from '../errors.js';
 import { isProjectMember } from '../auth/access.js';
 import { refOf } from '../jobs/resources.js';
 import { encodeCursor } from '../updates/cursor.js';
+import { mapStream, type EventStream } from '../updates/event-stream.js';
 import { CursorAheadError, openStream, type HistoryGap, type OpenStreamOptions, type StreamEvent } from '../updates/stream.js';
 import { isTerminal, type ProjectEntry, type StreamEntry, type Update, type UpdateEntry } from '../updates/types.js';
-import { builder, type Context } from './builder.js';
+import { builder, SHARED_RESULTS, type Context } from './builder.js';
 import { accessibleResource, validCursor, validId } from './guards.js';
 
 /** One item of a resource stream as the schema serves it: a stored update, or a gap notice. */
@@ -203,6 +204,7 @@ builder.subscriptionField('fileProgress', (t) =>
       'Replays the last REPLAY_ON_CONNECT updates (or every update after `after`), then goes on live; ' +
       'completes after a terminal update. A `history_gap` update comes first when updates after `after` are gone.',
     args: { fileId: t.arg.id({ required: true }), after: t.arg.string() },
+    extensions: { [SHARED_RESULTS]: true },
     subscribe: (_root, args, context) => subscribeResource(context, 'file', String(args.fileId), args.after),
     resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('file', String(args.fileId))(event),
   }),
@@ -213,6 +215,7 @@ builder.subscriptionField('queryProgress', (t) =>
     type: QueryUpdateRef,
     description: 'Like fileProgress, for a query: stage updates, then `token` updates, then `done`.',
     args: { queryId: t.arg.id({ required: true }), after: t.arg.string() },
+    extensions: { [SHARED_RESULTS]: true },
     subscribe: (_root, args, context) => subscribeResource(context, 'query', String(args.queryId), args.after),
     resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('query', String(args.queryId))(event),
   }),
@@ -225,6 +228,7 @@ builder.subscriptionField('projectProgress', (t) =>
       'Every update of every file and query started in the project, in the order they were appended; ' +
       'members only. Never completes by itself.',
     args: { projectId: t.arg.id({ required: true }), after: t.arg.string() },
+    extensions: { [SHARED_RESULTS]: true },
     subscribe: async (_root, args, context) => {
       const projectId = validId(String(args.projectId), 'projectId');
       const cursor = validCursor(args.after);
@@ -248,34 +252,28 @@ builder.subscriptionField('projectProgress', (t) =>
   }),
 );
 
+/** One item per entry, shared by every project subscriber it reaches without a gap (see SHARED_RESULTS). */
+const projectItems = new WeakMap<ProjectEntry, ProjectItem>();
+
+function projectItem(entry: ProjectEntry): ProjectItem {
+  let item = projectItems.get(entry);
+  if (!item) {
+    item = { cursor: encodeCursor({ epoch: entry.epoch, seq: entry.seq }), item: fromEntry(entry.item), gap: null };
+    projectItems.set(entry, item);
+  }
+  return item;
+}
+
 /** A project stream has no update to carry a gap notice, so the notice rides on the next update. */
-function withGapOnNext(stream: AsyncIterableIterator<StreamEvent<ProjectEntry>>): AsyncIterableIterator<ProjectItem> {
+function withGapOnNext(stream: EventStream<StreamEvent<ProjectEntry>>): EventStream<ProjectItem> {
   let gap: HistoryGap | null = null;
-  return {
-    async next() {
-      for (;;) {
-        const result = await stream.next();
-        if (result.done) return { value: undefined, done: true };
-        const event = result.value;
-        if (event.type === 'gap') {
-          gap = event.gap;
-          continue;
-        }
-        const item: ProjectItem = {
-          cursor: encodeCursor({ epoch: event.entry.epoch, seq: event.entry.seq }),
-          item: fromEntry(event.entry.item),
-          gap,
-        };
-        gap = null;
-        return { value: item, done: false };
-      }
-    },
-    async return() {
-      await stream.return?.();
-      return { value: undefined, done: true };
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+  return mapStream(stream, (event) => {
+    if (event.type === 'gap') {
+      gap = event.gap;
+      return undefined;
+    }
+    const item = gap ? { ...projectItem(event.entry), gap } : projectItem(event.entry);
+    gap = null;
+    return item;
+  });
 }

@@ -34,6 +34,9 @@ export function useInputErrorCodes(): Plugin {
   };
 }
 
+/** What a client sees of an unexpected error; the log has the rest. */
+export const MASKED_ERROR_MESSAGE = 'Unexpected error.';
+
 const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));
 
 /**

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
+import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
 import type { HeraldYoga } from './yoga.js';
 
@@ -7,6 +8,8 @@ export interface HttpHandlerOptions {
   yoga: HeraldYoga;
   redis: Redis;
   metrics: Metrics;
+  /** The live page at `/` and its script at `/app.js`. */
+  page: LivePage;
   /** Largest request body accepted, by Content-Length; uploads are the largest legitimate bodies. */
   maxBodyBytes: number;
 }
@@ -16,10 +19,36 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-/** Health, readiness and metrics beside Yoga, answered without touching GraphQL. */
-export function createHttpHandler({ yoga, redis, metrics, maxBodyBytes }: HttpHandlerOptions) {
+/**
+ * Answers with `asset`, or 304 when the client already has it. The page is revalidated on every
+ * load (it names the current bundle); the bundle at its versioned URL never changes, so it is
+ * cached for good, and anything else at /app.js is revalidated.
+ */
+function sendAsset(req: IncomingMessage, res: ServerResponse, asset: WebAsset, headers: Record<string, string>) {
+  const fresh = req.headers['if-none-match'] === asset.etag;
+  res.writeHead(fresh ? 304 : 200, { etag: asset.etag, 'x-content-type-options': 'nosniff', ...headers });
+  res.end(fresh || req.method === 'HEAD' ? undefined : asset.body);
+}
+
+/** Health, readiness, metrics and the live page beside Yoga, answered without touching GraphQL. */
+export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: HttpHandlerOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?', 2);
+    if ((path === '/' || path === '/app.js') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const assets = await page.assets();
+      if (path === '/') {
+        return sendAsset(req, res, assets.html, {
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-cache',
+          'content-security-policy': assets.contentSecurityPolicy,
+        });
+      }
+      const versioned = `"${new URLSearchParams(query).get(SCRIPT_VERSION_PARAM)}"` === assets.script.etag;
+      return sendAsset(req, res, assets.script, {
+        'content-type': 'text/javascript; charset=utf-8',
+        'cache-control': versioned ? 'public, max-age=31536000, immutable' : 'no-cache',
+      });
+    }
     if (path === '/healthz') return send(res, 200, 'ok\n');
     if (path === '/readyz') {
       const ready = await Promise.race([

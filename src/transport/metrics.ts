@@ -30,6 +30,11 @@ export function createMetrics() {
       help: 'WebSockets dropped because they did not answer a keep-alive ping in time.',
       registers: [registry],
     }),
+    slowConsumerCloses: new Counter({
+      name: 'herald_slow_consumer_closes_total',
+      help: 'WebSockets closed because the client stopped reading (close code 4413).',
+      registers: [registry],
+    }),
     revokedConnections: new Counter({
       name: 'herald_revoked_connections_total',
       help: 'WebSockets closed because an admin revoked their user (close code 4403).',

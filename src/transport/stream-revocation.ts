@@ -4,12 +4,10 @@ import { revokes, type RevocationList } from '../auth/revocations.js';
 import type { Viewer } from '../auth/token.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { Context } from '../schema/builder.js';
+import { isAsyncIterable } from './async-iterable.js';
 
 type Results = AsyncIterable<ExecutionResult>;
 
-function isAsyncIterable(value: unknown): value is Results {
-  return typeof (value as Partial<Results> | null)?.[Symbol.asyncIterator] === 'function';
-}
 
 /** `source`, until `viewer` is revoked: then one UNAUTHENTICATED result, and the end. */
 function untilRevoked(source: Results, viewer: Viewer, revocations: RevocationList): AsyncIterableIterator<ExecutionResult> {
@@ -59,7 +57,7 @@ export function useStreamRevocation(revocations: RevocationList): Plugin<Context
       if (connection) return;
       return {
         onSubscribeResult({ result, setResult }) {
-          if (isAsyncIterable(result)) setResult(untilRevoked(result, viewer, revocations));
+          if (isAsyncIterable<ExecutionResult>(result)) setResult(untilRevoked(result, viewer, revocations));
         },
       };
     },

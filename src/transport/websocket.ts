@@ -1,7 +1,7 @@
-import type { ExecutionArgs, GraphQLFormattedError } from 'graphql';
+import type { ExecutionArgs, ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
-import type { Server } from 'node:http';
+import { CloseCode as ProtocolCloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
+import type { IncomingMessage, Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { revokes, type RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
@@ -12,7 +12,12 @@ import type { PresenceRegistry } from '../presence/registry.js';
 import type { ConnectionHandle } from '../schema/builder.js';
 import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
+import { isEventStream, type EventStream } from '../updates/event-stream.js';
+import { isAsyncIterable } from './async-iterable.js';
+import { createErrorMasker, MASKED_ERROR_MESSAGE } from './error-codes.js';
+import { subscribeToEvents } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
+import { ProtocolSession, speaksGraphqlWs, type OperationOutcome } from './ws-protocol.js';
 
 /** The longest delay setTimeout accepts; a later expiry is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -25,8 +30,10 @@ function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
   });
 }
 
+
 interface ConnectionState {
   socket: WebSocket;
+  request: IncomingMessage;
   viewer?: Viewer;
   expiryTimer?: NodeJS.Timeout;
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
@@ -60,8 +67,7 @@ export interface WebSocketOptions {
 export function attachWebSocketServer(options: WebSocketOptions) {
   const { server, yoga, verify, logger, metrics, presence, revocations } = options;
   const { limits } = options.config;
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes });
-  const states = new WeakMap<object, ConnectionState>();
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes, handleProtocols });
   const byUser = new Map<string, Set<ConnectionState>>();
 
   function closeUnauthorized(socket: WebSocket, reason: string) {
@@ -103,6 +109,18 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return closed;
   });
 
+  function closed(state: ConnectionState, code: number) {
+    state.closed = true;
+    clearTimeout(state.expiryTimer);
+    if (!state.present || !state.viewer) return;
+    presence.disconnected(state.viewer.id);
+    metrics.connections.dec();
+    const mine = byUser.get(state.viewer.id);
+    mine?.delete(state);
+    if (mine?.size === 0) byUser.delete(state.viewer.id);
+    logger.info({ userId: state.viewer.id, code }, 'websocket closed');
+  }
+
   /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
   async function admit(state: ConnectionState, authorization: unknown): Promise<boolean> {
     const { socket } = state;
@@ -138,99 +156,106 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return true;
   }
 
-  const disposable = useServer(
-    {
-      connectionInitWaitTimeout: 10_000,
-      onConnect: async (ctx) => {
-        const state: ConnectionState = { socket: ctx.extra.socket, subscriptions: new Set() };
-        states.set(ctx, state);
-        if (!(await admit(state, ctx.connectionParams?.authorization))) return false;
-        logger.info({ userId: state.viewer!.id }, 'websocket connected');
-        return true;
-      },
-      onClose: (ctx, code) => {
-        const state = states.get(ctx);
-        if (!state) return;
-        state.closed = true;
-        clearTimeout(state.expiryTimer);
-        if (!state.present || !state.viewer) return;
-        presence.disconnected(state.viewer.id);
-        metrics.connections.dec();
-        const mine = byUser.get(state.viewer.id);
-        mine?.delete(state);
-        if (mine?.size === 0) byUser.delete(state.viewer.id);
-        logger.info({ userId: state.viewer.id, code }, 'websocket closed');
-      },
-      onSubscribe: async (ctx, id, payload) => {
-        const state = states.get(ctx);
-        const viewer = state?.viewer;
-        if (!state || !viewer) return [new GraphQLError('not authenticated', { extensions: { code: ErrorCode.Unauthenticated } })];
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          req: ctx.extra.request,
-          viewer,
-          connection: handleOf(state),
-          params: payload,
-        });
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
-        }
-        const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
-        const operation = getOperationAST(document, payload.operationName)?.operation ?? 'query';
-        if (operation === 'subscription') {
-          if (state.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
-            metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
-            return [
-              clientError(
-                ErrorCode.RateLimited,
-                `too many subscriptions: at most ${limits.maxSubscriptionsPerConnection} per connection; complete one first`,
-                { limit: 'subscriptions_per_connection' },
-              ),
-            ];
-          }
-          state.subscriptions.add(id);
-        }
-        metrics.operations.inc({ type: operation, transport: 'websocket' });
-        const args: ExecutionArgs = {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        return args;
-      },
-      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: withoutHttp(result.errors) } : undefined),
-      onComplete: (ctx, id) => {
-        states.get(ctx)?.subscriptions.delete(id);
-      },
-      onError: (ctx, id, _payload, errors) => {
-        states.get(ctx)?.subscriptions.delete(id);
-        return withoutHttp(errors);
-      },
-      execute: (args) => (args.rootValue as { execute: typeof import('graphql').execute }).execute(args),
-      subscribe: (args) => (args.rootValue as { subscribe: typeof import('graphql').subscribe }).subscribe(args),
-    },
-    wss,
-    // Our own keep-alive below replaces graphql-ws's, to count what it drops.
-    0,
-  );
+  const maskError = createErrorMasker(logger);
+  /** The JSON of each result, masked and serialized once however many subscribers it goes to. */
+  const payloads = new WeakMap<ExecutionResult, string>();
+  function serialize(result: ExecutionResult): string {
+    let json = payloads.get(result);
+    if (json === undefined) {
+      const errors = result.errors?.map((error) => maskError(error, MASKED_ERROR_MESSAGE) as GraphQLError);
+      json = JSON.stringify(errors ? { ...result, errors: withoutHttp(errors) } : result);
+      payloads.set(result, json);
+    }
+    return json;
+  }
+
+  async function start(state: ConnectionState, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+    const viewer = state.viewer!;
+    const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
+      req: state.request,
+      viewer,
+      connection: handleOf(state),
+      params: payload,
+    });
+    let document;
+    try {
+      document = parse(payload.query);
+    } catch (error) {
+      return { errors: withoutHttp([error instanceof GraphQLError ? error : new GraphQLError(String(error))]) };
+    }
+    const errors = validate(schema, document);
+    if (errors.length > 0) return { errors: withoutHttp(errors) };
+    const operation = getOperationAST(document, payload.operationName);
+    if (!operation) return { errors: [{ message: 'Unable to identify operation' }] };
+    if (operation.operation === 'subscription') {
+      if (state.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
+        metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
+        const error = clientError(
+          ErrorCode.RateLimited,
+          `too many subscriptions: at most ${limits.maxSubscriptionsPerConnection} per connection; complete one first`,
+          { limit: 'subscriptions_per_connection' },
+        );
+        return { errors: withoutHttp([error]) };
+      }
+      state.subscriptions.add(id);
+    }
+    metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
+    const args: ExecutionArgs = {
+      schema,
+      document,
+      operationName: payload.operationName,
+      variableValues: payload.variables,
+      contextValue: await contextFactory(),
+    };
+    // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
+    // chain per update: their one hook, error masking, is done by `serialize`, once per result.
+    const result = operation.operation === 'subscription' ? await subscribeToEvents(args) : await execute(args);
+    if (isEventStream(result)) return { stream: result as EventStream<ExecutionResult> };
+    if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
+    return { result };
+  }
 
   const stopKeepAlive = startKeepAlive(wss, options.config.websocket.keepAliveMs, () => metrics.deadConnections.inc());
 
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, request) => {
     // ws has already closed or destroyed the socket when it reports an error (1009 for a message
-    // over maxPayload, 1002 for a protocol error); graphql-ws would print it to the console and
-    // try 4500 on top. It is a client's or the network's doing: counted and logged instead.
-    socket.removeAllListeners('error');
+    // over maxPayload, 1002 for a protocol error). It is a client's or the network's doing: counted and logged.
     socket.on('error', (error: Error & { code?: string }) => {
       if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
       logger.info({ err: error.message, code: error.code }, 'websocket error');
     });
+    if (!speaksGraphqlWs(socket)) {
+      socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      return;
+    }
+    const state: ConnectionState = { socket, request, subscriptions: new Set() };
+    new ProtocolSession(
+      socket,
+      {
+        init: async (params) => {
+          if (!(await admit(state, params?.authorization))) return false;
+          logger.info({ userId: state.viewer!.id }, 'websocket connected');
+          return true;
+        },
+        start: (id, payload) => start(state, id, payload),
+        ended: (id) => state.subscriptions.delete(id),
+        serialize,
+        failed: (id, error) => {
+          logger.error({ err: error instanceof Error ? error.message : String(error), userId: state.viewer?.id, id }, 'subscription failed');
+          return [{ message: 'Internal server error', extensions: { code: ErrorCode.Internal } }];
+        },
+      },
+      {
+        initTimeoutMs: 10_000,
+        maxBufferedBytes: options.config.websocket.maxBufferedBytes,
+        slowConsumerCloseCode: CloseCode.SlowConsumer,
+        onSlowConsumer: () => {
+          metrics.slowConsumerCloses.inc();
+          logger.info({ userId: state.viewer?.id }, 'websocket closed: client stopped reading');
+        },
+      },
+    );
+    socket.once('close', (code) => closed(state, code));
   });
 
   return {
@@ -238,7 +263,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     async close(): Promise<void> {
       stopKeepAlive();
       stopRevocations();
-      await disposable.dispose();
+      for (const socket of wss.clients) socket.close(1001, 'Going away');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

@@ -8,10 +8,11 @@ import type { Config } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
-import { createErrorMasker, useInputErrorCodes } from './error-codes.js';
+import { createErrorMasker, MASKED_ERROR_MESSAGE, useInputErrorCodes } from './error-codes.js';
 import type { LimitName } from './metrics.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { useStreamRevocation } from './stream-revocation.js';
+import { useSubscriptionExecution } from './subscription-execution.js';
 
 /** What the Node server hands Yoga; a WebSocket operation adds the viewer it authenticated and its connection. */
 export interface ServerContext {
@@ -70,7 +71,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
     },
-    maskedErrors: { maskError: createErrorMasker(logger) },
+    maskedErrors: { maskError: createErrorMasker(logger), errorMessage: MASKED_ERROR_MESSAGE },
     plugins: [
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxQueryDepth, exposeLimits: true, ...reportAsValidationError },
@@ -80,6 +81,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         maxDirectives: { n: 20, exposeLimits: true, ...reportAsValidationError },
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
+      useSubscriptionExecution(),
       useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute')),
       useStreamRevocation(options.revocations),

@@ -1,3 +1,4 @@
+import type { EventStream, Sink } from './event-stream.js';
 import type { UpdateHub } from './hub.js';
 
 const RESYNC = Symbol('resync');
@@ -14,10 +15,12 @@ export interface LiveStreamLimits {
  * channels first (confirmed by Redis), then read history, then handle live messages one at a time.
  * A consumer that falls behind gets a bounded queue and is caught up from history once it drains;
  * a Redis reconnect or failed read leads to a resync. Subclasses say how to open, how to catch up
- * and what to do with one live message.
+ * and what to do with one live message. A live message that needs no Redis read is handled
+ * synchronously, all the way to a piped consumer.
  */
-export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
+export abstract class LiveStream<M, V> implements EventStream<V> {
   private readonly out: V[] = [];
+  private sink: Sink<V> | null = null;
   private readonly inbox: Array<M | typeof RESYNC> = [];
   private ready = false;
   private pumping = false;
@@ -36,7 +39,7 @@ export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
   protected abstract open(): Promise<void>;
   /** Reads whatever may have been missed: after a reconnect, a failed read or a lagging consumer. */
   protected abstract resync(): Promise<void>;
-  /** One live message, in the order Redis delivered it. */
+  /** One live message, in the order Redis delivered it; a promise only when it must read Redis. */
   protected abstract receive(message: M): Promise<void> | void;
 
   /** Resolves once every channel is confirmed and the first read is queued; rejects (and cleans up) otherwise. */
@@ -63,8 +66,15 @@ export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
   }
 
   protected emit(value: V): void {
+    if (this.sink) return this.sink.next(value);
     this.out.push(value);
     this.wakeConsumer();
+  }
+
+  pipe(sink: Sink<V>): void {
+    this.sink = sink;
+    for (const value of this.out.splice(0)) sink.next(value);
+    if (this.ended) sink.end();
   }
 
   protected end(): void {
@@ -74,6 +84,7 @@ export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
     for (const stop of this.stops.splice(0)) stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.wakeConsumer();
+    this.sink?.end();
   }
 
   private push(item: M | typeof RESYNC): void {
@@ -83,23 +94,34 @@ export abstract class LiveStream<M, V> implements AsyncIterableIterator<V> {
   }
 
   private kick(): void {
-    if (this.ready && !this.pumping) void this.pump();
+    if (!this.ready || this.pumping) return;
+    while (this.inbox.length > 0 && !this.ended) {
+      const pending = this.handle(this.inbox.shift()!);
+      if (pending) {
+        this.pumping = true;
+        pending.then(
+          () => {
+            this.pumping = false;
+            this.kick();
+          },
+          () => {
+            this.pumping = false;
+            this.scheduleRetry();
+          },
+        );
+        return;
+      }
+    }
   }
 
-  private async pump(): Promise<void> {
-    this.pumping = true;
-    try {
-      while (this.inbox.length > 0 && !this.ended) {
-        const item = this.inbox.shift()!;
-        if (item === RESYNC) await this.resync();
-        else if (this.out.length >= this.limits.queueLimit || this.lagging) this.lagging = true;
-        else await this.receive(item);
-      }
-    } catch {
-      this.scheduleRetry();
-    } finally {
-      this.pumping = false;
+  /** One inbox item; a promise when it reads Redis (a resync, or a live message that skips ahead). */
+  private handle(item: M | typeof RESYNC): Promise<void> | void {
+    if (item === RESYNC) return this.resync();
+    if (this.out.length >= this.limits.queueLimit || this.lagging) {
+      this.lagging = true;
+      return;
     }
+    return this.receive(item);
   }
 
   /** Redis did not answer: try again shortly; history still has what was missed. */

@@ -1,4 +1,5 @@
 import type { Cursor } from './cursor.js';
+import type { EventStream } from './event-stream.js';
 import type { UpdateHub } from './hub.js';
 import type { HistoryRead, HistoryReader } from './store.js';
 import { LiveStream, type LiveStreamLimits } from './live-stream.js';
@@ -18,6 +19,18 @@ export interface HistoryGap {
 
 /** An entry, or a gap notice with the newest entry kept (so a notice can say where the stream stands). */
 export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: HistoryGap; latest: E | null };
+
+/**
+ * One event object per entry, shared by every stream that delivers it: what a subscriber computes
+ * from an event (its GraphQL result, its JSON) can then serve every other subscriber too.
+ */
+const entryEvents = new WeakMap<StreamEntry, StreamEvent<StreamEntry>>();
+
+function entryEvent<E extends StreamEntry>(entry: E): StreamEvent<E> {
+  let event = entryEvents.get(entry);
+  if (!event) entryEvents.set(entry, (event = { type: 'entry', entry }));
+  return event as StreamEvent<E>;
+}
 
 /** A cursor that names an update the stream has not reached yet: a client bug, not a gap. */
 export class CursorAheadError extends Error {
@@ -68,9 +81,9 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     return this.catchUp(false);
   }
 
-  protected async receive(entry: E): Promise<void> {
-    if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) await this.catchUp(false);
-    else this.accept(entry);
+  protected receive(entry: E): Promise<void> | void {
+    if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) return this.catchUp(false);
+    this.accept(entry);
   }
 
   /** Reads everything after `lastSeq`, telling the consumer first when some of it is gone. */
@@ -100,7 +113,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   private accept(entry: E): void {
     if (this.isEnded || entry.seq <= this.lastSeq) return;
     this.lastSeq = entry.seq;
-    this.emit({ type: 'entry', entry });
+    this.emit(entryEvent(entry));
     if (this.options.isFinal(entry)) this.end();
   }
 }
@@ -111,7 +124,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
  */
 export async function openStream<E extends StreamEntry>(
   options: OpenStreamOptions<E>,
-): Promise<AsyncIterableIterator<StreamEvent<E>>> {
+): Promise<EventStream<StreamEvent<E>>> {
   const stream = new MergedStream(options);
   await stream.start([options.channel]);
   return stream;

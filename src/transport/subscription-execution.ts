@@ -1,0 +1,118 @@
+import {
+  createSourceEventStream,
+  execute,
+  Kind,
+  visit,
+  type ASTNode,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FieldNode,
+  type GraphQLSchema,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+import { SHARED_RESULTS } from '../schema/builder.js';
+import { isEventStream, mapStream, type EventStream } from '../updates/event-stream.js';
+import { isAsyncIterable } from './async-iterable.js';
+
+type Result = ExecutionResult | Promise<ExecutionResult>;
+
+/** How one operation of one document runs its events. */
+interface Plan {
+  compiled: CompiledQuery;
+  /** The key of the results this subscriber can share with others, or null when it shares none. */
+  shareKey(variables: ExecutionArgs['variableValues']): string | null;
+}
+
+const plans = new WeakMap<DocumentNode, Map<string, Plan | null>>();
+const documentIds = new WeakMap<DocumentNode, number>();
+let nextDocumentId = 0;
+/** Per event, the results computed for it so far, by share key; gone with the event. */
+const sharedResults = new WeakMap<object, Map<string, Result>>();
+
+
+/** Variables the selection under the root field uses: the root field's own arguments only choose the events. */
+function variablesBelowRoot(document: DocumentNode, root: FieldNode): string[] {
+  const names = new Set<string>();
+  const collect = (node: ASTNode) => visit(node, { Variable: (variable) => void names.add(variable.name.value) });
+  if (root.selectionSet) collect(root.selectionSet);
+  for (const directive of root.directives ?? []) collect(directive);
+  for (const definition of document.definitions) if (definition.kind === Kind.FRAGMENT_DEFINITION) collect(definition);
+  return [...names].sort();
+}
+
+function makePlan(schema: GraphQLSchema, document: DocumentNode, operationName: string | undefined): Plan | null {
+  const compiled = compileQuery(schema, document, operationName, { disablingCapturingStackErrors: true });
+  if (!isCompiledQuery(compiled)) return null;
+  const operation = document.definitions.find(
+    (definition) => definition.kind === Kind.OPERATION_DEFINITION && (!operationName || definition.name?.value === operationName),
+  );
+  const root = operation?.kind === Kind.OPERATION_DEFINITION ? operation.selectionSet.selections[0] : undefined;
+  const field = root?.kind === Kind.FIELD ? schema.getSubscriptionType()?.getFields()[root.name.value] : undefined;
+  if (!root || root.kind !== Kind.FIELD || field?.extensions?.[SHARED_RESULTS] !== true) {
+    return { compiled, shareKey: () => null };
+  }
+  let documentId = documentIds.get(document);
+  if (documentId === undefined) documentIds.set(document, (documentId = nextDocumentId++));
+  const prefix = `${documentId}:${operationName ?? ''}:`;
+  const names = variablesBelowRoot(document, root);
+  return {
+    compiled,
+    shareKey: (variables) => prefix + (names.length === 0 ? '' : JSON.stringify(names.map((name) => variables?.[name]))),
+  };
+}
+
+function planFor(args: ExecutionArgs): Plan | null {
+  let byOperation = plans.get(args.document);
+  if (!byOperation) plans.set(args.document, (byOperation = new Map()));
+  const name = args.operationName ?? '';
+  if (!byOperation.has(name)) byOperation.set(name, makePlan(args.schema, args.document, args.operationName ?? undefined));
+  return byOperation.get(name)!;
+}
+
+function sharedResult(event: unknown, key: string, run: () => Result): Result {
+  if (typeof event !== 'object' || event === null) return run();
+  let results = sharedResults.get(event);
+  if (!results) sharedResults.set(event, (results = new Map()));
+  let result = results.get(key);
+  if (!result) results.set(key, (result = run()));
+  return result;
+}
+
+/** A subscription as the transports consume it: the errors that stopped it, or its results. */
+export type SubscriptionResult = ExecutionResult | EventStream<ExecutionResult>;
+
+/**
+ * Starts a subscription: the field's `subscribe` runs for this subscriber (authorization, cursor,
+ * replay); its events then run through the operation's compiled plan, once per event for all
+ * subscribers that can share the result.
+ */
+export async function subscribeToEvents(args: ExecutionArgs): Promise<SubscriptionResult> {
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  if (!isEventStream(source)) throw new Error('a subscription field must return an EventStream (src/updates/event-stream.ts)');
+  const plan = planFor(args);
+  const { contextValue, variableValues } = args;
+  const run = plan
+    ? (event: unknown) => plan.compiled.query(event, contextValue, variableValues)
+    : (event: unknown) => execute({ ...args, rootValue: event });
+  const key = plan?.shareKey(variableValues) ?? null;
+  return mapStream(source, key === null ? run : (event) => sharedResult(event, key, () => run(event)));
+}
+
+/**
+ * Runs subscription events with a compiled plan (graphql-jit, about four times faster than
+ * graphql-js here) and, for fields marked SHARED_RESULTS, once per distinct operation per event
+ * instead of once per subscriber: with 2,000 subscribers on one file, an update is executed once.
+ * The sharing needs the stream to hand every subscriber the same event object (see
+ * src/updates/stream.ts); the subscription's own setup (authorization, cursor, replay) still runs
+ * per subscriber through the field's `subscribe`.
+ */
+export function useSubscriptionExecution(): Plugin {
+  return {
+    onSubscribe({ setSubscribeFn }) {
+      setSubscribeFn(subscribeToEvents);
+    },
+  };
+}

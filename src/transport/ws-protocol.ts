@@ -1,0 +1,183 @@
+import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
+import {
+  CloseCode as ProtocolCloseCode,
+  GRAPHQL_TRANSPORT_WS_PROTOCOL,
+  MessageType,
+  parseMessage,
+  stringifyMessage,
+  type Message,
+  type SubscribePayload,
+} from 'graphql-ws';
+import { WebSocket } from 'ws';
+import type { EventStream } from '../updates/event-stream.js';
+
+/** What starting an operation gives: errors before it ran, one result, or a stream of results. */
+export type OperationOutcome =
+  | { errors: GraphQLFormattedError[] }
+  | { result: ExecutionResult }
+  | { stream: EventStream<ExecutionResult> };
+
+/** Herald's side of a session: who may connect, how an operation runs, how a result is written. */
+export interface SessionHooks {
+  /** connection_init: true to acknowledge; false once the hook has closed the socket. */
+  init(payload: Record<string, unknown> | undefined): Promise<boolean>;
+  /** A subscribe message: validate and start the operation. */
+  start(id: string, payload: SubscribePayload): Promise<OperationOutcome>;
+  /** The operation started under `id` is over, whoever ended it. */
+  ended(id: string): void;
+  /** The JSON of a `next` payload. Called once per subscriber, so it should cache by result. */
+  serialize(result: ExecutionResult): string;
+  /** What to tell the client when an operation's stream throws. */
+  failed(id: string, error: unknown): GraphQLFormattedError[];
+}
+
+export interface SessionOptions {
+  /** Close a socket that sends no connection_init within this time (4408). */
+  initTimeoutMs: number;
+  /** Close a socket whose unsent data grows past this (a client that stopped reading). */
+  maxBufferedBytes: number;
+  /** The code to close such a socket with. */
+  slowConsumerCloseCode: number;
+  onSlowConsumer(): void;
+}
+
+/** One running operation; compared by identity, so an id reused after `complete` is a new one. */
+interface Running {
+  stream: EventStream<ExecutionResult> | null;
+}
+
+/** True when a WebSocket asked for the one subprotocol Herald speaks. */
+export function speaksGraphqlWs(socket: WebSocket): boolean {
+  return socket.protocol === GRAPHQL_TRANSPORT_WS_PROTOCOL;
+}
+
+/**
+ * The graphql-transport-ws protocol for one socket, with the same close codes and messages as
+ * graphql-ws's server. Herald speaks it itself rather than through graphql-ws's `useServer` for
+ * the fan-out: a `next` frame is built around a payload serialized once per result (and results
+ * are shared by every subscriber with the same operation), frames are written without waiting for
+ * each one to flush, and a client that stops reading is closed once its unsent data passes a cap,
+ * instead of the server buffering for it without bound.
+ */
+export class ProtocolSession {
+  private initReceived = false;
+  private acknowledged = false;
+  private closing = false;
+  private readonly running = new Map<string, Running>();
+  private readonly initTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly hooks: SessionHooks,
+    private readonly options: SessionOptions,
+  ) {
+    this.initTimer = setTimeout(() => {
+      if (!this.initReceived) this.close(ProtocolCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    }, options.initTimeoutMs);
+    socket.on('message', (data: Buffer) => {
+      this.receive(data.toString()).catch(() => this.close(ProtocolCloseCode.InternalServerError, 'Internal server error'));
+    });
+    socket.once('close', () => this.stopAll());
+  }
+
+  /** Closes the socket and stops every operation at once, without waiting for the closing handshake. */
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+    this.stopAll();
+  }
+
+  private stopAll(): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.initTimer);
+    const running = [...this.running.values()];
+    this.running.clear();
+    for (const operation of running) void operation.stream?.return();
+  }
+
+  private async receive(data: string): Promise<void> {
+    if (this.closing) return;
+    let message: Message;
+    try {
+      message = parseMessage(data);
+    } catch {
+      return this.close(ProtocolCloseCode.BadRequest, 'Invalid message received');
+    }
+    switch (message.type) {
+      case MessageType.ConnectionInit: {
+        if (this.initReceived) return this.close(ProtocolCloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
+        this.initReceived = true;
+        clearTimeout(this.initTimer);
+        const payload = message.payload && typeof message.payload === 'object' ? message.payload : undefined;
+        if (!(await this.hooks.init(payload)) || this.closing) return;
+        this.acknowledged = true;
+        this.write(stringifyMessage({ type: MessageType.ConnectionAck }));
+        return;
+      }
+      case MessageType.Ping:
+        this.write(stringifyMessage(message.payload ? { type: MessageType.Pong, payload: message.payload } : { type: MessageType.Pong }));
+        return;
+      case MessageType.Pong:
+        return;
+      case MessageType.Subscribe:
+        return this.subscribe(message.id, message.payload);
+      case MessageType.Complete: {
+        const operation = this.running.get(message.id);
+        this.running.delete(message.id);
+        await operation?.stream?.return();
+        return;
+      }
+      default:
+        return this.close(ProtocolCloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
+    }
+  }
+
+  private async subscribe(id: string, payload: SubscribePayload): Promise<void> {
+    if (!this.acknowledged) return this.close(ProtocolCloseCode.Unauthorized, 'Unauthorized');
+    if (this.running.has(id)) return this.close(ProtocolCloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
+    const operation: Running = { stream: null };
+    this.running.set(id, operation);
+    const isCurrent = () => this.running.get(id) === operation;
+    try {
+      const outcome = await this.hooks.start(id, payload);
+      if ('stream' in outcome) {
+        const { stream } = outcome;
+        operation.stream = stream;
+        if (!isCurrent()) {
+          await stream.return();
+          return;
+        }
+        await new Promise<void>((resolve, reject) =>
+          stream.pipe({ next: (result) => isCurrent() && this.next(id, result), end: resolve, fail: reject }),
+        );
+      } else if (!isCurrent()) {
+        return;
+      } else if ('errors' in outcome) {
+        this.running.delete(id);
+        this.write(stringifyMessage({ id, type: MessageType.Error, payload: outcome.errors }));
+        return;
+      } else {
+        this.next(id, outcome.result);
+      }
+      if (isCurrent()) this.write(stringifyMessage({ id, type: MessageType.Complete }));
+    } catch (error) {
+      if (isCurrent()) this.write(stringifyMessage({ id, type: MessageType.Error, payload: this.hooks.failed(id, error) }));
+    } finally {
+      if (isCurrent()) this.running.delete(id);
+      this.hooks.ended(id);
+    }
+  }
+
+  private next(id: string, result: ExecutionResult): void {
+    this.write(`{"id":${JSON.stringify(id)},"type":"next","payload":${this.hooks.serialize(result)}}`);
+  }
+
+  private write(frame: string): void {
+    if (this.closing || this.socket.readyState !== WebSocket.OPEN) return;
+    this.socket.send(frame);
+    if (this.socket.bufferedAmount > this.options.maxBufferedBytes) {
+      this.options.onSlowConsumer();
+      this.close(this.options.slowConsumerCloseCode, 'Too much unread data: reconnect and resume from your last cursor');
+    }
+  }
+}
