@@ -71,7 +71,8 @@ const schema = z
     MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 100_000).default(100),
     MUTATIONS_PER_MINUTE: int(1, 1_000_000).default(600),
     WS_KEEPALIVE_MS: int(100, 3_600_000).default(12_000),
-    WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+    WS_SLOW_CONSUMER_MS: int(100, 3_600_000).default(10_000),
     REVOCATION_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     JOB_ATTEMPTS: int(1, 100).default(3),
     JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
@@ -194,10 +195,13 @@ export interface Config {
     /** Server ping interval (WS_KEEPALIVE_MS, default 12 s); a socket that has not answered the previous ping is dropped. */
     keepAliveMs: number;
     /**
-     * Unsent data one WebSocket may have queued (WS_MAX_BUFFERED_BYTES, default 4 MiB): a client
-     * that stops reading is closed with 4413 past it, so it cannot grow the server's memory.
+     * Unsent data one WebSocket may have queued (WS_MAX_BUFFERED_BYTES, default 1 MiB). Past it
+     * the connection's subscriptions pause, and catch up from history once it drains: a slow
+     * client costs the server at most this much (plus one update per subscription).
      */
     maxBufferedBytes: number;
+    /** How long a connection may stay over maxBufferedBytes (WS_SLOW_CONSUMER_MS, default 10 s) before it is closed with 4413. */
+    slowConsumerMs: number;
   };
   auth: {
     /**
@@ -307,6 +311,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     websocket: {
       keepAliveMs: e.WS_KEEPALIVE_MS,
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+      slowConsumerMs: e.WS_SLOW_CONSUMER_MS,
     },
     auth: {
       revocationTtlSeconds: e.REVOCATION_TTL_SECONDS,

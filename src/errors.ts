@@ -39,8 +39,8 @@ export const CloseCode = {
    */
   TooManyConnections: 4429,
   /**
-   * The client stopped reading: more than WS_MAX_BUFFERED_BYTES of updates waited unsent for it.
-   * graphql-ws clients retry it; resuming from the last cursor loses nothing.
+   * The client stopped reading: more than WS_MAX_BUFFERED_BYTES waited unsent for it for
+   * WS_SLOW_CONSUMER_MS. graphql-ws clients retry it; resuming from the last cursor loses nothing.
    */
   SlowConsumer: 4413,
   /** A message over the size limit (the larger of MAX_UPLOAD_BYTES and MAX_CONTENT_BYTES, plus 64 KiB); sent by ws itself. */

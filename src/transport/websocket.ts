@@ -248,6 +248,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       {
         initTimeoutMs: 10_000,
         maxBufferedBytes: options.config.websocket.maxBufferedBytes,
+        slowConsumerMs: options.config.websocket.slowConsumerMs,
         slowConsumerCloseCode: CloseCode.SlowConsumer,
         onSlowConsumer: () => {
           metrics.slowConsumerCloses.inc();

@@ -34,8 +34,10 @@ export interface SessionHooks {
 export interface SessionOptions {
   /** Close a socket that sends no connection_init within this time (4408). */
   initTimeoutMs: number;
-  /** Close a socket whose unsent data grows past this (a client that stopped reading). */
+  /** Unsent data past which the socket's subscriptions stop sending until it drains. */
   maxBufferedBytes: number;
+  /** How long the socket may stay over maxBufferedBytes before it is closed as a slow consumer. */
+  slowConsumerMs: number;
   /** The code to close such a socket with. */
   slowConsumerCloseCode: number;
   onSlowConsumer(): void;
@@ -55,9 +57,10 @@ export function speaksGraphqlWs(socket: WebSocket): boolean {
  * The graphql-transport-ws protocol for one socket, with the same close codes and messages as
  * graphql-ws's server. Herald speaks it itself rather than through graphql-ws's `useServer` for
  * the fan-out: a `next` frame is built around a payload serialized once per result (and results
- * are shared by every subscriber with the same operation), frames are written without waiting for
- * each one to flush, and a client that stops reading is closed once its unsent data passes a cap,
- * instead of the server buffering for it without bound.
+ * are shared by every subscriber with the same operation), and frames are written without waiting
+ * for each one to flush. A client that reads slower than its updates come is not buffered for
+ * without bound: past a cap its subscriptions pause and later catch up from history, and one that
+ * does not drain in time is closed.
  */
 export class ProtocolSession {
   private initReceived = false;
@@ -65,6 +68,8 @@ export class ProtocolSession {
   private closing = false;
   private readonly running = new Map<string, Running>();
   private readonly initTimer: NodeJS.Timeout;
+  /** Running while the socket has more than maxBufferedBytes unsent. */
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socket: WebSocket,
@@ -90,6 +95,7 @@ export class ProtocolSession {
     if (this.closing) return;
     this.closing = true;
     clearTimeout(this.initTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     const running = [...this.running.values()];
     this.running.clear();
     for (const operation of running) void operation.stream?.return();
@@ -148,7 +154,7 @@ export class ProtocolSession {
           return;
         }
         await new Promise<void>((resolve, reject) =>
-          stream.pipe({ next: (result) => isCurrent() && this.next(id, result), end: resolve, fail: reject }),
+          stream.pipe({ next: (result) => !isCurrent() || this.next(id, result), end: resolve, fail: reject }),
         );
       } else if (!isCurrent()) {
         return;
@@ -168,16 +174,34 @@ export class ProtocolSession {
     }
   }
 
-  private next(id: string, result: ExecutionResult): void {
-    this.write(`{"id":${JSON.stringify(id)},"type":"next","payload":${this.hooks.serialize(result)}}`);
+  private next(id: string, result: ExecutionResult): boolean {
+    return this.write(`{"id":${JSON.stringify(id)},"type":"next","payload":${this.hooks.serialize(result)}}`);
   }
 
-  private write(frame: string): void {
-    if (this.closing || this.socket.readyState !== WebSocket.OPEN) return;
-    this.socket.send(frame);
-    if (this.socket.bufferedAmount > this.options.maxBufferedBytes) {
+  /**
+   * Sends a frame; false once the socket has more than maxBufferedBytes unsent. Subscriptions then
+   * stop sending (they catch up from history later), the frame carries a callback that resumes
+   * them once it is flushed, and a timer closes the socket if it never is.
+   */
+  private write(frame: string): boolean {
+    if (this.closing || this.socket.readyState !== WebSocket.OPEN) return true;
+    if (this.socket.bufferedAmount + frame.length <= this.options.maxBufferedBytes) {
+      this.socket.send(frame);
+      return true;
+    }
+    this.socket.send(frame, () => this.flushed());
+    this.stallTimer ??= setTimeout(() => {
       this.options.onSlowConsumer();
       this.close(this.options.slowConsumerCloseCode, 'Too much unread data: reconnect and resume from your last cursor');
-    }
+    }, this.options.slowConsumerMs);
+    return false;
+  }
+
+  /** A frame sent over the limit has gone out: once the rest has too, the subscriptions go on. */
+  private flushed(): void {
+    if (this.closing || this.socket.bufferedAmount > this.options.maxBufferedBytes) return;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+    for (const operation of this.running.values()) operation.stream?.resume();
   }
 }

@@ -1,6 +1,10 @@
 /** Where a piped stream delivers: called synchronously, in order, and nothing after `end` or `fail`. */
 export interface Sink<V> {
-  next(value: V): void;
+  /**
+   * Takes one value; false when it can take no more for now. The stream then stops delivering
+   * (it will catch up from history, nothing is lost) until `resume()` is called.
+   */
+  next(value: V): boolean;
   end(): void;
   /** The stream broke (a mapped value failed); it is stopped. */
   fail(error: unknown): void;
@@ -14,6 +18,8 @@ export interface Sink<V> {
 export interface EventStream<V> extends AsyncIterableIterator<V, undefined> {
   /** Delivers everything from now on to `sink` instead of to `next()`; call once. */
   pipe(sink: Sink<V>): void;
+  /** The piped sink can take more again (after its `next` said no). */
+  resume(): void;
   /** Stops the stream and lets go of its Redis subscriptions. */
   return(): Promise<IteratorResult<V, undefined>>;
 }
@@ -45,9 +51,7 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
     pipe(sink) {
       let pending: Promise<void> | null = null;
       let failed = false;
-      const deliver = (value: B | undefined) => {
-        if (value !== undefined && !failed) sink.next(value);
-      };
+      const deliver = (value: B | undefined): boolean => value === undefined || failed || sink.next(value);
       const fail = (error: unknown) => {
         if (failed) return;
         failed = true;
@@ -60,14 +64,16 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
           try {
             value = map(event);
           } catch (error) {
-            return fail(error);
+            fail(error);
+            return false;
           }
           if (!pending && !isPromise<B>(value)) return deliver(value);
-          const settled: Promise<void> = (pending ?? Promise.resolve()).then(() => value).then(deliver, fail);
+          const settled: Promise<void> = (pending ?? Promise.resolve()).then(() => value).then((mapped) => void deliver(mapped), fail);
           pending = settled;
           void settled.then(() => {
             if (pending === settled) pending = null;
           });
+          return true;
         },
         end() {
           if (pending) void pending.then(() => !failed && sink.end());
@@ -75,6 +81,9 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
         },
         fail,
       });
+    },
+    resume() {
+      source.resume();
     },
     async return() {
       await source.return();

@@ -4,7 +4,7 @@ import type { UpdateHub } from './hub.js';
 const RESYNC = Symbol('resync');
 
 export interface LiveStreamLimits {
-  /** Items a consumer may have waiting; past it live messages are dropped and read from history later. */
+  /** Items an iterating consumer may have waiting; past it the stream stops and catches up from history later. */
   queueLimit: number;
   /** How long to wait before reading history again after Redis failed to answer; default 250 ms. */
   retryMs?: number;
@@ -13,10 +13,14 @@ export interface LiveStreamLimits {
 /**
  * The part every lossless subscription shares, whatever its history looks like: subscribe to the
  * channels first (confirmed by Redis), then read history, then handle live messages one at a time.
- * A consumer that falls behind gets a bounded queue and is caught up from history once it drains;
- * a Redis reconnect or failed read leads to a resync. Subclasses say how to open, how to catch up
- * and what to do with one live message. A live message that needs no Redis read is handled
+ * A Redis reconnect or a failed read leads to a resync. Subclasses say how to open, how to catch
+ * up and what to do with one live message; a live message that needs no Redis read is handled
  * synchronously, all the way to a piped consumer.
+ *
+ * A consumer that cannot keep up never makes the stream hold more for it: once it is full (a
+ * piped sink said stop, or an iterating consumer has `queueLimit` items waiting) live messages are
+ * dropped and history reads stop early, and when it can take more again the stream catches up
+ * from history. Memory per subscriber stays bounded whatever is published.
  */
 export abstract class LiveStream<M, V> implements EventStream<V> {
   private readonly out: V[] = [];
@@ -24,7 +28,10 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
   private readonly inbox: Array<M | typeof RESYNC> = [];
   private ready = false;
   private pumping = false;
-  private lagging = false;
+  /** The piped sink said stop. */
+  private paused = false;
+  /** Something was left unread because the consumer was full: catch up once it is not. */
+  private behind = false;
   private ended = false;
   private wake: (() => void) | null = null;
   private readonly stops: Array<() => void> = [];
@@ -37,7 +44,7 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
 
   /** The first history read; runs after every channel is subscribed, so nothing falls in between. */
   protected abstract open(): Promise<void>;
-  /** Reads whatever may have been missed: after a reconnect, a failed read or a lagging consumer. */
+  /** Reads whatever may have been missed: after a reconnect, a failed read or a full consumer. */
   protected abstract resync(): Promise<void>;
   /** One live message, in the order Redis delivered it; a promise only when it must read Redis. */
   protected abstract receive(message: M): Promise<void> | void;
@@ -65,16 +72,37 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
     return this.ended;
   }
 
+  /**
+   * True while the consumer can take nothing more. A subclass emitting from a history read stops
+   * there and calls {@link leftBehind}; the rest is read again once the consumer has room.
+   */
+  protected get isFull(): boolean {
+    return this.sink ? this.paused : this.out.length >= this.limits.queueLimit;
+  }
+
+  protected leftBehind(): void {
+    this.behind = true;
+  }
+
   protected emit(value: V): void {
-    if (this.sink) return this.sink.next(value);
+    if (this.sink) {
+      if (!this.sink.next(value)) this.paused = true;
+      return;
+    }
     this.out.push(value);
     this.wakeConsumer();
   }
 
   pipe(sink: Sink<V>): void {
     this.sink = sink;
-    for (const value of this.out.splice(0)) sink.next(value);
+    for (const value of this.out.splice(0)) this.emit(value);
     if (this.ended) sink.end();
+    else this.catchUpIfBehind();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.catchUpIfBehind();
   }
 
   protected end(): void {
@@ -117,11 +145,14 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
   /** One inbox item; a promise when it reads Redis (a resync, or a live message that skips ahead). */
   private handle(item: M | typeof RESYNC): Promise<void> | void {
     if (item === RESYNC) return this.resync();
-    if (this.out.length >= this.limits.queueLimit || this.lagging) {
-      this.lagging = true;
-      return;
-    }
+    if (this.behind || this.isFull) return this.leftBehind();
     return this.receive(item);
+  }
+
+  private catchUpIfBehind(): void {
+    if (!this.behind || this.isFull || this.ended) return;
+    this.behind = false;
+    this.push(RESYNC);
   }
 
   /** Redis did not answer: try again shortly; history still has what was missed. */
@@ -144,10 +175,7 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
     for (;;) {
       const value = this.out.shift();
       if (value !== undefined) {
-        if (this.lagging && this.out.length <= this.limits.queueLimit / 2) {
-          this.lagging = false;
-          this.push(RESYNC);
-        }
+        if (this.out.length <= this.limits.queueLimit / 2) this.catchUpIfBehind();
         return { value, done: false };
       }
       if (this.ended) return { value: undefined, done: true };

@@ -14,8 +14,8 @@ import {
 /** The append script, shipped as a file so producers in other languages can load the same one. */
 export const APPEND_SCRIPT = readFileSync(new URL('./append.lua', import.meta.url), 'utf8');
 
-/** Which part of a stream's history to read. */
-export type HistoryRange = { after: number } | { last: number };
+/** Which part of a stream's history to read: what follows a seq (at most `limit` entries), or the newest. */
+export type HistoryRange = { after: number; limit?: number } | { last: number };
 
 /** One consistent snapshot of a stream: read in one MULTI, so `lastSeq` matches `entries`. */
 export interface HistoryRead<E extends StreamEntry> {
@@ -62,7 +62,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
 
   async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
     const tx = redis.multi().hmget(address.meta, 'seq', 'epoch', 'final').zrange(address.history, 0, 0, 'WITHSCORES');
-    if ('after' in range) tx.zrangebyscore(address.history, `(${range.after}`, '+inf');
+    if ('after' in range) tx.zrangebyscore(address.history, `(${range.after}`, '+inf', 'LIMIT', 0, range.limit ?? -1);
     else tx.zrange(address.history, -Math.max(range.last, 1), -1);
     const results = await tx.exec();
     if (!results) throw new Error('history read was aborted');

@@ -32,6 +32,9 @@ function entryEvent<E extends StreamEntry>(entry: E): StreamEvent<E> {
   return event as StreamEvent<E>;
 }
 
+/** Entries per history read: a long catch-up is read (and handed to the consumer) a page at a time. */
+const HISTORY_PAGE = 100;
+
 /** A cursor that names an update the stream has not reached yet: a client bug, not a gap. */
 export class CursorAheadError extends Error {
   override name = 'CursorAheadError';
@@ -72,9 +75,8 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     }
     const read = await this.options.read({ last: replay });
     this.epoch = read.epoch;
-    for (const entry of read.entries) this.accept(entry);
-    this.lastSeq = read.lastSeq;
-    if (read.final) this.end();
+    if (this.acceptAll(read.entries)) this.lastSeq = read.lastSeq;
+    if (read.final && this.lastSeq >= read.lastSeq) this.end();
   }
 
   protected resync(): Promise<void> {
@@ -86,14 +88,17 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     this.accept(entry);
   }
 
-  /** Reads everything after `lastSeq`, telling the consumer first when some of it is gone. */
+  /**
+   * Reads everything after `lastSeq`, a page at a time, telling the consumer first when some of
+   * it is gone; stops early (to go on later) when the consumer is full.
+   */
   private async catchUp(initial: boolean): Promise<void> {
-    let read: HistoryRead<E> = await this.options.read({ after: this.lastSeq });
+    let read: HistoryRead<E> = await this.options.read({ after: this.lastSeq, limit: HISTORY_PAGE });
     let reason: GapReason | null = null;
     if (read.epoch !== this.epoch && !(this.epoch === null && this.lastSeq === 0)) {
       reason = 'EPOCH_CHANGED';
       this.lastSeq = 0;
-      if (read.epoch !== null) read = await this.options.read({ after: 0 });
+      if (read.epoch !== null) read = await this.options.read({ after: 0, limit: HISTORY_PAGE });
     } else if (initial && read.lastSeq < this.lastSeq) {
       throw new CursorAheadError(`cursor is at ${this.lastSeq} but the stream is at ${read.lastSeq}`);
     }
@@ -106,8 +111,22 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
       const gap: HistoryGap = { reason, epoch: read.epoch, resumesAfter: this.lastSeq };
       this.emit({ type: 'gap', gap, latest: read.entries.at(-1) ?? null });
     }
-    for (const entry of read.entries) this.accept(entry);
+    if (!this.acceptAll(read.entries)) return;
     if (read.final && this.lastSeq >= read.lastSeq) this.end();
+    else if (read.entries.length === HISTORY_PAGE && this.lastSeq < read.lastSeq) await this.catchUp(false);
+  }
+
+  /** Accepts entries until the consumer is full; false when some were left for a later catch-up. */
+  private acceptAll(entries: E[]): boolean {
+    for (const entry of entries) {
+      if (this.isEnded) return false;
+      if (this.isFull) {
+        this.leftBehind();
+        return false;
+      }
+      this.accept(entry);
+    }
+    return true;
   }
 
   private accept(entry: E): void {

@@ -2,7 +2,8 @@ import { apiCrash } from './api-crash.js';
 import { apiShutdown } from './api-shutdown.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
+import { slowConsumer } from './slow-consumer.js';
 import { workerCrash } from './worker-crash.js';
 
 /** Every fault scenario, in report order: test/faults.test.ts and `npm run faults` both run this list. */
-export const faultScenarios: FaultScenario[] = [redisRestart, apiCrash, workerCrash, apiShutdown];
+export const faultScenarios: FaultScenario[] = [redisRestart, apiCrash, workerCrash, apiShutdown, slowConsumer];
