@@ -20,11 +20,12 @@ import { attachWebSocketServer } from './transport/websocket.js';
 import { createYogaServer } from './transport/yoga.js';
 import { createUpdateHub } from './updates/hub.js';
 import { createUpdateStore } from './updates/store.js';
+import { createLivePage } from './web/page.js';
 
 export interface AppOptions {
   logger: Logger;
-  /** Headers GraphiQL starts with (dev passes a token). */
-  graphiqlHeaders?: Record<string, string>;
+  /** Dev only: a token GraphiQL (in its headers) and the live page (in its token field) start with. */
+  devToken?: string;
 }
 
 /**
@@ -72,7 +73,7 @@ export function buildApp(config: Config, options: AppOptions) {
     config,
     verify,
     logger,
-    graphiqlHeaders: options.graphiqlHeaders,
+    graphiqlHeaders: options.devToken ? { Authorization: `Bearer ${options.devToken}` } : undefined,
     onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
     mutationLimiter: createRateLimiter(redis, {
       keyPrefix: config.keyPrefix,
@@ -87,6 +88,7 @@ export function buildApp(config: Config, options: AppOptions) {
     yoga,
     redis,
     metrics,
+    page: createLivePage({ devToken: options.devToken }),
     maxBodyBytes,
   });
   const server = createServer((req, res) => {

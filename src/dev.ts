@@ -1,35 +1,24 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join } from 'node:path';
 import { buildApp } from './app.js';
 import { signToken } from './auth/token.js';
 import { hasRedisSettings, loadConfig } from './config.js';
+import { DEV_DATA_DIR, devSecret } from './dev/data.js';
 import { ensureRedisServer, startRedisServer, type RedisServer } from './dev/redis-server.js';
 import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
 import { describeRedis } from './redis.js';
 
-const dataDir = resolve('.data');
-
-/** A JWT secret kept in .data/, so dev tokens survive restarts. */
-function devSecret(): string {
-  const file = resolve(dataDir, 'jwt-secret');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
-  return readFileSync(file, 'utf8').trim();
-}
-
 /**
  * `npm run dev`: everything on one machine with no set-up. A private redis-server under .data/
  * when no Redis is configured, the API and a worker in this process, and a token ready to paste.
  */
 runMain(async () => {
-  mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: process.env.JWT_SECRET || devSecret() };
   let redis: RedisServer | null = null;
   if (!hasRedisSettings(env)) {
     ensureRedisServer();
-    redis = await startRedisServer({ dataDir: resolve(dataDir, 'redis'), appendOnly: true });
+    redis = await startRedisServer({ dataDir: join(DEV_DATA_DIR, 'redis'), appendOnly: true });
     env.REDIS_URL = redis.url;
   }
   try {
@@ -41,13 +30,14 @@ runMain(async () => {
       projects: ['demo'],
       ttlSeconds: 7 * 24 * 3600,
     });
-    const app = buildApp(config, { logger, graphiqlHeaders: { Authorization: `Bearer ${token}` } });
+    const app = buildApp(config, { logger, devToken: token });
     const { url } = await app.start();
     const workers = await startWorkers(config, logger);
     console.log(
       [
         '',
         '  Herald is running.',
+        `  Live page:  ${url}/   (signed in with the dev token)`,
         `  GraphiQL:   ${url}/graphql   (the dev token is already in its headers)`,
         `  WebSocket:  ${url.replace(/^http/, 'ws')}/graphql`,
         `  Redis:      ${describeRedis(config.redis)}${redis ? ' (embedded, data in .data/redis)' : ''}`,

@@ -1,0 +1,207 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.js';
+import { NotificationSummaryDocument, SendNotificationDocument, type NotificationLevel } from '../src/client/generated.js';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { makeDocument } from './helpers/documents.js';
+import { clientsFor, TEST_SECRET, type HeraldClients } from './helpers/herald.js';
+import { startCluster, type Cluster } from './helpers/processes.js';
+import { redisUrl, uniquePrefix } from './helpers/redis.js';
+
+const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
+/** Long enough for a job on a busy two-core machine; every wait ends as soon as the page shows what it waits for. */
+const PAGE_WAIT = { timeout: 20_000 };
+
+let cluster: Cluster;
+let browser: Browser;
+let api: HeraldClients;
+
+beforeAll(async () => {
+  [cluster, browser] = await Promise.all([
+    startCluster({ CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2' }, { apis: 1, workers: 1 }),
+    chromium.launch({ executablePath: '/usr/bin/chromium' }),
+  ]);
+  api = clientsFor(cluster.apiUrls[0]);
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await api?.dispose();
+  await cluster?.stop();
+});
+
+/** A fresh tab (its own storage) on `url`, collecting the errors its scripts throw. */
+async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`${url}/`);
+  return { page, errors };
+}
+
+async function signIn(page: Page, token: string) {
+  await page.getByLabel('Access token').fill(token);
+  await page.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
+}
+
+/** The seq of every update the card received, in the order it received them. */
+async function seqsOf(card: Locator): Promise<number[]> {
+  const seqs = (await card.getAttribute('data-seqs')) ?? '';
+  return seqs ? seqs.split(' ').map(Number) : [];
+}
+
+const oneToN = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+async function notify(from: string, to: string, title: string, level: NotificationLevel) {
+  const { body } = await api.http(from, SendNotificationDocument, { input: { target: { kind: 'USER', id: to }, title, level } });
+  expect(body.errors).toBeUndefined();
+}
+
+describe('the live page', () => {
+  it('serves the page and its script with caching headers, and no token outside dev', async () => {
+    const page = await fetch(`${api.url}/`);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    expect(html).toMatch(/<input id="token"[^>]* value="">/);
+    const script = /src="(\/app\.js\?v=[^"]+)"/.exec(html)![1];
+    const versioned = await fetch(`${api.url}${script}`);
+    expect(versioned.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(versioned.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const etag = versioned.headers.get('etag')!;
+    const again = await fetch(`${api.url}/app.js`, { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+    expect(again.headers.get('cache-control')).toBe('no-cache');
+  });
+
+  it('shows the offline summary, a document processed to 100 %, an answer streaming in, and notifications from others', async () => {
+    const [pia, ola] = await Promise.all([api.token('pia'), api.token('ola')]);
+    await notify(ola, 'pia', 'Welcome back', 'WARNING');
+    const { page, errors } = await openPage(api.url);
+    const consoleErrors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    await signIn(page, pia);
+    await expect.poll(() => page.textContent('#summary'), PAGE_WAIT).toBe('While you were away: 1 unread (1 warning).');
+    expect(await page.textContent('#viewer')).toBe('Signed in as pia');
+    expect(await page.textContent('#unread-count')).toBe('1');
+
+    // Upload: the file's name becomes the document's.
+    await page.getByLabel('Upload a text or Markdown file').setInputFiles({
+      name: 'topics.md',
+      mimeType: 'text/markdown',
+      buffer: Buffer.from(makeDocument(6)),
+    });
+    expect(await page.getByLabel('Name').inputValue()).toBe('topics.md');
+    await page.getByRole('button', { name: 'Process' }).click();
+    const card = page.locator('#documents .card').first();
+    await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+    expect(await card.locator('h3').textContent()).toBe('topics.md');
+    expect(await card.locator('progress').evaluate((bar: HTMLProgressElement) => bar.value)).toBe(100);
+    expect(await card.locator('.percent').textContent()).toBe('100 %');
+    const seqs = await seqsOf(card);
+    expect(seqs).toEqual(oneToN(seqs.length));
+    const classes = await card.locator('.sentences li').evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.class));
+    const summary = /^(\d+) sentences: /.exec((await card.locator('.detail').textContent()) ?? '');
+    expect(classes).toHaveLength(Number(summary?.[1]));
+    expect(new Set(classes)).toEqual(new Set(['other', 'question', 'claim', 'definition']));
+
+    // Ask from the keyboard, and record every text the answer shows on its way.
+    await page.locator('#answers').evaluate((answers) => {
+      const seen: string[] = [];
+      new MutationObserver(() => {
+        const text = answers.querySelector('.answer')?.textContent;
+        if (text && text !== seen.at(-1)) seen.push(text);
+        answers.dataset.seen = JSON.stringify(seen);
+      }).observe(answers, { subtree: true, childList: true, characterData: true });
+    });
+    await page.getByLabel('Ask about your documents').fill('Why does topic 3 matter?');
+    await page.keyboard.press('Enter');
+    const answer = page.locator('#answers .card').first();
+    await page.locator('#answers .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+    expect(await answer.locator('.answer').getAttribute('aria-busy')).toBe('false');
+    const shown = JSON.parse((await page.locator('#answers').getAttribute('data-seen')) ?? '[]') as string[];
+    expect(shown.length).toBeGreaterThan(2);
+    for (const text of shown) expect(shown.at(-1)!.startsWith(text)).toBe(true);
+    expect(shown.at(-1)).toContain('topic 3');
+    expect(await answer.locator('.sources li').count()).toBeGreaterThan(0);
+    const answerSeqs = await seqsOf(answer);
+    expect(answerSeqs).toEqual(oneToN(answerSeqs.length));
+
+    // Live: the jobs' own notifications, then one from another user, each counted on the bell.
+    await notify(ola, 'pia', 'Build 42 is green', 'SUCCESS');
+    await expect.poll(() => page.textContent('#toast'), PAGE_WAIT).toBe('success: Build 42 is green');
+    await expect.poll(() => page.locator('#inbox-list li[data-read=false]').count(), PAGE_WAIT).toBe(4);
+    expect(await page.textContent('#unread-count')).toBe('4');
+    const { body } = await api.http(pia, NotificationSummaryDocument);
+    expect(body.data!.notificationSummary.unread).toBe(4);
+
+    await page.locator('#bell').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#inbox').waitFor({ state: 'visible' });
+    expect(await page.locator('#bell').getAttribute('aria-expanded')).toBe('true');
+    expect(await page.locator('#inbox-list .title').first().textContent()).toBe('Build 42 is green');
+    await page.locator('#latency:not(:empty)').waitFor(PAGE_WAIT);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: `${artifacts}live-page.png` });
+
+    await page.getByRole('button', { name: 'Mark all read' }).click();
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('0');
+    expect(await page.locator('#inbox-list li[data-read=false]').count()).toBe(0);
+    await page.keyboard.press('Escape');
+    expect(await page.locator('#inbox').isHidden()).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('bell');
+    expect(errors).toEqual([]);
+    expect(consoleErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('keeps every update of a job through the API being killed and restarted mid-job', async () => {
+    const { page, errors } = await openPage(api.url);
+    await signIn(page, await api.token('rex'));
+    await page.getByLabel('or paste its text').fill(makeDocument(400));
+    await page.getByLabel('Name').fill('long.md');
+    await page.getByRole('button', { name: 'Process' }).click();
+    const card = page.locator('#documents .card').first();
+    await expect.poll(async () => (await seqsOf(card)).length, PAGE_WAIT).toBeGreaterThanOrEqual(50);
+    expect(await card.getAttribute('data-status')).toBe('PROCESSING');
+
+    cluster.apis[0].kill('SIGKILL');
+    await page.locator('#connection[data-status=reconnecting]').waitFor(PAGE_WAIT);
+    await cluster.restartApi(0);
+    await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+    await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
+
+    const seqs = await seqsOf(card);
+    expect(seqs.length).toBeGreaterThan(50);
+    expect(seqs).toEqual(oneToN(seqs.length));
+    expect(await card.locator('progress').evaluate((bar: HTMLProgressElement) => bar.value)).toBe(100);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('signs in with the token dev mode puts in the page', async () => {
+    const config = loadConfig(
+      { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), PORT: '0', LOG_LEVEL: 'silent' },
+      { mode: 'dev' },
+    );
+    const devToken = await api.token({ sub: 'dev-user', roles: ['admin'] });
+    const app = buildApp(config, { logger: createLogger('silent', 'test'), devToken });
+    const { url } = await app.start();
+    try {
+      const { page, errors } = await openPage(url);
+      await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
+      expect(await page.getByLabel('Access token').inputValue()).toBe(devToken);
+      await expect.poll(() => page.textContent('#viewer'), PAGE_WAIT).toBe('Signed in as dev-user');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await app.stop();
+    }
+  });
+});
