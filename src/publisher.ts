@@ -42,7 +42,7 @@ export interface PublisherOptions {
  * const file = await publisher.register({ kind: 'file', ownerId: 'alice' });
  * await publisher.append(file, { event: 'processing_started', status: 'PROCESSING', progress: 0 });
  * await publisher.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
- * await publisher.notify({ target: { type: 'USER', id: 'alice' }, title: 'Your file is ready' });
+ * await publisher.notify({ target: { kind: 'USER', id: 'alice' }, title: 'Your file is ready' });
  * await publisher.close();
  * ```
  */
