@@ -16,6 +16,7 @@ import { schema } from './schema/index.js';
 import { createHttpHandler } from './transport/http.js';
 import { createMetrics } from './transport/metrics.js';
 import { createRateLimiter } from './transport/rate-limit.js';
+import { createSubscriptionExecutor } from './transport/subscription-execution.js';
 import { attachWebSocketServer } from './transport/websocket.js';
 import { createYogaServer } from './transport/yoga.js';
 import { createUpdateHub } from './updates/hub.js';
@@ -65,6 +66,10 @@ export function buildApp(config: Config, options: AppOptions) {
     revocations,
   };
   const metrics = createMetrics();
+  const subscribe = createSubscriptionExecutor((field, transport) => {
+    metrics.subscriptions.inc({ field, transport });
+    return () => metrics.subscriptions.dec({ field, transport });
+  });
   const maxBodyBytes = config.limits.maxRequestBytes;
   const yoga = createYogaServer({
     schema,
@@ -83,6 +88,7 @@ export function buildApp(config: Config, options: AppOptions) {
     }),
     onLimitHit: (limit) => metrics.limitsHit.inc({ limit }),
     revocations,
+    subscribe,
   });
   const handler = createHttpHandler({
     yoga,
@@ -97,7 +103,7 @@ export function buildApp(config: Config, options: AppOptions) {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence, revocations, config });
+  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence, revocations, config, subscribe });
 
   return {
     services,

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { openLiveStreams } from '../updates/live-stream.js';
 
 /** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
 const LIMITS = [
@@ -44,6 +45,14 @@ export function createMetrics() {
       name: 'herald_websocket_connections',
       help: 'Open graphql-ws connections.',
       registers: [registry],
+    }),
+    liveStreams: new Gauge({
+      name: 'herald_live_streams',
+      help: 'Update and notification streams open in this process (each holds its Redis channel subscriptions).',
+      registers: [registry],
+      collect() {
+        this.set(openLiveStreams());
+      },
     }),
     subscriptions: new Gauge({
       name: 'herald_subscriptions',

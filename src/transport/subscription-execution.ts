@@ -1,6 +1,7 @@
 import {
   createSourceEventStream,
   execute,
+  getOperationAST,
   Kind,
   visit,
   type ASTNode,
@@ -12,7 +13,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
-import { SHARED_RESULTS } from '../schema/builder.js';
+import { SHARED_RESULTS, type Context } from '../schema/builder.js';
 import { isEventStream, mapStream, type EventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 
@@ -30,7 +31,6 @@ const documentIds = new WeakMap<DocumentNode, number>();
 let nextDocumentId = 0;
 /** Per event, the results computed for it so far, by share key; gone with the event. */
 const sharedResults = new WeakMap<object, Map<string, Result>>();
-
 
 /** Variables the selection under the root field uses: the root field's own arguments only choose the events. */
 function variablesBelowRoot(document: DocumentNode, root: FieldNode): string[] {
@@ -83,23 +83,39 @@ function sharedResult(event: unknown, key: string, run: () => Result): Result {
 /** A subscription as the transports consume it: the errors that stopped it, or its results. */
 export type SubscriptionResult = ExecutionResult | EventStream<ExecutionResult>;
 
-/**
- * Starts a subscription: the field's `subscribe` runs for this subscriber (authorization, cursor,
- * replay); its events then run through the operation's compiled plan, once per event for all
- * subscribers that can share the result.
- */
-export async function subscribeToEvents(args: ExecutionArgs): Promise<SubscriptionResult> {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
-  if (!isEventStream(source)) throw new Error('a subscription field must return an EventStream (src/updates/event-stream.ts)');
-  const plan = planFor(args);
-  const { contextValue, variableValues } = args;
-  const run = plan
-    ? (event: unknown) => plan.compiled.query(event, contextValue, variableValues)
-    : (event: unknown) => execute({ ...args, rootValue: event });
-  const key = plan?.shareKey(variableValues) ?? null;
-  return mapStream(source, key === null ? run : (event) => sharedResult(event, key, () => run(event)));
+export type SubscriptionTransport = 'websocket' | 'sse';
+
+/** Told when a subscription opens; the function it returns is called once when it ends. */
+export type OnSubscriptionOpen = (field: string, transport: SubscriptionTransport) => () => void;
+
+function rootField(args: ExecutionArgs): string {
+  const root = getOperationAST(args.document, args.operationName)?.selectionSet.selections[0];
+  return root?.kind === Kind.FIELD ? root.name.value : 'unknown';
 }
+
+/**
+ * How both transports start a subscription: the field's `subscribe` runs for this subscriber
+ * (authorization, cursor, replay); its events then run through the operation's compiled plan, once
+ * per event for all subscribers that can share the result.
+ */
+export function createSubscriptionExecutor(onOpen: OnSubscriptionOpen) {
+  return async function subscribeToEvents(args: ExecutionArgs): Promise<SubscriptionResult> {
+    const source = await createSourceEventStream(args);
+    if (!isAsyncIterable(source)) return source;
+    if (!isEventStream(source)) throw new Error('a subscription field must return an EventStream (src/updates/event-stream.ts)');
+    const plan = planFor(args);
+    const { contextValue, variableValues } = args;
+    const run = plan
+      ? (event: unknown) => plan.compiled.query(event, contextValue, variableValues)
+      : (event: unknown) => execute({ ...args, rootValue: event });
+    const key = plan?.shareKey(variableValues) ?? null;
+    const transport = (contextValue as Partial<Context>).connection ? 'websocket' : 'sse';
+    const closed = onOpen(rootField(args), transport);
+    return mapStream(source, key === null ? run : (event) => sharedResult(event, key, () => run(event)), closed);
+  };
+}
+
+export type SubscriptionExecutor = ReturnType<typeof createSubscriptionExecutor>;
 
 /**
  * Runs subscription events with a compiled plan (graphql-jit, about four times faster than
@@ -109,10 +125,10 @@ export async function subscribeToEvents(args: ExecutionArgs): Promise<Subscripti
  * src/updates/stream.ts); the subscription's own setup (authorization, cursor, replay) still runs
  * per subscriber through the field's `subscribe`.
  */
-export function useSubscriptionExecution(): Plugin {
+export function useSubscriptionExecution(subscribe: SubscriptionExecutor): Plugin {
   return {
     onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(subscribeToEvents);
+      setSubscribeFn(subscribe);
     },
   };
 }

@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
 import { isEventStream, type EventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 import { createErrorMasker, MASKED_ERROR_MESSAGE } from './error-codes.js';
-import { subscribeToEvents } from './subscription-execution.js';
+import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import { ProtocolSession, speaksGraphqlWs, type OperationOutcome } from './ws-protocol.js';
 
@@ -51,6 +51,8 @@ export interface WebSocketOptions {
   metrics: Metrics;
   /** Counts each acknowledged connection for its user, across instances, and enforces the per-user cap. */
   presence: PresenceRegistry;
+  /** Starts subscriptions (shared with Yoga's SSE). */
+  subscribe: SubscriptionExecutor;
   /** Closes a revoked user's connections here when any instance revokes them. */
   revocations: RevocationList;
   config: Pick<Config, 'limits' | 'websocket'>;
@@ -209,7 +211,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     };
     // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
     // chain per update: their one hook, error masking, is done by `serialize`, once per result.
-    const result = operation.operation === 'subscription' ? await subscribeToEvents(args) : await execute(args);
+    const result = operation.operation === 'subscription' ? await options.subscribe(args) : await execute(args);
     if (isEventStream(result)) return { stream: result as EventStream<ExecutionResult> };
     if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
     return { result };

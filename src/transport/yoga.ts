@@ -12,7 +12,7 @@ import { createErrorMasker, MASKED_ERROR_MESSAGE, useInputErrorCodes } from './e
 import type { LimitName } from './metrics.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { useStreamRevocation } from './stream-revocation.js';
-import { useSubscriptionExecution } from './subscription-execution.js';
+import { useSubscriptionExecution, type SubscriptionExecutor } from './subscription-execution.js';
 
 /** What the Node server hands Yoga; a WebSocket operation adds the viewer it authenticated and its connection. */
 export interface ServerContext {
@@ -33,6 +33,8 @@ export interface YogaOptions {
   onAuthFailure: () => void;
   /** Counts mutations per user, on every transport. */
   mutationLimiter: RateLimiter;
+  /** Starts subscriptions (shared with the WebSocket transport). */
+  subscribe: SubscriptionExecutor;
   /** Ends a revoked user's SSE subscriptions. */
   revocations: RevocationList;
   onLimitHit: (limit: LimitName) => void;
@@ -81,7 +83,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         maxDirectives: { n: 20, exposeLimits: true, ...reportAsValidationError },
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
-      useSubscriptionExecution(),
+      useSubscriptionExecution(options.subscribe),
       useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute')),
       useStreamRevocation(options.revocations),

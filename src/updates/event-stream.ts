@@ -37,13 +37,27 @@ const DONE = { value: undefined, done: true } as const;
 /**
  * `source` with each event turned into `map(event)`; events mapped to undefined are skipped.
  * A map that returns a promise keeps its place: piped values still arrive in the source's order.
+ * `onEnd` is called once when the stream is over, however it ended.
  */
-export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | Promise<B> | undefined): EventStream<B> {
+export function mapStream<A, B>(
+  source: EventStream<A>,
+  map: (event: A) => B | Promise<B> | undefined,
+  onEnd: () => void = () => {},
+): EventStream<B> {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+  };
   return {
     async next() {
       for (;;) {
         const step = await source.next();
-        if (step.done) return DONE;
+        if (step.done) {
+          end();
+          return DONE;
+        }
         const value = await map(step.value);
         if (value !== undefined) return { value, done: false };
       }
@@ -56,7 +70,13 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
         if (failed) return;
         failed = true;
         void source.return();
+        end();
         sink.fail(error);
+      };
+      const finish = () => {
+        if (failed) return;
+        end();
+        sink.end();
       };
       source.pipe({
         next(event) {
@@ -76,8 +96,8 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
           return true;
         },
         end() {
-          if (pending) void pending.then(() => !failed && sink.end());
-          else if (!failed) sink.end();
+          if (pending) void pending.then(finish);
+          else finish();
         },
         fail,
       });
@@ -87,6 +107,7 @@ export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | P
     },
     async return() {
       await source.return();
+      end();
       return DONE;
     },
     [Symbol.asyncIterator]() {

@@ -3,6 +3,13 @@ import type { UpdateHub } from './hub.js';
 
 const RESYNC = Symbol('resync');
 
+let openStreams = 0;
+
+/** Streams started and not yet ended in this process: back to zero once every subscription is over. */
+export function openLiveStreams(): number {
+  return openStreams;
+}
+
 export interface LiveStreamLimits {
   /** Items an iterating consumer may have waiting; past it the stream stops and catches up from history later. */
   queueLimit: number;
@@ -40,7 +47,9 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
   constructor(
     protected readonly hub: UpdateHub,
     private readonly limits: LiveStreamLimits,
-  ) {}
+  ) {
+    openStreams += 1;
+  }
 
   /** The first history read; runs after every channel is subscribed, so nothing falls in between. */
   protected abstract open(): Promise<void>;
@@ -108,6 +117,7 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
   protected end(): void {
     if (this.ended) return;
     this.ended = true;
+    openStreams -= 1;
     this.inbox.length = 0;
     for (const stop of this.stops.splice(0)) stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
