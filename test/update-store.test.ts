@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeCursor } from '../src/updates/cursor.js';
+import { resourceStream } from '../src/updates/keys.js';
 import { createUpdateHub } from '../src/updates/hub.js';
 import { createUpdateStore, StreamEndedError } from '../src/updates/store.js';
 import { openStream, type StreamEvent } from '../src/updates/stream.js';
@@ -75,6 +76,9 @@ describe('update store', () => {
     expect(read.firstSeq).toBe(9);
     expect(read.final).toBe(true);
     await expect(small.append(ref, { event: 'late', status: 'PROCESSING' })).rejects.toBeInstanceOf(StreamEndedError);
+    // The append ids that recognise a retried call are kept exactly as long as their entries.
+    const ids = await connections[1].zrange(resourceStream(keyPrefix, ref).appendIds, 0, -1, 'WITHSCORES');
+    expect(ids.filter((_, i) => i % 2 === 1).map(Number)).toEqual([9, 10, 11, 12, 13]);
   });
 
   it('resumes from random cursors while publishing: every update after the cursor exactly once, in order', async () => {

@@ -29,34 +29,43 @@ if append_id ~= '' then
   end
 end
 
-local function append(meta, history, channel, new_epoch, body)
+-- Takes a stream's next seq, stores the entry, trims the history to `limit` entries, refreshes the
+-- expiry and publishes. `epoch` is the stream's (false when it has no history yet: then it starts
+-- one with `new_epoch`). Returns the entry and its seq.
+local function append(meta, history, channel, epoch, new_epoch, body)
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  redis.call('HSETNX', meta, 'epoch', new_epoch)
-  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = new_epoch
+    redis.call('HSET', meta, 'epoch', epoch)
+  end
   local entry = '{"seq":' .. seq .. ',"epoch":"' .. epoch .. '",' .. body .. '}'
   redis.call('ZADD', history, seq, entry)
-  redis.call('ZREMRANGEBYRANK', history, 0, -(limit + 1))
+  if seq > limit then
+    redis.call('ZREMRANGEBYRANK', history, 0, -(limit + 1))
+  end
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', history, ttl)
   redis.call('PUBLISH', channel, entry)
-  return entry
+  return entry, seq
 end
 
-if redis.call('HEXISTS', KEYS[1], 'final') == 1 then
+local state = redis.call('HMGET', KEYS[1], 'final', 'epoch')
+if state[1] then
   return false
 end
-local entry = append(KEYS[1], KEYS[2], ARGV[7], ARGV[3], ARGV[4] .. ',"update":' .. ARGV[5])
+local entry, seq = append(KEYS[1], KEYS[2], ARGV[7], state[2], ARGV[3], ARGV[4] .. ',"update":' .. ARGV[5])
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'final', '1')
 end
 if append_id ~= '' then
-  local seq = redis.call('HGET', KEYS[1], 'seq')
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+  -- Ids are kept as long as their entries: the history holds seqs above seq - limit.
   redis.call('ZADD', KEYS[3], seq, append_id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. oldest)
+  if seq > limit then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - limit)
+  end
   redis.call('EXPIRE', KEYS[3], ttl)
 end
 if #KEYS == 5 then
-  append(KEYS[4], KEYS[5], ARGV[9], ARGV[10], '"item":' .. entry)
+  append(KEYS[4], KEYS[5], ARGV[9], redis.call('HGET', KEYS[4], 'epoch'), ARGV[10], '"item":' .. entry)
 end
 return entry
