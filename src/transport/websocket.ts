@@ -1,7 +1,7 @@
 import type { ExecutionArgs, ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { CloseCode as ProtocolCloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
-import type { IncomingMessage, Server } from 'node:http';
+import type { Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { revokes, type RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
@@ -33,7 +33,6 @@ function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
 
 interface ConnectionState {
   socket: WebSocket;
-  request: IncomingMessage;
   viewer?: Viewer;
   expiryTimer?: NodeJS.Timeout;
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
@@ -174,7 +173,6 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   async function start(state: ConnectionState, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
     const viewer = state.viewer!;
     const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-      req: state.request,
       viewer,
       connection: handleOf(state),
       params: payload,
@@ -219,7 +217,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
 
   const stopKeepAlive = startKeepAlive(wss, options.config.websocket.keepAliveMs, () => metrics.deadConnections.inc());
 
-  wss.on('connection', (socket, request) => {
+  wss.on('connection', (socket) => {
     // ws has already closed or destroyed the socket when it reports an error (1009 for a message
     // over maxPayload, 1002 for a protocol error). It is a client's or the network's doing: counted and logged.
     socket.on('error', (error: Error & { code?: string }) => {
@@ -230,7 +228,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const state: ConnectionState = { socket, request, subscriptions: new Set() };
+    const state: ConnectionState = { socket, subscriptions: new Set() };
     new ProtocolSession(
       socket,
       {

@@ -8,6 +8,7 @@ import {
   type Message,
   type SubscribePayload,
 } from 'graphql-ws';
+import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import type { EventStream } from '../updates/event-stream.js';
 
@@ -68,6 +69,8 @@ export class ProtocolSession {
   private closing = false;
   private readonly running = new Map<string, Running>();
   private readonly initTimer: NodeJS.Timeout;
+  /** True while this tick's frames are held back, to be written together. */
+  private corked = false;
   /** Running while the socket has more than maxBufferedBytes unsent. */
   private stallTimer: NodeJS.Timeout | null = null;
 
@@ -185,6 +188,7 @@ export class ProtocolSession {
    */
   private write(frame: string): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return true;
+    this.batchThisTick();
     if (this.socket.bufferedAmount + frame.length <= this.options.maxBufferedBytes) {
       this.socket.send(frame);
       return true;
@@ -195,6 +199,22 @@ export class ProtocolSession {
       this.close(this.options.slowConsumerCloseCode, 'Too much unread data: reconnect and resume from your last cursor');
     }, this.options.slowConsumerMs);
     return false;
+  }
+
+  /**
+   * Holds this tick's frames back and writes them in one go on the next: a replay of a hundred
+   * updates then costs one system call instead of a hundred, which is most of its cost. ws has no
+   * public cork, so this reaches for its socket (`_socket`, stable across ws 8).
+   */
+  private batchThisTick(): void {
+    if (this.corked) return;
+    const transport = (this.socket as unknown as { _socket: Socket })._socket;
+    this.corked = true;
+    transport.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      transport.uncork();
+    });
   }
 
   /** A frame sent over the limit has gone out: once the rest has too, the subscriptions go on. */
