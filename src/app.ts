@@ -8,11 +8,13 @@ import { createDocumentStore } from './jobs/documents.js';
 import { createQueues } from './jobs/queues.js';
 import { createResourceRegistry } from './jobs/resources.js';
 import type { Logger } from './logger.js';
+import { countPublished, labelInstance } from './metrics.js';
 import { createNotificationStore } from './notifications/store.js';
 import { createPresenceRegistry } from './presence/registry.js';
 import { createRedisConnections } from './redis.js';
 import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
+import { createErrorShaper } from './transport/error-codes.js';
 import { createHttpHandler } from './transport/http.js';
 import { createMetrics } from './transport/metrics.js';
 import { createRateLimiter } from './transport/rate-limit.js';
@@ -37,7 +39,8 @@ export function buildApp(config: Config, options: AppOptions) {
   const { logger } = options;
   const connections = createRedisConnections(config.redis, logger);
   const redis = connections.commands;
-  const store = createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates });
+  const metrics = createMetrics();
+  const store = countPublished(createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates }), metrics.registry);
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);
@@ -46,7 +49,7 @@ export function buildApp(config: Config, options: AppOptions) {
     ...config.presence,
     onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
   });
-  const hub = createUpdateHub(redis, connections.subscriber);
+  const hub = createUpdateHub(redis, connections.subscriber, metrics.deliveries);
   const revocations = createRevocationList(redis, hub, {
     keyPrefix: config.keyPrefix,
     ttlSeconds: config.auth.revocationTtlSeconds,
@@ -65,11 +68,8 @@ export function buildApp(config: Config, options: AppOptions) {
     verifyToken: verify,
     revocations,
   };
-  const metrics = createMetrics();
-  const subscribe = createSubscriptionExecutor((field, transport) => {
-    metrics.subscriptions.inc({ field, transport });
-    return () => metrics.subscriptions.dec({ field, transport });
-  });
+  const subscribe = createSubscriptionExecutor(metrics.subscriptionOpened);
+  const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
   const maxBodyBytes = config.limits.maxRequestBytes;
   const yoga = createYogaServer({
     schema,
@@ -78,6 +78,7 @@ export function buildApp(config: Config, options: AppOptions) {
     config,
     verify,
     logger,
+    errors,
     graphiqlHeaders: options.devToken ? { Authorization: `Bearer ${options.devToken}` } : undefined,
     onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
     mutationLimiter: createRateLimiter(redis, {
@@ -103,7 +104,7 @@ export function buildApp(config: Config, options: AppOptions) {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, presence, revocations, config, subscribe });
+  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, errors, presence, revocations, config, subscribe });
 
   return {
     services,
@@ -117,6 +118,7 @@ export function buildApp(config: Config, options: AppOptions) {
       presence.start();
       revocations.start();
       const { port } = server.address() as AddressInfo;
+      labelInstance(metrics.registry, config.instance, port);
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
       return { url: `http://${host}:${port}`, port };
     },

@@ -56,6 +56,11 @@ const schema = z
     HISTORY_LIMIT: int(1, 100_000).default(100),
     REPLAY_ON_CONNECT: int(0, 100_000).default(10),
     UPDATE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+    HERALD_INSTANCE: z
+      .string()
+      .regex(/^[A-Za-z0-9_:.\/@-]{1,128}$/, 'letters, digits and _ : . / @ - only, at most 128')
+      .optional(),
+    WORKER_METRICS_PORT: int(0, 65535).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_CONTENT_BYTES: int(1, 100 * 1024 * 1024).default(5 * 1024 * 1024),
     MAX_UPLOAD_BYTES: int(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
@@ -110,6 +115,13 @@ const schema = z
         message: `must not exceed HISTORY_LIMIT (${env.HISTORY_LIMIT})`,
       });
     }
+    if (env.WORKER_METRICS_PORT !== undefined && env.WORKER_METRICS_PORT !== 0 && env.WORKER_METRICS_PORT === env.PORT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKER_METRICS_PORT'],
+        message: `must differ from PORT (${env.PORT}), the API's port (npm run dev runs both in one process)`,
+      });
+    }
     if (env.PRESENCE_TTL_MS < 2 * env.PRESENCE_HEARTBEAT_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -154,6 +166,11 @@ export interface Config {
   redis: RedisSettings;
   jwtSecret: string;
   keyPrefix: string;
+  /**
+   * The `instance` label on every metric series (HERALD_INSTANCE); by default the host name and
+   * the port /metrics is served on.
+   */
+  instance: string | null;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
   updates: {
     historyLimit: number;
@@ -227,6 +244,11 @@ export interface Config {
     backoffMs: number;
     timeoutMs: number;
     concurrency: number;
+    /**
+     * Where a worker process serves /metrics and /healthz (WORKER_METRICS_PORT, on HOST); null, the
+     * default, serves nothing. 0 picks a free port.
+     */
+    metricsPort: number | null;
     /** How long a worker's lock on a job lasts without renewal: a crashed worker's jobs are free after it. */
     lockMs: number;
     /** How often workers look for jobs whose worker died, and hand them to another. */
@@ -286,6 +308,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redis: redisSettings(e),
     jwtSecret: e.JWT_SECRET ?? '',
     keyPrefix: e.KEY_PREFIX,
+    instance: e.HERALD_INSTANCE ?? null,
     logLevel: e.LOG_LEVEL,
     updates: {
       historyLimit: e.HISTORY_LIMIT,
@@ -329,6 +352,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backoffMs: e.JOB_BACKOFF_MS,
       timeoutMs: e.JOB_TIMEOUT_MS,
       concurrency: e.WORKER_CONCURRENCY,
+      metricsPort: e.WORKER_METRICS_PORT ?? null,
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       chunkChars: e.CHUNK_CHARS,

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { signToken } from '../src/auth/token.js';
 import { MeDocument, RefreshTokenDocument, RevokeUserDocument } from '../src/client/generated.js';
 import { startHerald, startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
+import { metricValue, scrape } from './helpers/metrics.js';
 import { errorCodes as codes, waitFor } from './helpers/streams.js';
 
 const SEND = 'mutation($input: SendNotificationInput!) { sendNotification(input: $input) { id title } }';
@@ -144,13 +145,11 @@ async function liveWatch(h: Herald, client: Subscriber, userId: string): Promise
 }
 
 /** The value of one series of the instance's /metrics (0 when absent). */
-async function metric(h: Herald, series: string): Promise<number> {
-  const text = await (await fetch(`${h.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
+async function metric(h: Herald, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return metricValue(await scrape(h.url), name, labels) ?? 0;
 }
 
-const limitHits = (h: Herald, limit: string) => metric(h, `herald_limits_hit_total{limit="${limit}"}`);
+const limitHits = (h: Herald, limit: string) => metric(h, 'herald_limits_hit_total', { limit });
 
 describe('in-band token refresh', () => {
   it('keeps a live subscription receiving, and pushes the expiry out to the new token', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeDocument } from '../src/client/generated.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { metricValue } from './helpers/metrics.js';
 import { freePort, startRedisServer } from './helpers/redis-server.js';
 import { collect } from './helpers/streams.js';
 
@@ -13,12 +14,6 @@ afterAll(() => herald?.stop());
 async function get(base: string, path: string) {
   const response = await fetch(`${base}${path}`);
   return { status: response.status, type: response.headers.get('content-type') ?? '', text: await response.text() };
-}
-
-/** The value of one sample line (`name` or `name{labels}`) in Prometheus text, or null when absent. */
-function sample(text: string, series: string): number | null {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : null;
 }
 
 async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 5_000): Promise<T> {
@@ -84,10 +79,10 @@ describe('metrics', () => {
     expect(type).toContain('version=0.0.4');
     expect(text).toContain('# HELP herald_websocket_connections ');
     expect(text).toContain('# TYPE herald_websocket_connections gauge');
-    expect(sample(text, 'herald_websocket_connections')).not.toBeNull();
+    expect(metricValue(text, 'herald_websocket_connections')).not.toBeNull();
     expect(text).toContain('# TYPE herald_process_cpu_user_seconds_total counter');
-    expect(sample(text, 'herald_process_cpu_user_seconds_total')).toBeGreaterThan(0);
-    expect(sample(text, 'herald_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(metricValue(text, 'herald_process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    expect(metricValue(text, 'herald_process_resident_memory_bytes')).toBeGreaterThan(0);
     // Every non-comment line is `series value`.
     for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
       expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/);
@@ -95,7 +90,7 @@ describe('metrics', () => {
   });
 
   it('counts open WebSocket connections up and down', async () => {
-    const metric = async () => sample((await get(herald.url, '/metrics')).text, 'herald_websocket_connections');
+    const metric = async () => metricValue((await get(herald.url, '/metrics')).text, 'herald_websocket_connections');
     const before = await metric();
     const client = herald.ws(await herald.token('alice'), { lazy: false });
     await new Promise<void>((resolve) => client.on('connected', () => resolve()));
@@ -107,7 +102,7 @@ describe('metrics', () => {
   });
 
   it('counts refused tokens', async () => {
-    const metric = async () => sample((await get(herald.url, '/metrics')).text, 'herald_auth_failures_total{transport="http"}') ?? 0;
+    const metric = async () => metricValue((await get(herald.url, '/metrics')).text, 'herald_auth_failures_total', { transport: 'http' }) ?? 0;
     const before = await metric();
     expect((await herald.http('bad-token', MeDocument)).status).toBe(401);
     expect(await metric()).toBe(before + 1);

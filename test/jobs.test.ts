@@ -11,9 +11,11 @@ import {
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { metricValue, scrape } from './helpers/metrics.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
+import { freePort } from './helpers/redis-server.js';
 import { connect, redisUrl } from './helpers/redis.js';
-import { collect } from './helpers/streams.js';
+import { collect, waitFor } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 type QueryUpdate = QueryProgressSubscription['queryProgress'];
@@ -42,6 +44,11 @@ async function job(h: Herald, token: string, id: string) {
   const { body } = await h.http(token, JobDocument, { id });
   expect(body.errors).toBeUndefined();
   return body.data!.job!;
+}
+
+/** Waits until the worker serving `metricsUrl` has counted `count` attempts of `queue` that ended with `outcome`. */
+async function attemptsEnded(metricsUrl: string, queue: string, outcome: string, count: number): Promise<void> {
+  await waitFor(async () => metricValue(await scrape(metricsUrl), 'herald_jobs_total', { queue, outcome }) === count);
 }
 
 function watchFile(h: Herald, token: string, fileId: string, after: string, until?: (items: FileUpdate[]) => boolean) {
@@ -84,7 +91,14 @@ describe('jobs', () => {
 
   it('cancels a running job run by a worker in another process; the worker stops at its next step', async () => {
     const { h, token } = await herald({ CHUNK_CHARS: '100' }, false);
-    const worker = spawnEntry('src/worker.ts', { REDIS_URL: redisUrl(), KEY_PREFIX: h.config.keyPrefix, CHUNK_CHARS: '100' });
+    const metricsPort = await freePort();
+    const worker = spawnEntry('src/worker.ts', {
+      REDIS_URL: redisUrl(),
+      KEY_PREFIX: h.config.keyPrefix,
+      CHUNK_CHARS: '100',
+      HOST: '127.0.0.1',
+      WORKER_METRICS_PORT: String(metricsPort),
+    });
     stopAfter.push(() => worker.stop());
     await waitForOutput(worker, 'worker ready');
     const file = await startFile(h, token, makeDocument(4_000));
@@ -102,10 +116,11 @@ describe('jobs', () => {
     const state = await job(h, token, file.fileId);
     expect(state.state).toBe('CANCELLED');
     expect(state.failedReason).toBeNull();
+    await attemptsEnded(`http://127.0.0.1:${metricsPort}`, 'files', 'cancelled', 1);
   });
 
   it('retries a failed attempt with backoff, says so in the stream, and succeeds on the next one', async () => {
-    const { h, token } = await herald({ JOB_BACKOFF_MS: '300' });
+    const { h, token } = await herald({ JOB_BACKOFF_MS: '300', WORKER_METRICS_PORT: '0' });
     const file = await startFile(h, token, 'Sentences about caching. A cache keeps hot data close.');
     await watchFile(h, token, file.fileId, file.cursor);
     const sentencesKey = `${h.config.keyPrefix}file_sentences:{${file.fileId}}`;
@@ -130,10 +145,12 @@ describe('jobs', () => {
     expect(events.slice(3, 5)).toEqual(['retrieving', 'generating']);
     expect(run.items.at(-1)!.text).toContain('A cache keeps hot data close.');
     expect(await job(h, token, queryId)).toMatchObject({ state: 'COMPLETED', attemptsMade: 2 });
+    await attemptsEnded(h.workerMetricsUrl()!, 'queries', 'completed', 1);
+    await attemptsEnded(h.workerMetricsUrl()!, 'queries', 'retried', 1);
   });
 
   it('fails for good after the last attempt, with the reason in the stream and the job', async () => {
-    const { h, token } = await herald({ JOB_ATTEMPTS: '2' });
+    const { h, token } = await herald({ JOB_ATTEMPTS: '2', WORKER_METRICS_PORT: '0' });
     const file = await startFile(h, token, 'Some text here.');
     await watchFile(h, token, file.fileId, file.cursor);
     await redis.del(`${h.config.keyPrefix}file_sentences:{${file.fileId}}`);
@@ -151,14 +168,17 @@ describe('jobs', () => {
     expect(run.items.at(-1)!.message).toBe(`file ${file.fileId} is not processed yet`);
     const failed = await job(h, token, queryId);
     expect(failed).toMatchObject({ state: 'FAILED', attemptsMade: 2, failedReason: `file ${file.fileId} is not processed yet` });
+    await attemptsEnded(h.workerMetricsUrl()!, 'queries', 'retried', 1);
+    await attemptsEnded(h.workerMetricsUrl()!, 'queries', 'failed', 1);
   });
 
   it('enforces the per-job timeout: an attempt past it is aborted and fails with a clear reason', async () => {
-    const { h, token } = await herald({ JOB_TIMEOUT_MS: '150', JOB_ATTEMPTS: '1', CHUNK_CHARS: '100' });
+    const { h, token } = await herald({ JOB_TIMEOUT_MS: '150', JOB_ATTEMPTS: '1', CHUNK_CHARS: '100', WORKER_METRICS_PORT: '0' });
     const file = await startFile(h, token, makeDocument(4_000));
     const run = await watchFile(h, token, file.fileId, file.cursor);
     expect(run.completed).toBe(true);
     expect(run.items.at(-1)).toMatchObject({ event: 'processing_failed', status: 'FAILED', message: 'timed out after 150 ms' });
     expect((await job(h, token, file.fileId)).state).toBe('FAILED');
+    await attemptsEnded(h.workerMetricsUrl()!, 'files', 'timed_out', 1);
   });
 });

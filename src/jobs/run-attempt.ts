@@ -16,6 +16,23 @@ const CANCELLED_REASON = 'cancelled';
 /** How a job ended for good: completed with its result, or failed on its last attempt. */
 export type JobOutcome<T> = { ok: true; result: T } | { ok: false; reason: string };
 
+/**
+ * How one attempt ended, as the worker counts and logs it: `retried` when another attempt follows
+ * (whatever the cause), the rest for good. `cancelled` includes a job whose stream had already
+ * ended when it ran (cancelled while waiting).
+ */
+export type AttemptOutcome = 'completed' | 'failed' | 'timed_out' | 'cancelled' | 'retried';
+
+/** Ends a job for good (BullMQ does not retry an UnrecoverableError), saying how. */
+export class JobEndedError extends UnrecoverableError {
+  constructor(
+    readonly outcome: Exclude<AttemptOutcome, 'completed' | 'retried'>,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
 export interface AttemptOptions<T> {
   job: Job;
   ref: ResourceRef;
@@ -64,18 +81,19 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   try {
     result = await options.work({ signal, publish });
   } catch (error) {
-    if (error instanceof StreamEndedError) throw new UnrecoverableError(error.message);
+    if (error instanceof StreamEndedError) throw new JobEndedError('cancelled', error.message);
     if (cancel.signal.aborted) {
       await store.append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' }).catch(ignoreEnded);
-      throw new UnrecoverableError(CANCELLED_REASON);
+      throw new JobEndedError('cancelled', CANCELLED_REASON);
     }
-    const reason = signal.aborted ? `timed out after ${timeoutMs} ms` : (error as Error).message;
+    const timedOut = signal.aborted;
+    const reason = timedOut ? `timed out after ${timeoutMs} ms` : (error as Error).message;
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     if (error instanceof UnrecoverableError || attempt >= attempts) {
       await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreEnded);
       options.onFinished?.({ ok: false, reason });
-      throw new UnrecoverableError(reason);
+      throw new JobEndedError(timedOut ? 'timed_out' : 'failed', reason);
     }
     const delay = job.opts.backoff;
     const retryInMs = typeof delay === 'object' && delay.delay !== undefined ? delay.delay * 2 ** (attempt - 1) : 0;

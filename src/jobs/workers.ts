@@ -1,6 +1,8 @@
 import { Worker, type Job } from 'bullmq';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { countPublished, createRegistry, serveMetrics } from '../metrics.js';
 import { createNotificationStore } from '../notifications/store.js';
 import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
 import { createRedisConnections } from '../redis.js';
@@ -13,7 +15,7 @@ import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
 import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, type FileJobData, type QueryJobData } from './queues.js';
-import { runAttempt, type JobContext, type JobOutcome } from './run-attempt.js';
+import { JobEndedError, runAttempt, type AttemptOutcome, type JobContext, type JobOutcome } from './run-attempt.js';
 
 export interface WorkerOptions {
   /** Defaults to the extractive generator; any other model plugs in here. */
@@ -41,6 +43,46 @@ function ownerNotice(
   };
 }
 
+/** Attempts take from milliseconds (a short answer) to minutes (a large document). */
+const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+/** A worker's job metrics, beside the published-updates counter every producer has. */
+function createJobMetrics(registry: Registry) {
+  const labelNames = ['queue', 'outcome'] as const;
+  return {
+    attempts: new Counter({
+      name: 'herald_jobs_total',
+      help:
+        'Job attempts this worker ended, by queue and outcome: completed, failed, timed_out or cancelled (for good), ' +
+        'retried (another attempt follows).',
+      labelNames,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'herald_job_duration_seconds',
+      help: 'Seconds from an attempt becoming active on this worker to its end, by queue and outcome.',
+      labelNames,
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+  };
+}
+
+/** How an attempt BullMQ reports as completed (no error) or failed ended. */
+function outcomeOf(job: Job, error?: Error): AttemptOutcome {
+  if (!error) return 'completed';
+  if (error instanceof JobEndedError) return error.outcome;
+  return job.finishedOn ? 'failed' : 'retried';
+}
+
+const OUTCOME_MESSAGES: Record<AttemptOutcome, string> = {
+  completed: 'job completed',
+  failed: 'job failed',
+  timed_out: 'job timed out',
+  cancelled: 'job cancelled',
+  retried: 'job attempt failed, retrying',
+};
+
 /** One queue's processor: which resource a job is about, what it does, how its failure is named. */
 interface QueueSpec<D> {
   kind: ResourceKind;
@@ -52,10 +94,15 @@ interface QueueSpec<D> {
 /**
  * Starts the processors of both queues in this process. Workers write progress through the
  * update store and tell owners through the notification store; they import nothing of the API.
+ * With WORKER_METRICS_PORT set, /metrics and /healthz are served on it.
  */
 export async function startWorkers(config: Config, logger: Logger, options: WorkerOptions = {}) {
+  const registry = createRegistry();
+  const jobMetrics = createJobMetrics(registry);
+  const { metricsPort: port } = config.jobs;
+  const metricsServer = port === null ? null : await serveMetrics(registry, { host: config.host, port, instance: config.instance });
   const redis = createRedisConnections(config.redis, logger);
-  const store = createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates });
+  const store = countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry);
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
   const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });
   const cancels = await createCancelWatcher(redis.commands, redis.subscriber, config.keyPrefix);
@@ -107,11 +154,34 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
         stalledInterval: config.jobs.stalledIntervalMs,
       },
     );
-    worker.on('completed', (job) => logger.info({ queue: worker.name, jobId: job.id, attempts: job.attemptsMade }, 'job completed'));
+    /** One log line and one count per attempt, however it ended. */
+    const ended = (job: Job<D>, error?: Error) => {
+      const outcome = outcomeOf(job, error);
+      const seconds = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      const labels = { queue: worker.name, outcome };
+      jobMetrics.attempts.inc(labels);
+      jobMetrics.duration.observe(labels, seconds);
+      const line = {
+        queue: worker.name,
+        jobId: job.id,
+        resourceId: spec.resource(job.data).id,
+        attempts: job.attemptsMade,
+        outcome,
+        durationMs: Math.round(seconds * 1000),
+        reason: error?.message,
+      };
+      if (outcome === 'completed' || outcome === 'cancelled') logger.info(line, OUTCOME_MESSAGES[outcome]);
+      else logger.warn(line, OUTCOME_MESSAGES[outcome]);
+    };
+    worker.on('completed', (job) => ended(job));
     worker.on('failed', (job, error) => {
-      logger.warn({ queue: worker.name, jobId: job?.id, attempt: job?.attemptsMade, reason: error.message }, 'job attempt failed');
+      if (!job) {
+        logger.warn({ queue: worker.name, reason: error.message }, 'job failed');
+        return;
+      }
+      ended(job, error);
       // A job BullMQ failed on its own (stalled too often) never reached our processor's handler.
-      if (job?.finishedOn) void endStream(spec, job.data, error.message);
+      if (job.finishedOn) void endStream(spec, job.data, error.message);
     });
     worker.on('error', (error) => logger.error({ queue: worker.name, err: error.message }, 'worker error'));
     return worker;
@@ -135,10 +205,13 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
   return {
+    /** Where /metrics is served (WORKER_METRICS_PORT), or null. */
+    metricsUrl: metricsServer?.url ?? null,
     async close(): Promise<void> {
       await Promise.all(workers.map((worker) => worker.close()));
       await Promise.all(notifying);
       redis.disconnect();
+      await metricsServer?.close();
     },
   };
 }

@@ -168,6 +168,7 @@ async function subscribeResource(context: Context, kind: 'file' | 'query', id: s
     after: cursor,
     replay: config.updates.replayOnConnect,
     isFinal: (entry) => isTerminal(entry.update.status),
+    appendedAt: (entry) => entry.update.timestamp,
     queueLimit: config.updates.subscriberQueueLimit,
   });
 }
@@ -244,6 +245,7 @@ builder.subscriptionField('projectProgress', (t) =>
           after: cursor,
           replay: config.updates.replayOnConnect,
           isFinal: () => false,
+          appendedAt: (entry) => entry.item.update.timestamp,
           queueLimit: config.updates.subscriberQueueLimit,
         }),
       );

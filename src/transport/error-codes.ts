@@ -15,54 +15,79 @@ function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
   });
 }
 
-/**
- * Gives every rejected document the contract's BAD_USER_INPUT code: syntax errors, validation
- * errors and the depth, alias, token and cost limits all fail at parse or validate time.
- */
-export function useInputErrorCodes(): Plugin {
-  return {
-    onParse:
-      () =>
-      ({ result, replaceParseResult }) => {
-        if (result instanceof GraphQLError) replaceParseResult(withCode(result, ErrorCode.BadUserInput));
-      },
-    onValidate:
-      () =>
-      ({ result, setResult }) => {
-        if (result.length > 0) setResult(result.map((e) => withCode(e, ErrorCode.BadUserInput)));
-      },
-  };
-}
-
 /** What a client sees of an unexpected error; the log has the rest. */
 export const MASKED_ERROR_MESSAGE = 'Unexpected error.';
 
 const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));
 
 /**
- * Expected errors (GraphQLErrors: ours carry a code; the rest are argument coercion errors) go
- * to the client; anything else is logged and masked as INTERNAL_SERVER_ERROR.
+ * Shapes every GraphQL error sent to a client, and counts each once by its code. Two places shape
+ * errors: the masker, which Yoga runs on what it sends (and the WebSocket transport on what it
+ * sends itself), and the validation hook, whose errors Yoga sends unmasked. An error either of
+ * them made passes the masker unchanged, so nothing is counted twice.
  */
-export function createErrorMasker(logger: Logger) {
-  return (error: unknown, message: string): Error => {
+export function createErrorShaper(logger: Logger, count: (code: string) => void) {
+  const shaped = new WeakSet<GraphQLError>();
+  const counted = (error: GraphQLError): GraphQLError => {
+    shaped.add(error);
+    count(String(error.extensions.code));
+    return error;
+  };
+
+  /**
+   * Expected errors (GraphQLErrors: ours carry a code; the rest are argument coercion and syntax
+   * errors) go to the client; anything else is logged and masked as INTERNAL_SERVER_ERROR.
+   */
+  function maskError(error: unknown, message = MASKED_ERROR_MESSAGE): GraphQLError {
     const graphQLError = error instanceof GraphQLError ? error : null;
+    if (graphQLError && shaped.has(graphQLError)) return graphQLError;
     const original = graphQLError?.originalError;
     if (graphQLError && (!original || original instanceof GraphQLError)) {
       const source = original instanceof GraphQLError ? original : graphQLError;
       // Yoga's own request errors (BAD_REQUEST, REQUEST_ENTITY_TOO_LARGE, ...) are bad input too.
       const given = source.extensions?.code;
       const code = typeof given === 'string' && CONTRACT_CODES.has(given) ? given : ErrorCode.BadUserInput;
-      return new GraphQLError(source.message, {
-        nodes: graphQLError.nodes,
-        path: graphQLError.path,
-        extensions: { ...source.extensions, code },
-      });
+      return counted(
+        new GraphQLError(source.message, {
+          nodes: graphQLError.nodes,
+          source: graphQLError.source,
+          positions: graphQLError.positions,
+          path: graphQLError.path,
+          extensions: { ...source.extensions, code },
+        }),
+      );
     }
     logger.error({ err: original ?? error, path: graphQLError?.path }, 'unexpected error');
-    return new GraphQLError(message, {
-      nodes: graphQLError?.nodes,
-      path: graphQLError?.path,
-      extensions: { code: ErrorCode.Internal },
-    });
-  };
+    return counted(
+      new GraphQLError(message, {
+        nodes: graphQLError?.nodes,
+        path: graphQLError?.path,
+        extensions: { code: ErrorCode.Internal },
+      }),
+    );
+  }
+
+  /**
+   * Gives every rejected document the contract's BAD_USER_INPUT code: syntax errors, validation
+   * errors and the depth, alias, token and cost limits all fail at parse or validate time.
+   * Syntax errors are thrown, so the masker counts them; validation errors are counted here.
+   */
+  function useInputErrorCodes(): Plugin {
+    return {
+      onParse:
+        () =>
+        ({ result, replaceParseResult }) => {
+          if (result instanceof GraphQLError) replaceParseResult(withCode(result, ErrorCode.BadUserInput));
+        },
+      onValidate:
+        () =>
+        ({ result, setResult }) => {
+          if (result.length > 0) setResult(result.map((e) => counted(withCode(e, ErrorCode.BadUserInput))));
+        },
+    };
+  }
+
+  return { maskError, useInputErrorCodes };
 }
+
+export type ErrorShaper = ReturnType<typeof createErrorShaper>;

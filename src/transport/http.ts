@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
+import { ErrorCode } from '../errors.js';
+import { answerProbe, sendText } from '../metrics.js';
 import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
 import type { HeraldYoga } from './yoga.js';
@@ -12,11 +14,6 @@ export interface HttpHandlerOptions {
   page: LivePage;
   /** Largest request body accepted, by Content-Length; uploads are the largest legitimate bodies. */
   maxBodyBytes: number;
-}
-
-function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-  res.end(body);
 }
 
 /**
@@ -49,7 +46,7 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: 
         'cache-control': versioned ? 'public, max-age=31536000, immutable' : 'no-cache',
       });
     }
-    if (path === '/healthz') return send(res, 200, 'ok\n');
+    if (await answerProbe(path, metrics.registry, res)) return;
     if (path === '/readyz') {
       const ready = await Promise.race([
         redis.ping().then(
@@ -58,17 +55,17 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: 
         ),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref()),
       ]);
-      return send(res, ready ? 200 : 503, ready ? 'ready\n' : 'redis is not answering\n');
+      return sendText(res, ready ? 200 : 503, ready ? 'ready\n' : 'redis is not answering\n');
     }
-    if (path === '/metrics') return send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBodyBytes) {
       metrics.limitsHit.inc({ limit: 'request_body_size' });
+      metrics.errors.inc({ code: ErrorCode.BadUserInput });
       res.setHeader('connection', 'close');
-      return send(
+      return sendText(
         res,
         413,
-        JSON.stringify({ errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: 'BAD_USER_INPUT' } }] }),
+        JSON.stringify({ errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: ErrorCode.BadUserInput } }] }),
         'application/json',
       );
     }

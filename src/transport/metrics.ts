@@ -1,5 +1,9 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { ErrorCode } from '../errors.js';
+import { createRegistry } from '../metrics.js';
+import type { DeliveryMeter } from '../updates/hub.js';
 import { openLiveStreams } from '../updates/live-stream.js';
+import type { SubscriptionMeter, SubscriptionTransport } from './subscription-execution.js';
 
 /** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
 const LIMITS = [
@@ -11,10 +15,23 @@ const LIMITS = [
 ] as const;
 export type LimitName = (typeof LIMITS)[number];
 
-/** One registry per app, so several apps in one test process never share counters. */
+/** What each subscription field delivers, as `herald_updates_delivered_total{kind}` names it; other fields go by their name. */
+const DELIVERED_KIND: Readonly<Record<string, string>> = {
+  fileProgress: 'file',
+  queryProgress: 'query',
+  projectProgress: 'project',
+  notifications: 'notification',
+};
+
+/** From a millisecond timestamp to tens of seconds: the producer's clock has millisecond resolution. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The API's metrics, in a registry of its own (see createRegistry). Counts on the delivery path
+ * are plain numbers bound per subscription and turned into series when /metrics is scraped.
+ */
 export function createMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'herald_' });
+  const registry = createRegistry();
   const limitsHit = new Counter({
     name: 'herald_limits_hit_total',
     help: 'Connections, operations and requests refused by a limit, by limit.',
@@ -23,9 +40,83 @@ export function createMetrics() {
   });
   // Present from the start at zero, so a dashboard's rate() sees the first hit.
   for (const limit of LIMITS) limitsHit.inc({ limit }, 0);
+  const errors = new Counter({
+    name: 'herald_errors_total',
+    help: 'GraphQL errors sent to clients, by extensions.code; each counted once where it is shaped (masked or validated).',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  for (const code of Object.values(ErrorCode)) errors.inc({ code }, 0);
+
+  const delivered = new Map<string, { count: number }>(Object.values(DELIVERED_KIND).map((kind) => [kind, { count: 0 }]));
+  new Counter({
+    name: 'herald_updates_delivered_total',
+    help:
+      'Subscription events handed to subscribers (WebSocket and SSE), one per subscriber, by kind: file, query, ' +
+      'project (projectProgress) or notification. Replays and gap notices count; updates held back from a slow client do not.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, { count }] of delivered) this.inc({ kind }, count);
+    },
+  });
+
+  const latency = new Histogram({
+    name: 'herald_delivery_latency_seconds',
+    help:
+      "Seconds from an update's append (the producer's `timestamp`, millisecond resolution; producer and API " +
+      'clocks must agree) to the moment its first subscriber on this instance was handed it (for a WebSocket, ' +
+      'its frame given to the socket, which sends it at the end of that tick). Once per live update per stream ' +
+      'per instance, not per subscriber; replays from history are not observed. Covers fileProgress, ' +
+      'queryProgress and projectProgress.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const deliveries: DeliveryMeter = {
+    replayed: 0,
+    live: 0,
+    firstLiveDelivery(appendedAtMs) {
+      // A producer outside Herald may send a timestamp that does not parse: no latency, no throw.
+      if (Number.isFinite(appendedAtMs)) latency.observe(Math.max(0, Date.now() - appendedAtMs) / 1000);
+    },
+  };
+  /** A counter kept as a plain number the delivery path increments, read when /metrics is scraped. */
+  const counterOf = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counterOf(
+    'herald_updates_replayed_total',
+    'Updates of file, query and project streams handed to a subscriber from history: the replay when a ' +
+      'subscription opens, a resume from a cursor, a catch-up after a slow client, a gap or a Redis reconnect.',
+    () => deliveries.replayed,
+  );
+  counterOf(
+    'herald_updates_live_total',
+    'Updates of file, query and project streams handed to a subscriber as pub/sub delivered them.',
+    () => deliveries.live,
+  );
+
+  const subscriptions = new Gauge({
+    name: 'herald_subscriptions',
+    help: 'Active subscriptions by field and transport.',
+    labelNames: ['field', 'transport'] as const,
+    registers: [registry],
+  });
+
   return {
     registry,
     limitsHit,
+    errors,
+    /** Handed to the update hub: its streams count what they deliver here. */
+    deliveries,
     deadConnections: new Counter({
       name: 'herald_dead_connections_total',
       help: 'WebSockets dropped because they did not answer a keep-alive ping in time.',
@@ -54,12 +145,6 @@ export function createMetrics() {
         this.set(openLiveStreams());
       },
     }),
-    subscriptions: new Gauge({
-      name: 'herald_subscriptions',
-      help: 'Active subscriptions by field and transport.',
-      labelNames: ['field', 'transport'] as const,
-      registers: [registry],
-    }),
     operations: new Counter({
       name: 'herald_operations_total',
       help: 'GraphQL operations by type and transport.',
@@ -72,6 +157,21 @@ export function createMetrics() {
       labelNames: ['transport'] as const,
       registers: [registry],
     }),
+
+    /** Counts the subscription as open and binds its deliveries to its kind's count. */
+    subscriptionOpened(field: string, transport: SubscriptionTransport): SubscriptionMeter {
+      const labels = { field, transport };
+      subscriptions.inc(labels);
+      const kind = DELIVERED_KIND[field] ?? field;
+      const tally = delivered.get(kind) ?? { count: 0 };
+      delivered.set(kind, tally);
+      return {
+        delivered: () => {
+          tally.count += 1;
+        },
+        closed: () => subscriptions.dec(labels),
+      };
+    },
   };
 }
 

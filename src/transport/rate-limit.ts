@@ -1,4 +1,4 @@
-import { getOperationAST, Kind, type OperationDefinitionNode } from 'graphql';
+import { getOperationAST, Kind, type GraphQLError, type OperationDefinitionNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { clientError, ErrorCode } from '../errors.js';
@@ -47,9 +47,14 @@ function isMetered(operation: OperationDefinitionNode): boolean {
 /**
  * Counts each mutation against its viewer's limit before it runs; over the limit the operation
  * fails with RATE_LIMITED (HTTP 429) and runs nothing. Part of the envelop, so it applies to HTTP
- * and WebSocket alike, and only to the user who is over.
+ * and WebSocket alike, and only to the user who is over. The result it sets skips the masking
+ * later plugins would do, so `maskError` shapes (and counts) its error here.
  */
-export function useMutationRateLimit(limiter: RateLimiter, onLimited: () => void): Plugin<Context> {
+export function useMutationRateLimit(
+  limiter: RateLimiter,
+  onLimited: () => void,
+  maskError: (error: GraphQLError) => GraphQLError,
+): Plugin<Context> {
   return {
     async onExecute({ args, setResultAndStopExecution }) {
       const operation = getOperationAST(args.document, args.operationName);
@@ -60,10 +65,12 @@ export function useMutationRateLimit(limiter: RateLimiter, onLimited: () => void
       const retryAfterSeconds = Math.ceil(waitMs / 1000);
       setResultAndStopExecution({
         errors: [
-          clientError(ErrorCode.RateLimited, `too many mutations: try again in ${retryAfterSeconds} s`, {
-            limit: 'mutations_per_minute',
-            retryAfterSeconds,
-          }),
+          maskError(
+            clientError(ErrorCode.RateLimited, `too many mutations: try again in ${retryAfterSeconds} s`, {
+              limit: 'mutations_per_minute',
+              retryAfterSeconds,
+            }),
+          ),
         ],
       });
     },

@@ -85,8 +85,19 @@ export type SubscriptionResult = ExecutionResult | EventStream<ExecutionResult>;
 
 export type SubscriptionTransport = 'websocket' | 'sse';
 
-/** Told when a subscription opens; the function it returns is called once when it ends. */
-export type OnSubscriptionOpen = (field: string, transport: SubscriptionTransport) => () => void;
+/**
+ * A subscription's share of the process's metrics, bound once when it opens so that a delivery
+ * costs a call and no label lookup.
+ */
+export interface SubscriptionMeter {
+  /** One event handed to this subscriber. */
+  delivered(): void;
+  /** It ended, however; called once. */
+  closed(): void;
+}
+
+/** Told when a subscription opens, with its root field and transport. */
+export type OnSubscriptionOpen = (field: string, transport: SubscriptionTransport) => SubscriptionMeter;
 
 function rootField(args: ExecutionArgs): string {
   const root = getOperationAST(args.document, args.operationName)?.selectionSet.selections[0];
@@ -110,8 +121,16 @@ export function createSubscriptionExecutor(onOpen: OnSubscriptionOpen) {
       : (event: unknown) => execute({ ...args, rootValue: event });
     const key = plan?.shareKey(variableValues) ?? null;
     const transport = (contextValue as Partial<Context>).connection ? 'websocket' : 'sse';
-    const closed = onOpen(rootField(args), transport);
-    return mapStream(source, key === null ? run : (event) => sharedResult(event, key, () => run(event)), closed);
+    const meter = onOpen(rootField(args), transport);
+    const result = key === null ? run : (event: unknown) => sharedResult(event, key, () => run(event));
+    return mapStream(
+      source,
+      (event) => {
+        meter.delivered();
+        return result(event);
+      },
+      meter.closed,
+    );
   };
 }
 

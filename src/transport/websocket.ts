@@ -14,7 +14,7 @@ import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
 import { isEventStream, type EventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
-import { createErrorMasker, MASKED_ERROR_MESSAGE } from './error-codes.js';
+import type { ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import { ProtocolSession, speaksGraphqlWs, type OperationOutcome } from './ws-protocol.js';
@@ -30,9 +30,11 @@ function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
   });
 }
 
-
 interface ConnectionState {
   socket: WebSocket;
+  /** Numbers the connection in this process's log lines about it (pino adds the host and pid). */
+  id: number;
+  openedAt: number;
   viewer?: Viewer;
   expiryTimer?: NodeJS.Timeout;
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
@@ -48,6 +50,8 @@ export interface WebSocketOptions {
   verify: TokenVerifier;
   logger: Logger;
   metrics: Metrics;
+  /** Masks and counts errors; shared with Yoga. */
+  errors: ErrorShaper;
   /** Counts each acknowledged connection for its user, across instances, and enforces the per-user cap. */
   presence: PresenceRegistry;
   /** Starts subscriptions (shared with Yoga's SSE). */
@@ -70,6 +74,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   const { limits } = options.config;
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes, handleProtocols });
   const byUser = new Map<string, Set<ConnectionState>>();
+  let connectionCount = 0;
 
   function closeUnauthorized(socket: WebSocket, reason: string) {
     metrics.authFailures.inc({ transport: 'websocket' });
@@ -93,7 +98,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
         if (state.closed || viewer.id !== state.viewer?.id) return;
         state.viewer = viewer;
         armExpiry(state);
-        logger.info({ userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
+        logger.info({ connectionId: state.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
       },
     };
   }
@@ -110,16 +115,18 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return closed;
   });
 
+  /** One line per connection that spoke graphql-ws, admitted or not: who, how it ended, how long it lasted. */
   function closed(state: ConnectionState, code: number) {
     state.closed = true;
     clearTimeout(state.expiryTimer);
+    const durationMs = Date.now() - state.openedAt;
+    logger.info({ connectionId: state.id, userId: state.viewer?.id, code, durationMs }, 'websocket closed');
     if (!state.present || !state.viewer) return;
     presence.disconnected(state.viewer.id);
     metrics.connections.dec();
     const mine = byUser.get(state.viewer.id);
     mine?.delete(state);
     if (mine?.size === 0) byUser.delete(state.viewer.id);
-    logger.info({ userId: state.viewer.id, code }, 'websocket closed');
   }
 
   /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
@@ -157,13 +164,17 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return true;
   }
 
-  const maskError = createErrorMasker(logger);
+  const { maskError } = options.errors;
+  /** Errors an operation is refused with, masked (and counted) like every other error sent. */
+  const refused = (errors: readonly GraphQLError[]): OperationOutcome => ({
+    errors: withoutHttp(errors.map((error) => maskError(error))),
+  });
   /** The JSON of each result, masked and serialized once however many subscribers it goes to. */
   const payloads = new WeakMap<ExecutionResult, string>();
   function serialize(result: ExecutionResult): string {
     let json = payloads.get(result);
     if (json === undefined) {
-      const errors = result.errors?.map((error) => maskError(error, MASKED_ERROR_MESSAGE) as GraphQLError);
+      const errors = result.errors?.map((error) => maskError(error));
       json = JSON.stringify(errors ? { ...result, errors: withoutHttp(errors) } : result);
       payloads.set(result, json);
     }
@@ -181,12 +192,12 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     try {
       document = parse(payload.query);
     } catch (error) {
-      return { errors: withoutHttp([error instanceof GraphQLError ? error : new GraphQLError(String(error))]) };
+      return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
     }
     const errors = validate(schema, document);
-    if (errors.length > 0) return { errors: withoutHttp(errors) };
+    if (errors.length > 0) return refused(errors);
     const operation = getOperationAST(document, payload.operationName);
-    if (!operation) return { errors: [{ message: 'Unable to identify operation' }] };
+    if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
     if (operation.operation === 'subscription') {
       if (state.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
         metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
@@ -195,7 +206,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
           `too many subscriptions: at most ${limits.maxSubscriptionsPerConnection} per connection; complete one first`,
           { limit: 'subscriptions_per_connection' },
         );
-        return { errors: withoutHttp([error]) };
+        return refused([error]);
       }
       state.subscriptions.add(id);
     }
@@ -228,21 +239,24 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const state: ConnectionState = { socket, subscriptions: new Set() };
+    const state: ConnectionState = { socket, id: ++connectionCount, openedAt: Date.now(), subscriptions: new Set() };
     new ProtocolSession(
       socket,
       {
         init: async (params) => {
           if (!(await admit(state, params?.authorization))) return false;
-          logger.info({ userId: state.viewer!.id }, 'websocket connected');
+          logger.info({ connectionId: state.id, userId: state.viewer!.id }, 'websocket connected');
           return true;
         },
         start: (id, payload) => start(state, id, payload),
         ended: (id) => state.subscriptions.delete(id),
         serialize,
         failed: (id, error) => {
-          logger.error({ err: error instanceof Error ? error.message : String(error), userId: state.viewer?.id, id }, 'subscription failed');
-          return [{ message: 'Internal server error', extensions: { code: ErrorCode.Internal } }];
+          logger.error(
+            { err: error instanceof Error ? error.message : String(error), connectionId: state.id, userId: state.viewer?.id, id },
+            'subscription failed',
+          );
+          return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);
         },
       },
       {
@@ -252,7 +266,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
         slowConsumerCloseCode: CloseCode.SlowConsumer,
         onSlowConsumer: () => {
           metrics.slowConsumerCloses.inc();
-          logger.info({ userId: state.viewer?.id }, 'websocket closed: client stopped reading');
+          logger.info({ connectionId: state.id, userId: state.viewer?.id }, 'websocket closed: client stopped reading');
         },
       },
     );

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
-import { createErrorMasker, MASKED_ERROR_MESSAGE, useInputErrorCodes } from './error-codes.js';
+import { MASKED_ERROR_MESSAGE, type ErrorShaper } from './error-codes.js';
 import type { LimitName } from './metrics.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { useStreamRevocation } from './stream-revocation.js';
@@ -30,6 +30,8 @@ export interface YogaOptions {
   config: Config;
   verify: TokenVerifier;
   logger: Logger;
+  /** Masks and counts errors; shared with the WebSocket transport. */
+  errors: ErrorShaper;
   onAuthFailure: () => void;
   /** Counts mutations per user, on every transport. */
   mutationLimiter: RateLimiter;
@@ -73,7 +75,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
     },
-    maskedErrors: { maskError: createErrorMasker(logger), errorMessage: MASKED_ERROR_MESSAGE },
+    maskedErrors: { maskError: options.errors.maskError, errorMessage: MASKED_ERROR_MESSAGE },
     plugins: [
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxQueryDepth, exposeLimits: true, ...reportAsValidationError },
@@ -84,8 +86,8 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
       useSubscriptionExecution(options.subscribe),
-      useInputErrorCodes(),
-      useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute')),
+      options.errors.useInputErrorCodes(),
+      useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute'), options.errors.maskError),
       useStreamRevocation(options.revocations),
       {
         // A body refused part-way is not read to its end, so the connection cannot carry another request.

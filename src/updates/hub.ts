@@ -5,6 +5,27 @@ import type { Redis } from 'ioredis';
 export type Listener = (message: unknown) => void;
 
 /**
+ * What the update streams fed by a hub hand their subscribers, for /metrics: plain counts and one
+ * callback, so the updates layer needs no metrics library and a delivery costs an increment.
+ */
+export interface DeliveryMeter {
+  /** Entries handed to a subscriber from a history read: an opening replay, a resume from a cursor, a catch-up. */
+  replayed: number;
+  /** Entries handed to a subscriber as pub/sub delivered them. */
+  live: number;
+  /**
+   * Called once per live entry per process, right after its first subscriber was handed it (on a
+   * WebSocket, its frame given to the socket), with the time its producer appended it (ms since the epoch;
+   * NaN when its timestamp does not parse). Runs inside the delivery, so it must not throw.
+   */
+  firstLiveDelivery(appendedAtMs: number): void;
+}
+
+function unmetered(): DeliveryMeter {
+  return { replayed: 0, live: 0, firstLiveDelivery: () => {} };
+}
+
+/**
  * The process's one Redis subscriber. graphql-redis-subscriptions keeps one Redis subscription
  * per channel however many local listeners it has; this adds what a lossless stream needs on top:
  * subscribe() resolves only once Redis has confirmed the subscription, and resync listeners are
@@ -12,7 +33,7 @@ export type Listener = (message: unknown) => void;
  * lost connection and that resync, messages are held back from listeners: history has them, and a
  * stream merged from several channels must not see a later one before the resync fills the earlier.
  */
-export function createUpdateHub(publisher: Redis, subscriber: Redis) {
+export function createUpdateHub(publisher: Redis, subscriber: Redis, meter: DeliveryMeter = unmetered()) {
   const pubsub = new RedisPubSub({ publisher, subscriber });
   const resyncListeners = new Set<() => void>();
   let wasReady = subscriber.status === 'ready';
@@ -39,6 +60,9 @@ export function createUpdateHub(publisher: Redis, subscriber: Redis) {
   });
 
   return {
+    /** Where the streams this hub feeds count what they deliver. */
+    meter,
+
     /** Resolves once Redis delivers the channel's messages to `listener`; call the result to stop. */
     async subscribe(channel: string, listener: Listener): Promise<() => void> {
       const id = await pubsub.subscribe(channel, (message: unknown) => {

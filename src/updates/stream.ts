@@ -26,12 +26,6 @@ export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: H
  */
 const entryEvents = new WeakMap<StreamEntry, StreamEvent<StreamEntry>>();
 
-function entryEvent<E extends StreamEntry>(entry: E): StreamEvent<E> {
-  let event = entryEvents.get(entry);
-  if (!event) entryEvents.set(entry, (event = { type: 'entry', entry }));
-  return event as StreamEvent<E>;
-}
-
 /** Entries per history read: a long catch-up is read (and handed to the consumer) a page at a time. */
 const HISTORY_PAGE = 100;
 
@@ -49,6 +43,8 @@ export interface OpenStreamOptions<E extends StreamEntry> extends LiveStreamLimi
   replay: number;
   /** Live entries after which the stream ends (terminal updates). */
   isFinal: (entry: E) => boolean;
+  /** When the producer appended an entry (ISO 8601), for the delivery latency in `hub.meter`. */
+  appendedAt?: (entry: E) => string;
 }
 
 /**
@@ -85,7 +81,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
 
   protected receive(entry: E): Promise<void> | void {
     if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) return this.catchUp(false);
-    this.accept(entry);
+    this.accept(entry, true);
   }
 
   /**
@@ -124,15 +120,30 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
         this.leftBehind();
         return false;
       }
-      this.accept(entry);
+      this.accept(entry, false);
     }
     return true;
   }
 
-  private accept(entry: E): void {
+  /**
+   * Hands an entry on as the event every subscriber of this process shares. A live entry is one
+   * object for all of them (the hub parses a message once), so the first to create its event is
+   * its first delivery here: the one whose latency is measured.
+   */
+  private accept(entry: E, live: boolean): void {
     if (this.isEnded || entry.seq <= this.lastSeq) return;
     this.lastSeq = entry.seq;
-    this.emit(entryEvent(entry));
+    let event = entryEvents.get(entry) as StreamEvent<E> | undefined;
+    const first = event === undefined;
+    if (!event) entryEvents.set(entry, (event = { type: 'entry', entry }));
+    this.emit(event);
+    const { meter } = this.options.hub;
+    if (!live) {
+      meter.replayed += 1;
+    } else {
+      meter.live += 1;
+      if (first && this.options.appendedAt) meter.firstLiveDelivery(Date.parse(this.options.appendedAt(entry)));
+    }
     if (this.options.isFinal(entry)) this.end();
   }
 }

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { FileProgressDocument } from '../../src/client/generated.js';
 import { createPublisher } from '../../src/publisher.js';
 import { clientsFor } from '../helpers/herald.js';
+import { metricValue, scrape } from '../helpers/metrics.js';
 import { startCluster } from '../helpers/processes.js';
 import { redisUrl, uniquePrefix } from '../helpers/redis.js';
 import { collect } from '../helpers/streams.js';
@@ -90,7 +91,7 @@ export const slowConsumer: FaultScenario = {
 
       const blob = 'x'.repeat(UPDATE_BYTES);
       const slowConsumerCloses = async () =>
-        Number(/herald_slow_consumer_closes_total (\d+)/.exec(await (await fetch(`${cluster.apiUrls[0]}/metrics`)).text())?.[1]);
+        metricValue(await scrape(cluster.apiUrls[0]), 'herald_slow_consumer_closes_total');
       for (let sent = 0; sent < UPDATES; sent += 50) {
         await Promise.all(
           Array.from({ length: 50 }, (_, i) =>

@@ -2,6 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client } from 'graphql-ws';
+import type { DestinationStream } from 'pino';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.js';
 import { signToken, type TokenClaims } from '../../src/auth/token.js';
@@ -34,6 +35,8 @@ export interface Herald extends HeraldClients {
   config: Config;
   startWorkers(): Promise<void>;
   stopWorkers(): Promise<void>;
+  /** The in-process worker's /metrics server (with WORKER_METRICS_PORT set), or null. */
+  workerMetricsUrl(): string | null;
   stop(): Promise<void>;
 }
 
@@ -42,8 +45,14 @@ export interface GraphQLBody<TData = Record<string, unknown>> {
   errors?: Array<{ message: string; extensions?: { code?: string } }>;
 }
 
-/** A real API (and, unless told otherwise, a real worker) on a free port under a fresh key prefix. */
-export async function startHerald(env: Record<string, string> = {}, options: { workers?: boolean } = {}): Promise<Herald> {
+/**
+ * A real API (and, unless told otherwise, a real worker) on a free port under a fresh key prefix;
+ * `log` receives their log lines instead of stdout.
+ */
+export async function startHerald(
+  env: Record<string, string> = {},
+  options: { workers?: boolean; log?: DestinationStream } = {},
+): Promise<Herald> {
   const config = loadConfig({
     REDIS_URL: redisUrl(),
     JWT_SECRET: TEST_SECRET,
@@ -54,7 +63,7 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
     JOB_BACKOFF_MS: '50',
     ...env,
   });
-  const logger = createLogger(config.logLevel, 'test');
+  const logger = createLogger(config.logLevel, 'test', options.log);
   const app = buildApp(config, { logger });
   const { url } = await app.start();
   let workers: Awaited<ReturnType<typeof startWorkers>> | null = null;
@@ -70,6 +79,7 @@ export async function startHerald(env: Record<string, string> = {}, options: { w
       await workers?.close();
       workers = null;
     },
+    workerMetricsUrl: () => workers?.metricsUrl ?? null,
     async stop() {
       await clients.dispose();
       await herald.stopWorkers();

@@ -95,6 +95,16 @@ describe('configuration', () => {
     });
   });
 
+  it("serves a worker's metrics only when WORKER_METRICS_PORT is set, and names the instance when told", () => {
+    expect(loadConfig(base)).toMatchObject({ instance: null, jobs: { metricsPort: null } });
+    const worker = loadConfig({ REDIS_URL: base.REDIS_URL, WORKER_METRICS_PORT: '9400', HERALD_INSTANCE: 'worker-1' }, { role: 'worker' });
+    expect(worker).toMatchObject({ instance: 'worker-1', jobs: { metricsPort: 9400 } });
+    expect(() => loadConfig({ ...base, WORKER_METRICS_PORT: '4000' })).toThrow("WORKER_METRICS_PORT: must differ from PORT (4000), the API's port");
+    expect(() => loadConfig({ ...base, WORKER_METRICS_PORT: '70000', HERALD_INSTANCE: 'a b' })).toThrow(
+      /HERALD_INSTANCE: letters, digits[\s\S]*WORKER_METRICS_PORT: must be at most 65535/,
+    );
+  });
+
   it('refuses a replay larger than the history kept', () => {
     expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(/REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/);
   });
