@@ -29,8 +29,8 @@ interface Plan {
 const plans = new WeakMap<DocumentNode, Map<string, Plan | null>>();
 const documentIds = new WeakMap<DocumentNode, number>();
 let nextDocumentId = 0;
-/** Per event, the results computed for it so far, by share key; gone with the event. */
-const sharedResults = new WeakMap<object, Map<string, Result>>();
+/** Where an event keeps the results computed for it so far, by share key; gone with the event (see EVENT in src/updates/stream.ts). */
+const RESULTS = Symbol('results');
 
 /** Variables the selection under the root field uses: the root field's own arguments only choose the events. */
 function variablesBelowRoot(document: DocumentNode, root: FieldNode): string[] {
@@ -73,8 +73,9 @@ function planFor(args: ExecutionArgs): Plan | null {
 
 function sharedResult(event: unknown, key: string, run: () => Result): Result {
   if (typeof event !== 'object' || event === null) return run();
-  let results = sharedResults.get(event);
-  if (!results) sharedResults.set(event, (results = new Map()));
+  const carrier = event as { [RESULTS]?: Map<string, Result> };
+  let results = carrier[RESULTS];
+  if (!results) carrier[RESULTS] = results = new Map();
   let result = results.get(key);
   if (!result) results.set(key, (result = run()));
   return result;

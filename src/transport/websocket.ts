@@ -19,6 +19,8 @@ import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import { ProtocolSession, speaksGraphqlWs, type OperationOutcome } from './ws-protocol.js';
 
+const PAYLOAD = Symbol('payload');
+
 /** The longest delay setTimeout accepts; a later expiry is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -169,14 +171,13 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   const refused = (errors: readonly GraphQLError[]): OperationOutcome => ({
     errors: withoutHttp(errors.map((error) => maskError(error))),
   });
-  /** The JSON of each result, masked and serialized once however many subscribers it goes to. */
-  const payloads = new WeakMap<ExecutionResult, string>();
-  function serialize(result: ExecutionResult): string {
-    let json = payloads.get(result);
+  /** The JSON of each result, masked and serialized once however many subscribers it goes to (kept on the result, invisible to JSON). */
+  function serialize(result: ExecutionResult & { [PAYLOAD]?: string }): string {
+    let json = result[PAYLOAD];
     if (json === undefined) {
       const errors = result.errors?.map((error) => maskError(error));
       json = JSON.stringify(errors ? { ...result, errors: withoutHttp(errors) } : result);
-      payloads.set(result, json);
+      result[PAYLOAD] = json;
     }
     return json;
   }

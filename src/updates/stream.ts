@@ -22,9 +22,12 @@ export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: H
 
 /**
  * One event object per entry, shared by every stream that delivers it: what a subscriber computes
- * from an event (its GraphQL result, its JSON) can then serve every other subscriber too.
+ * from an event (its GraphQL result, its JSON) can then serve every other subscriber too. It is
+ * kept on the entry under a symbol (invisible to JSON) rather than in a WeakMap: an ephemeron per
+ * update costs the garbage collector more than it saves.
  */
-const entryEvents = new WeakMap<StreamEntry, StreamEvent<StreamEntry>>();
+const EVENT = Symbol('event');
+type Carrier<E> = E & { [EVENT]?: StreamEvent<E> };
 
 /** Entries per history read: a long catch-up is read (and handed to the consumer) a page at a time. */
 const HISTORY_PAGE = 100;
@@ -133,9 +136,10 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   private accept(entry: E, live: boolean): void {
     if (this.isEnded || entry.seq <= this.lastSeq) return;
     this.lastSeq = entry.seq;
-    let event = entryEvents.get(entry) as StreamEvent<E> | undefined;
+    const carrier = entry as Carrier<E>;
+    let event = carrier[EVENT];
     const first = event === undefined;
-    if (!event) entryEvents.set(entry, (event = { type: 'entry', entry }));
+    if (!event) carrier[EVENT] = event = { type: 'entry', entry };
     this.emit(event);
     const { meter } = this.options.hub;
     if (!live) {
