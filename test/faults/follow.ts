@@ -33,6 +33,8 @@ export interface Followed {
   updates: FileUpdate[];
   /** The close code of each connection that dropped before the stream completed. */
   drops: number[];
+  /** Errors the streams reported (GraphQL errors in a result, or a failed subscription). */
+  errors: unknown[];
 }
 
 /**
@@ -51,7 +53,7 @@ export async function followFile(options: {
   timeoutMs?: number;
 }): Promise<Followed> {
   const { urls, token, fileId, log, onUpdate } = options;
-  const followed: Followed = { updates: [], drops: [] };
+  const followed: Followed = { updates: [], drops: [], errors: [] };
   for (const [attempt, url] of urls.entries()) {
     const api = clientsFor(url);
     const client = api.ws(token);
@@ -77,6 +79,7 @@ export async function followFile(options: {
           },
         },
       );
+      followed.errors.push(...run.errors);
       if (run.completed) return followed;
       followed.drops.push(closeCode);
     } finally {

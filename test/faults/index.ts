@@ -2,8 +2,9 @@ import { apiCrash } from './api-crash.js';
 import { apiShutdown } from './api-shutdown.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
+import { sentinelFailover } from './sentinel-failover.js';
 import { slowConsumer } from './slow-consumer.js';
 import { workerCrash } from './worker-crash.js';
 
 /** Every fault scenario, in report order: test/faults.test.ts and `npm run faults` both run this list. */
-export const faultScenarios: FaultScenario[] = [redisRestart, apiCrash, workerCrash, apiShutdown, slowConsumer];
+export const faultScenarios: FaultScenario[] = [redisRestart, apiCrash, workerCrash, apiShutdown, slowConsumer, sentinelFailover];
