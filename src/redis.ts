@@ -17,8 +17,13 @@ const backoff = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2
  */
 const reconnectOnError = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
 
-function roleOptions(role: RedisRole): Pick<RedisOptions, 'connectionName' | 'maxRetriesPerRequest'> {
-  return { connectionName: `herald-${role}`, maxRetriesPerRequest: role === 'commands' ? 20 : null };
+/**
+ * `disableClientInfo`: ioredis 5.8+ sends CLIENT SETINFO during its handshake, and a SUBSCRIBE
+ * issued while connecting can then slip in before the ready check's INFO, which Redis refuses in
+ * subscriber mode (redis/ioredis#2037); the failed check drops the connection and its messages.
+ */
+function roleOptions(role: RedisRole): Pick<RedisOptions, 'connectionName' | 'maxRetriesPerRequest' | 'disableClientInfo'> {
+  return { connectionName: `herald-${role}`, maxRetriesPerRequest: role === 'commands' ? 20 : null, disableClientInfo: true };
 }
 
 /**

@@ -20,5 +20,6 @@ export function redisUrl(): string {
 }
 
 export function connect(url = redisUrl()): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null });
+  // disableClientInfo: see roleOptions in src/redis.ts (redis/ioredis#2037).
+  return new Redis(url, { maxRetriesPerRequest: null, disableClientInfo: true });
 }
