@@ -12,15 +12,16 @@ import { collect } from '../helpers/streams.js';
 import { DeliveryLog, judge, type FaultScenario } from './fault.js';
 import { finalHistory, followFile, type FileUpdate } from './follow.js';
 
-const UPDATES = 8_000;
+const UPDATES = 12_000;
 const READER_QUERY = 'subscription Reader($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { seq event } }';
 const UPDATE_BYTES = 16 * 1024;
 const MAX_BUFFERED_BYTES = 256 * 1024;
 /**
- * The stalled client is sent about 128 MB. Measured on a 2-core machine (192 MB sent): the API's
- * RSS grew by 13 MB with the cap and by 209 MB without it.
+ * The stalled client is sent about 192 MB. Measured on a 2-core machine: the API's RSS grew by
+ * 13 MB with the cap when alone and by up to 55 MB (for 128 MB sent) with the whole suite running
+ * beside it, and by 209 MB with the cap lifted.
  */
-const RSS_GROWTH_LIMIT_MB = 40;
+const RSS_GROWTH_LIMIT_MB = 100;
 
 function rssMb(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
@@ -57,15 +58,15 @@ async function stalledSubscriber(wsUrl: string, token: string, fileId: string) {
 }
 
 /**
- * A subscriber stops reading while a producer publishes 8,000 updates of 16 KB (about 128 MB). The
+ * A subscriber stops reading while a producer publishes 12,000 updates of 16 KB (about 192 MB). The
  * server must not keep them for it: past WS_MAX_BUFFERED_BYTES its subscription pauses, and after
  * WS_SLOW_CONSUMER_MS it is closed with 4413. The API's RSS stays far below what was sent, and a
  * subscriber that reads gets every update. The stalled one then resumes from its last cursor (a
- * 128 MB catch-up, itself paced by the same cap) and misses nothing. Recovery: from seeing the
+ * 192 MB catch-up, itself paced by the same cap) and misses nothing. Recovery: from seeing the
  * close to the first update after resuming.
  */
 export const slowConsumer: FaultScenario = {
-  name: 'subscriber stops reading while 128 MB are published',
+  name: 'subscriber stops reading while 192 MB are published',
   async run() {
     const keyPrefix = uniquePrefix();
     const settings = {
@@ -85,7 +86,7 @@ export const slowConsumer: FaultScenario = {
       const stalled = await stalledSubscriber(api.wsUrl, token, file.id);
       const after = stalled.updates[0].cursor;
       // The reader leaves out `data`: the server's memory then reflects what it keeps for the
-      // stalled client, not the garbage of serializing 128 MB a second time.
+      // stalled client, not the garbage of serializing 192 MB a second time.
       const reader = collect<Pick<FileUpdate, 'seq'>>(api.ws(token), READER_QUERY, { fileId: file.id, after }, { field: 'fileProgress', timeoutMs: 120_000 });
       const pid = cluster.apis[0].pid!;
       const rssBefore = rssMb(pid);
@@ -114,7 +115,7 @@ export const slowConsumer: FaultScenario = {
         'the reading subscriber got every update, in order',
       );
       const growth = rssPeak - rssBefore;
-      assert.ok(growth < RSS_GROWTH_LIMIT_MB, `the API's RSS grew by ${growth.toFixed(1)} MB while the stalled client was sent 128 MB`);
+      assert.ok(growth < RSS_GROWTH_LIMIT_MB, `the API's RSS grew by ${growth.toFixed(1)} MB while the stalled client was sent 192 MB`);
 
       const log = new DeliveryLog();
       stalled.resume();
