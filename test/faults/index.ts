@@ -1,5 +1,4 @@
-import { apiCrash } from './api-crash.js';
-import { apiShutdown } from './api-shutdown.js';
+import { apiCrash, apiShutdown } from './api-stop.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
 import { sentinelFailover } from './sentinel-failover.js';
