@@ -37,9 +37,25 @@ async function openPage(url: string): Promise<{ page: Page; errors: string[] }> 
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
+  await page.addInitScript(recordStatuses);
   await page.goto(`${url}/`);
   return { page, errors };
 }
+
+/**
+ * Runs in the page: keeps every status the connection line shows, so a test can tell that one was
+ * shown even when it lasted less than a locator's polling interval.
+ */
+function recordStatuses() {
+  const shown: string[] = [];
+  (window as unknown as { shownStatuses: string[] }).shownStatuses = shown;
+  document.addEventListener('DOMContentLoaded', () => {
+    const line = document.querySelector('#connection')!;
+    new MutationObserver(() => shown.push(line.getAttribute('data-status') ?? '')).observe(line, { attributes: true, attributeFilter: ['data-status'] });
+  });
+}
+
+const shownStatuses = (page: Page) => page.evaluate(() => (window as unknown as { shownStatuses: string[] }).shownStatuses);
 
 async function signIn(page: Page, token: string) {
   await page.getByLabel('Access token').fill(token);
@@ -171,11 +187,13 @@ describe('the live page', () => {
     await expect.poll(async () => (await seqsOf(card)).length, PAGE_WAIT).toBeGreaterThanOrEqual(50);
     expect(await card.getAttribute('data-status')).toBe('PROCESSING');
 
+    const before = (await shownStatuses(page)).length;
     cluster.apis[0].kill('SIGKILL');
-    await page.locator('#connection[data-status=reconnecting]').waitFor(PAGE_WAIT);
+    await expect.poll(async () => (await shownStatuses(page)).slice(before), PAGE_WAIT).toContain('reconnecting');
     await cluster.restartApi(0);
     await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
     await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
+    expect((await shownStatuses(page)).slice(before), 'the statuses shown since the kill').toEqual(expect.arrayContaining(['closed', 'reconnecting', 'connected']));
 
     const seqs = await seqsOf(card);
     expect(seqs.length).toBeGreaterThan(50);
