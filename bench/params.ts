@@ -3,15 +3,16 @@ import type { ServerKind } from './shared.js';
 
 export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** The scenarios `--profile` can run again under node --cpu-prof. */
+export type ProfiledScenario = 'S1' | 'S2' | 'S5';
 
 /** Every size and duration of the run; the defaults are the issue's, `--quick` shrinks them. */
 export interface Params {
   quick: boolean;
   scenarios: Scenario[];
   servers: ServerKind[];
-  /** Also run Herald's S1 once more under --cpu-prof and summarize where its time goes. */
-  /** The fixed-rate scenario to run once more under node --cpu-prof, if any. */
-  profile: 'S1' | 'S2' | null;
+  /** The scenario to run Herald through once more under node --cpu-prof, if any. */
+  profile: ProfiledScenario | null;
   s1: { connections: number; rate: number; durationMs: number };
   s2: { connections: number; rate: number; durationMs: number };
   s3: { connections: number; startRate: number; maxRate: number; stepMs: number; p99LimitMs: number };
@@ -46,7 +47,7 @@ export const USAGE = `npm run bench -- [options]
   --scenarios S1,S3       which scenarios (default all: S1..S6)
   --servers herald,raw    which servers (default herald,raw,stock; S5 and S6 are Herald's only)
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
-  --profile-scenario S2   profile S2 (fan-out) instead of S1
+  --profile-scenario S2   profile S2 (fan-out) or S5 (resume) instead of S1
   --set s1.rate=4000      override any size (s1..s6 fields below); repeatable
 
   s1.connections s1.rate s1.durationMs        S1 many topics
@@ -106,8 +107,8 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
   };
 }
 
-function profileScenario(value: string | undefined): 'S1' | 'S2' {
-  if (value === undefined || value === 'S1') return 'S1';
-  if (value === 'S2') return 'S2';
-  throw new Error(`--profile takes S1 or S2, not ${value}`);
+function profileScenario(value: string | undefined): ProfiledScenario {
+  if (value === undefined) return 'S1';
+  if (value === 'S1' || value === 'S2' || value === 'S5') return value;
+  throw new Error(`--profile takes S1, S2 or S5, not ${value}`);
 }

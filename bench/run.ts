@@ -12,7 +12,7 @@ import { signToken } from '../src/auth/token.js';
 import { ensureRedisServer, freePort, startRedisServer, type RedisServer } from '../src/dev/redis-server.js';
 import { encodeCursor } from '../src/updates/cursor.js';
 import { makeDocument } from '../test/helpers/documents.js';
-import { parseParams, type Params, type Scenario } from './params.js';
+import { parseParams, type Params, type ProfiledScenario, type Scenario } from './params.js';
 import {
   canPin,
   coreBusyPercent,
@@ -454,12 +454,12 @@ async function idleMemory(bench: Bench, kind: ServerKind): Promise<Row> {
 }
 
 /** S5: clients resuming `updates` updates each from a cursor, all at once. */
-async function resume(bench: Bench): Promise<Row> {
+async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { profileWindow?: [number, number] }> {
   const p = bench.params.s5;
   let server: Server | null = null;
   try {
     await bench.admin.flushall();
-    server = await startServer(bench, 'herald', 'S5-herald');
+    server = await startServer(bench, 'herald', `S5-herald${nodeArgs.length ? '-profile' : ''}`, nodeArgs);
     const ids = topicIds(p.clients);
     await bench.producer.call('init', { kind: 'herald', redisUrl: bench.redis.url, keyPrefix: KEY_PREFIX, topics: ids, owner: OWNER });
     const anchors = await bench.producer.call<Array<{ seq: number; epoch: string }>>('prime', { topics: ids.map((_, i) => i) });
@@ -493,7 +493,7 @@ async function resume(bench: Bench): Promise<Row> {
         ? `only ${report.caughtUp} of ${specs.length} caught up`
         : `all ${specs.length} caught up in ${allMs.toFixed(0)} ms (latency columns: per-client catch-up time)`,
     ]);
-    return { ...row, rate: null, caughtUpMs: allMs ?? null, caughtUp: report.caughtUp ?? 0 };
+    return { ...row, rate: null, caughtUpMs: allMs ?? null, caughtUp: report.caughtUp ?? 0, profileWindow: [t0, report.lastReceiveUs] };
   } catch (error) {
     return failedRow('S5', 'herald', error as Error);
   } finally {
@@ -590,12 +590,13 @@ function notApplicable(scenario: Scenario, kind: ServerKind): Row {
 
 // ---------------------------------------------------------------------------------------------
 
-async function profile(bench: Bench, scenario: 'S1' | 'S2'): Promise<ProfileSummary | null> {
+async function profile(bench: Bench, scenario: ProfiledScenario): Promise<ProfileSummary | null> {
   const dir = join(resultsDir, 'profile');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   log(`${scenario} herald again under --cpu-prof`);
-  const row = await fixedRate(bench, scenario, 'herald', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const row = scenario === 'S5' ? await resume(bench, nodeArgs) : await fixedRate(bench, scenario, 'herald', nodeArgs);
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) {
     log('no .cpuprofile was written');
