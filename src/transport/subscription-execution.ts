@@ -29,8 +29,19 @@ interface Plan {
 const plans = new WeakMap<DocumentNode, Map<string, Plan | null>>();
 const documentIds = new WeakMap<DocumentNode, number>();
 let nextDocumentId = 0;
-/** Where an event keeps the results computed for it so far, by share key; gone with the event (see EVENT in src/updates/stream.ts). */
-const RESULTS = Symbol('results');
+/**
+ * Where an event keeps the results computed for it so far (gone with the event, see EVENT in
+ * src/updates/stream.ts): the first under its share key, any others in a map. Most events meet one
+ * distinct operation, so most need no map.
+ */
+const FIRST_KEY = Symbol('firstKey');
+const FIRST_RESULT = Symbol('firstResult');
+const MORE_RESULTS = Symbol('moreResults');
+interface ResultCarrier {
+  [FIRST_KEY]?: string;
+  [FIRST_RESULT]?: Result;
+  [MORE_RESULTS]?: Map<string, Result>;
+}
 
 /** Variables the selection under the root field uses: the root field's own arguments only choose the events. */
 function variablesBelowRoot(document: DocumentNode, root: FieldNode): string[] {
@@ -73,11 +84,15 @@ function planFor(args: ExecutionArgs): Plan | null {
 
 function sharedResult(event: unknown, key: string, run: () => Result): Result {
   if (typeof event !== 'object' || event === null) return run();
-  const carrier = event as { [RESULTS]?: Map<string, Result> };
-  let results = carrier[RESULTS];
-  if (!results) carrier[RESULTS] = results = new Map();
-  let result = results.get(key);
-  if (!result) results.set(key, (result = run()));
+  const carrier = event as ResultCarrier;
+  if (carrier[FIRST_KEY] === undefined) {
+    carrier[FIRST_KEY] = key;
+    return (carrier[FIRST_RESULT] = run());
+  }
+  if (carrier[FIRST_KEY] === key) return carrier[FIRST_RESULT]!;
+  const more = (carrier[MORE_RESULTS] ??= new Map());
+  let result = more.get(key);
+  if (!result) more.set(key, (result = run()));
   return result;
 }
 
