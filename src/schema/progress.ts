@@ -4,51 +4,88 @@ import { refOf } from '../jobs/resources.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { mapStream, type EventStream } from '../updates/event-stream.js';
 import { CursorAheadError, openStream, type HistoryGap, type OpenStreamOptions, type StreamEvent } from '../updates/stream.js';
-import { isTerminal, type ProjectEntry, type StreamEntry, type Update, type UpdateEntry } from '../updates/types.js';
+import {
+  isTerminal,
+  type ProjectEntry,
+  type ResourceKind,
+  type StreamEntry,
+  type Update,
+  type UpdateEntry,
+  type UpdateStatus,
+} from '../updates/types.js';
 import { builder, SHARED_RESULTS, type Context } from './builder.js';
 import { accessibleResource, validCursor, validId } from './guards.js';
 
-/** One item of a resource stream as the schema serves it: a stored update, or a gap notice. */
-interface ProgressItem {
+/**
+ * One item of a resource stream as the schema serves it: a stored update, or a gap notice. Every
+ * field's value is in place under the field's own name, so the fields need no resolvers and a
+ * compiled query reads them as plain properties (a resolver per field per update was most of the
+ * cost of executing one).
+ */
+interface ItemFields {
   kind: 'file' | 'query';
-  id: string;
+  cursor: string;
   seq: number;
-  epoch: string | null;
-  update: Update;
+  event: string;
+  status: UpdateStatus;
+  progress: number | null;
+  message: string | null;
+  timestamp: string;
+  data: unknown;
   gap: HistoryGap | null;
 }
 
+interface FileItem extends ItemFields {
+  kind: 'file';
+  fileId: string;
+}
+
+interface QueryItem extends ItemFields {
+  kind: 'query';
+  queryId: string;
+  token: string | null;
+  text: string | null;
+}
+
+type ProgressItem = FileItem | QueryItem;
+
 interface ProjectItem {
   cursor: string;
-  item: ProgressItem;
+  update: ProgressItem;
   gap: HistoryGap | null;
 }
 
 /** Stands for "no history" in cursors handed out while a stream has none. */
 const NO_EPOCH = '0';
 
-function fromEntry(entry: UpdateEntry): ProgressItem {
-  return { kind: entry.kind, id: entry.id, seq: entry.seq, epoch: entry.epoch, update: entry.update, gap: null };
+function itemOf(kind: ResourceKind, id: string, seq: number, epoch: string | null, update: Update, gap: HistoryGap | null): ProgressItem {
+  const cursor = encodeCursor({ epoch: epoch ?? NO_EPOCH, seq });
+  const { event, status, timestamp } = update;
+  const progress = update.progress ?? null;
+  const message = update.message ?? null;
+  const data = update.data ?? null;
+  if (kind === 'file') return { kind, fileId: id, cursor, seq, event, status, progress, message, timestamp, data, gap };
+  const token = update.token ?? null;
+  const text = update.text ?? null;
+  return { kind, queryId: id, cursor, seq, event, status, progress, message, timestamp, data, gap, token, text };
 }
 
-function fromGap(kind: 'file' | 'query', id: string, gap: HistoryGap, latest: UpdateEntry | null): ProgressItem {
-  return {
-    kind,
-    id,
-    seq: gap.resumesAfter,
-    epoch: gap.epoch,
-    gap,
-    update: {
-      event: 'history_gap',
-      status: latest?.update.status ?? 'QUEUED',
-      message:
-        gap.reason === 'TRIMMED'
-          ? `Updates up to ${gap.resumesAfter} are no longer kept; continuing after them.`
-          : 'The history this cursor belongs to was lost; starting again from the oldest update kept.',
-      timestamp: new Date().toISOString(),
-      data: { reason: gap.reason, resumesAfter: gap.resumesAfter },
-    },
+function fromEntry(entry: UpdateEntry): ProgressItem {
+  return itemOf(entry.kind, entry.id, entry.seq, entry.epoch, entry.update, null);
+}
+
+function fromGap(kind: ResourceKind, id: string, gap: HistoryGap, latest: UpdateEntry | null): ProgressItem {
+  const update: Update = {
+    event: 'history_gap',
+    status: latest?.update.status ?? 'QUEUED',
+    message:
+      gap.reason === 'TRIMMED'
+        ? `Updates up to ${gap.resumesAfter} are no longer kept; continuing after them.`
+        : 'The history this cursor belongs to was lost; starting again from the oldest update kept.',
+    timestamp: new Date().toISOString(),
+    data: { reason: gap.reason, resumesAfter: gap.resumesAfter },
   };
+  return itemOf(kind, id, gap.resumesAfter, gap.epoch, update, gap);
 }
 
 const ResourceKindEnum = builder.enumType('ResourceKind', {
@@ -73,7 +110,7 @@ export const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').impleme
   description:
     'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
   fields: (t) => ({
-    reason: t.field({ type: GapReasonEnum, resolve: (gap) => gap.reason }),
+    reason: t.expose('reason', { type: GapReasonEnum }),
     resumesAfter: t.exposeInt('resumesAfter', {
       description: 'The stream goes on with the updates after this seq (in the current epoch).',
     }),
@@ -84,48 +121,37 @@ const ProgressUpdateRef = builder.interfaceRef<ProgressItem>('ProgressUpdate').i
   description: 'One update on one resource (a file being processed, a query being answered).',
   resolveType: (item) => (item.kind === 'file' ? 'FileUpdate' : 'QueryUpdate'),
   fields: (t) => ({
-    cursor: t.string({
-      description: 'Opaque. Passing it as `after` resumes right after this update.',
-      resolve: (item) => encodeCursor({ epoch: item.epoch ?? NO_EPOCH, seq: item.seq }),
-    }),
+    cursor: t.exposeString('cursor', { description: 'Opaque. Passing it as `after` resumes right after this update.' }),
     seq: t.exposeInt('seq', {
       description: '1, 2, 3, ... per resource, assigned atomically in Redis: no gaps, no repeats.',
     }),
-    event: t.string({
+    event: t.exposeString('event', {
       description:
         'What happened, e.g. queued, processing_started, extraction_progress, sentence_classification, ' +
         'processing_completed, retrieving, generating, token, done, attempt_failed, cancelled, ' +
         'processing_failed, query_failed. `history_gap` is not stored: a subscription sends it first when ' +
         'updates after its cursor are gone (see `gap`); its seq is the position the stream resumes after.',
-      resolve: (item) => item.update.event,
     }),
-    status: t.field({ type: UpdateStatusEnum, resolve: (item) => item.update.status }),
-    progress: t.float({ nullable: true, description: '0 to 100 where known.', resolve: (item) => item.update.progress ?? null }),
-    message: t.string({ nullable: true, resolve: (item) => item.update.message ?? null }),
-    timestamp: t.field({ type: 'DateTime', resolve: (item) => item.update.timestamp }),
-    data: t.field({ type: 'JSON', nullable: true, resolve: (item) => item.update.data ?? null }),
-    gap: t.field({
-      type: HistoryGapRef,
-      nullable: true,
-      description: 'Set only on a `history_gap` notice.',
-      resolve: (item) => item.gap,
-    }),
+    status: t.expose('status', { type: UpdateStatusEnum }),
+    progress: t.exposeFloat('progress', { nullable: true, description: '0 to 100 where known.' }),
+    message: t.exposeString('message', { nullable: true }),
+    timestamp: t.expose('timestamp', { type: 'DateTime' }),
+    data: t.expose('data', { type: 'JSON', nullable: true }),
+    gap: t.expose('gap', { type: HistoryGapRef, nullable: true, description: 'Set only on a `history_gap` notice.' }),
   }),
 });
 
-const FileUpdateRef = builder.objectRef<ProgressItem>('FileUpdate').implement({
+const FileUpdateRef = builder.objectRef<FileItem>('FileUpdate').implement({
   interfaces: [ProgressUpdateRef],
-  isTypeOf: (item) => (item as ProgressItem).kind === 'file',
-  fields: (t) => ({ fileId: t.exposeID('id') }),
+  fields: (t) => ({ fileId: t.exposeID('fileId') }),
 });
 
-const QueryUpdateRef = builder.objectRef<ProgressItem>('QueryUpdate').implement({
+const QueryUpdateRef = builder.objectRef<QueryItem>('QueryUpdate').implement({
   interfaces: [ProgressUpdateRef],
-  isTypeOf: (item) => (item as ProgressItem).kind === 'query',
   fields: (t) => ({
-    queryId: t.exposeID('id'),
-    token: t.string({ nullable: true, description: 'The new text of a token event.', resolve: (i) => i.update.token ?? null }),
-    text: t.string({ nullable: true, description: 'The whole answer text so far.', resolve: (i) => i.update.text ?? null }),
+    queryId: t.exposeID('queryId'),
+    token: t.exposeString('token', { nullable: true, description: 'The new text of a token event.' }),
+    text: t.exposeString('text', { nullable: true, description: 'The whole answer text so far.' }),
   }),
 });
 
@@ -135,13 +161,12 @@ const ProjectUpdateRef = builder.objectRef<ProjectItem>('ProjectUpdate').impleme
     cursor: t.exposeString('cursor', {
       description: 'Opaque. Passing it as `after` to projectProgress resumes right after this update.',
     }),
-    update: t.field({ type: ProgressUpdateRef, resolve: (p) => p.item }),
-    gap: t.field({
+    update: t.expose('update', { type: ProgressUpdateRef }),
+    gap: t.expose('gap', {
       type: HistoryGapRef,
       nullable: true,
       description:
         'Set on the first update delivered after a gap: updates between the cursor and this one are gone.',
-      resolve: (p) => p.gap,
     }),
   }),
 });
@@ -173,9 +198,12 @@ async function subscribeResource(context: Context, kind: 'file' | 'query', id: s
   });
 }
 
-function resourceItem(kind: 'file' | 'query', id: string) {
-  return (event: StreamEvent<UpdateEntry>): ProgressItem =>
-    event.type === 'entry' ? fromEntry(event.entry) : fromGap(kind, id, event.gap, event.latest);
+type ItemOf<K extends ResourceKind> = K extends 'file' ? FileItem : QueryItem;
+
+/** The item a resource subscription of `kind` on `id` sends for one event of its stream. */
+function resourceItem<K extends ResourceKind>(kind: K, id: string, event: StreamEvent<UpdateEntry>): ItemOf<K> {
+  const item = event.type === 'entry' ? fromEntry(event.entry) : fromGap(kind, id, event.gap, event.latest);
+  return item as ItemOf<K>;
 }
 
 builder.queryField('recentUpdates', (t) =>
@@ -207,7 +235,7 @@ builder.subscriptionField('fileProgress', (t) =>
     args: { fileId: t.arg.id({ required: true }), after: t.arg.string() },
     extensions: { [SHARED_RESULTS]: true },
     subscribe: (_root, args, context) => subscribeResource(context, 'file', String(args.fileId), args.after),
-    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('file', String(args.fileId))(event),
+    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('file', String(args.fileId), event),
   }),
 );
 
@@ -218,7 +246,7 @@ builder.subscriptionField('queryProgress', (t) =>
     args: { queryId: t.arg.id({ required: true }), after: t.arg.string() },
     extensions: { [SHARED_RESULTS]: true },
     subscribe: (_root, args, context) => subscribeResource(context, 'query', String(args.queryId), args.after),
-    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('query', String(args.queryId))(event),
+    resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('query', String(args.queryId), event),
   }),
 );
 
@@ -260,7 +288,7 @@ const projectItems = new WeakMap<ProjectEntry, ProjectItem>();
 function projectItem(entry: ProjectEntry): ProjectItem {
   let item = projectItems.get(entry);
   if (!item) {
-    item = { cursor: encodeCursor({ epoch: entry.epoch, seq: entry.seq }), item: fromEntry(entry.item), gap: null };
+    item = { cursor: encodeCursor({ epoch: entry.epoch, seq: entry.seq }), update: fromEntry(entry.item), gap: null };
     projectItems.set(entry, item);
   }
   return item;
