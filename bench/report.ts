@@ -30,6 +30,8 @@ export interface Row {
   errors: number | null;
   serverCpuUsPerUpdate: number | null;
   serverCpuPercent: number | null;
+  /** redis-server CPU over the measurement per update published (null where the bench published none). */
+  redisCpuUsPerUpdate: number | null;
   rssPerSubKb: number | null;
   clientCpuPercent: number | null;
   producerCpuPercent: number | null;
@@ -138,29 +140,29 @@ function scenarioTable(results: Results, scenario: Scenario): string {
 function saturationTables(results: Results, rows: Row[]): string {
   const by = (kind: ServerKind) => rows.find((r) => r.server === kind);
   let out =
-    '| server | highest passing rate /s | delivered/s | p50 ms | p99 ms | lost / dup / ooo | server CPU µs / update | server CPU % | load client CPU % | core 1 busy % | stopped by |\n' +
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n';
+    '| server | highest passing rate /s | delivered/s | p50 ms | p99 ms | lost / dup / ooo | server CPU µs / update | server CPU % | Redis CPU µs / update | load client CPU % | core 1 busy % | stopped by |\n' +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n';
   for (const row of rows) {
     const failing = results.s3Steps[row.server]?.find((s) => !s.pass);
     const stop = failing ? `${num(failing.rate)}/s: ${failing.reasons.join(', ')} (limit: ${failing.limit})` : 'nothing (ladder ended)';
     out +=
       `| ${row.server} | ${num(row.rate)} | ${num(row.deliveredPerS)} | ${ms(row.p50)} | ${ms(row.p99)} | ${correctness(row)} | ` +
-      `${num(row.serverCpuUsPerUpdate, 1)} | ${num(row.serverCpuPercent)} | ${num(row.clientCpuPercent)} | ${num(row.core1Percent)} | ${stop} |\n`;
+      `${num(row.serverCpuUsPerUpdate, 1)} | ${num(row.serverCpuPercent)} | ${num(row.redisCpuUsPerUpdate, 1)} | ${num(row.clientCpuPercent)} | ${num(row.core1Percent)} | ${stop} |\n`;
   }
   const herald = by('herald');
   for (const other of ['raw', 'stock'] as const) {
     const o = by(other);
-    if (herald && o) out += `| herald/${other} | ${ratio(herald.rate, o.rate)} | ${ratio(herald.deliveredPerS, o.deliveredPerS)} | | | | ${ratio(herald.serverCpuUsPerUpdate, o.serverCpuUsPerUpdate)} | | | | |\n`;
+    if (herald && o) out += `| herald/${other} | ${ratio(herald.rate, o.rate)} | ${ratio(herald.deliveredPerS, o.deliveredPerS)} | | | | ${ratio(herald.serverCpuUsPerUpdate, o.serverCpuUsPerUpdate)} | | ${ratio(herald.redisCpuUsPerUpdate, o.redisCpuUsPerUpdate)} | | | |\n`;
   }
   const kinds = (['herald', 'raw', 'stock'] as const).filter((k) => results.s3Steps[k]);
   const rates = [...new Set(kinds.flatMap((k) => results.s3Steps[k]!.map((s) => s.rate)))].sort((a, b) => a - b);
-  out += `\nEvery step (p99 · server CPU µs per update · load client CPU %):\n\n| rate /s | ${kinds.join(' | ')} |\n| ---: |${kinds.map(() => ' --- |').join('')}\n`;
+  out += `\nEvery step (p99 · server CPU µs per update · Redis CPU µs per update · load client CPU %):\n\n| rate /s | ${kinds.join(' | ')} |\n| ---: |${kinds.map(() => ' --- |').join('')}\n`;
   for (const rate of rates) {
     const cells = kinds.map((k) => {
       const step = results.s3Steps[k]!.find((s) => s.rate === rate);
       if (!step) return '';
       const r = step.row;
-      const text = `${ms(r.p99)} ms · ${num(r.serverCpuUsPerUpdate, 1)} µs · ${num(r.clientCpuPercent)}%`;
+      const text = `${ms(r.p99)} ms · ${num(r.serverCpuUsPerUpdate, 1)} µs · ${num(r.redisCpuUsPerUpdate, 1)} µs · ${num(r.clientCpuPercent)}%`;
       return step.pass ? text : `✗ ${step.reasons.join(', ')} (${text})`;
     });
     out += `| ${num(rate)} | ${cells.join(' | ')} |\n`;

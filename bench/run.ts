@@ -209,6 +209,8 @@ async function prepare(bench: Bench, kind: ServerKind, name: string, connections
 /** CPU seen over a measured period: the server's, each core's, and what processes outside the bench took. */
 interface CpuWindow {
   serverCpuUs: number;
+  /** redis-server's, which Herald's appends (a Lua script each) load far more than a PUBLISH. */
+  redisCpuUs: number;
   wallUs: number;
   /** Busy % of each core. */
   cores: number[];
@@ -238,9 +240,12 @@ function openCpuWindow(bench: Bench, serverPid: number): (startedInside?: number
   const t0 = nowUs();
   const cores0 = coreTimes();
   const server0 = cpuTimeUs(serverPid);
+  const redisPid = bench.redis.process.pid!;
+  const redis0 = cpuTimeUs(redisPid);
   const load0 = sumCpuUs(bench.loadPids) + runnerCpuUs();
   return (startedInside = []) => {
     const serverCpuUs = cpuTimeUs(serverPid) - server0;
+    const redisCpuUs = cpuTimeUs(redisPid) - redis0;
     const loadUs = sumCpuUs(bench.loadPids) + runnerCpuUs() - load0;
     const insideUs = sumCpuUs(startedInside);
     const cores = coreBusyPercent(cores0, coreTimes());
@@ -248,7 +253,7 @@ function openCpuWindow(bench: Bench, serverPid: number): (startedInside?: number
     const outside = canPin
       ? [cores[0] - ((serverCpuUs + insideUs) / wallUs) * 100, cores[1] - (loadUs / wallUs) * 100].map((v) => Math.max(0, v))
       : [0, 0];
-    return { serverCpuUs, wallUs, cores, outside };
+    return { serverCpuUs, redisCpuUs, wallUs, cores, outside };
   };
 }
 
@@ -324,6 +329,7 @@ function rowOf(scenario: Scenario, kind: ServerKind, prepared: Prepared | null, 
     errors: r ? r.errors + r.closed : null,
     serverCpuUsPerUpdate: r && m && r.received > 0 ? m.cpu.serverCpuUs / r.received : null,
     serverCpuPercent: m ? (m.cpu.serverCpuUs / m.cpu.wallUs) * 100 : null,
+    redisCpuUsPerUpdate: m && m.produced.published > 0 ? m.cpu.redisCpuUs / m.produced.published : null,
     rssPerSubKb: prepared?.rssPerSubKb ?? null,
     clientCpuPercent: r?.cpuPercent ?? null,
     producerCpuPercent: m?.produced.cpuPercent ?? null,
