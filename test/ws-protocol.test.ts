@@ -126,3 +126,22 @@ it('stops a subscription on complete, and lets its id be used again', async () =
   socket.close();
   expect((await socket.closed).code).toBe(1005);
 });
+
+it('sends frames of every length encoding, with multi-byte text, whole and in order', async () => {
+  const socket = open();
+  await socket.init();
+  // Frames written together in one tick: short ones (< 126 bytes), medium ones (< 64 KiB) and a
+  // long one (≥ 64 KiB, the 8-byte length), each payload mixing 1- to 4-byte UTF-8 characters.
+  const bodies = Array.from({ length: 12 }, (_, i) => `${i}: ${'aé€😀'.repeat(1_500)}`);
+  const send = 'mutation Send($body: String!) { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "t", body: $body }) { body } }';
+  for (const [i, body] of bodies.entries()) await socket.send({ type: 'subscribe', id: `m${i}`, payload: { query: send, variables: { body } } });
+  for (const [i, body] of bodies.entries()) {
+    expect(await socket.frame((f) => f.id === `m${i}` && f.type === 'next')).toEqual({ id: `m${i}`, type: 'next', payload: { data: { sendNotification: { body } } } });
+  }
+  await socket.send({ type: 'subscribe', id: 'inbox', payload: { query: '{ notificationInbox(first: 12) { edges { node { body } } } }' } });
+  const inbox = (await socket.frame((f) => f.id === 'inbox' && f.type === 'next')) as { payload: { data: { notificationInbox: { edges: Array<{ node: { body: string } }> } } } };
+  expect(Buffer.byteLength(JSON.stringify(inbox))).toBeGreaterThan(65_536);
+  expect(inbox.payload.data.notificationInbox.edges.map((edge) => edge.node.body)).toEqual([...bodies].reverse());
+  expect(socket.frames.filter((f) => f.id === 'inbox').map((f) => f.type)).toEqual(['next', 'complete']);
+  socket.close();
+});
