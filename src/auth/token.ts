@@ -27,7 +27,7 @@ export class InvalidTokenError extends Error {
   override name = 'InvalidTokenError';
 }
 
-function key(secret: string): Uint8Array {
+function key(secret: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(secret);
 }
 
@@ -46,12 +46,14 @@ export type RevocationCheck = (viewer: Viewer) => boolean | Promise<boolean>;
  * `isRevoked` refuses is as invalid as an expired one, on every transport.
  */
 export function createTokenVerifier(secret: string, isRevoked?: RevocationCheck) {
-  const secretKey = key(secret);
+  /** Imported once, on first use: given the raw secret, jose imports an HMAC key for every token. */
+  let secretKey: Promise<CryptoKey> | null = null;
   return async function verify(token: string | null): Promise<Viewer> {
     if (!token) throw new InvalidTokenError('missing access token');
     let payload: unknown;
     try {
-      ({ payload } = await jwtVerify(token, secretKey, { algorithms: ['HS256'] }));
+      secretKey ??= crypto.subtle.importKey('raw', key(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+      ({ payload } = await jwtVerify(token, await secretKey, { algorithms: ['HS256'] }));
     } catch (error) {
       throw new InvalidTokenError(`invalid access token: ${(error as Error).message}`);
     }

@@ -181,6 +181,10 @@ async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
   }
 }
 
+/** Shared by every resource stream rather than made per subscriber. */
+const isFinalUpdate = (entry: UpdateEntry) => isTerminal(entry.update.status);
+const updateAppendedAt = (entry: UpdateEntry) => entry.update.timestamp;
+
 async function subscribeResource(context: Context, kind: 'file' | 'query', id: string, after: string | null | undefined) {
   const cursor = validCursor(after);
   const record = await accessibleResource(context, id, kind, kind === 'file' ? 'fileId' : 'queryId');
@@ -192,8 +196,8 @@ async function subscribeResource(context: Context, kind: 'file' | 'query', id: s
     read: store.resourceHistory(ref),
     after: cursor,
     replay: config.updates.replayOnConnect,
-    isFinal: (entry) => isTerminal(entry.update.status),
-    appendedAt: (entry) => entry.update.timestamp,
+    isFinal: isFinalUpdate,
+    appendedAt: updateAppendedAt,
     queueLimit: config.updates.subscriberQueueLimit,
   });
 }

@@ -13,7 +13,11 @@ const SLICE_MS = 250;
 export function startKeepAlive(wss: WebSocketServer, intervalMs: number, onDead: () => void): () => void {
   /** When each socket was pinged, until it answers. */
   const pingedAt = new WeakMap<WebSocket, number>();
-  const onConnection = (socket: WebSocket) => socket.on('pong', () => pingedAt.delete(socket));
+  /** One listener for every socket (ws calls it with the socket as `this`), not a closure each. */
+  function answered(this: WebSocket) {
+    pingedAt.delete(this);
+  }
+  const onConnection = (socket: WebSocket) => socket.on('pong', answered);
   wss.on('connection', onConnection);
   const slices = Math.max(1, Math.round(intervalMs / SLICE_MS));
   let turn = 0;

@@ -26,6 +26,23 @@ const DELIVERED_KIND: Readonly<Record<string, string>> = {
 /** From a millisecond timestamp to tens of seconds: the producer's clock has millisecond resolution. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** One subscription's share of the metrics: a class, so each subscription costs one object and no closures. */
+class OpenSubscription implements SubscriptionMeter {
+  constructor(
+    private readonly gauge: Gauge<'field' | 'transport'>,
+    private readonly labels: { field: string; transport: SubscriptionTransport },
+    private readonly tally: { count: number },
+  ) {}
+
+  delivered(): void {
+    this.tally.count += 1;
+  }
+
+  closed(): void {
+    this.gauge.dec(this.labels);
+  }
+}
+
 /**
  * The API's metrics, in a registry of its own (see createRegistry). Counts on the delivery path
  * are plain numbers bound per subscription and turned into series when /metrics is scraped.
@@ -165,12 +182,7 @@ export function createMetrics() {
       const kind = DELIVERED_KIND[field] ?? field;
       const tally = delivered.get(kind) ?? { count: 0 };
       delivered.set(kind, tally);
-      return {
-        delivered: () => {
-          tally.count += 1;
-        },
-        closed: () => subscriptions.dec(labels),
-      };
+      return new OpenSubscription(subscriptions, labels, tally);
     },
   };
 }

@@ -14,7 +14,7 @@ import {
 import type { Plugin } from 'graphql-yoga';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { SHARED_RESULTS, type Context } from '../schema/builder.js';
-import { isEventStream, mapStream, type EventStream } from '../updates/event-stream.js';
+import { isEventStream, MappedStream, type EventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 
 type Result = ExecutionResult | Promise<ExecutionResult>;
@@ -82,20 +82,6 @@ function planFor(args: ExecutionArgs): Plan | null {
   return byOperation.get(name)!;
 }
 
-function sharedResult(event: unknown, key: string, run: () => Result): Result {
-  if (typeof event !== 'object' || event === null) return run();
-  const carrier = event as ResultCarrier;
-  if (carrier[FIRST_KEY] === undefined) {
-    carrier[FIRST_KEY] = key;
-    return (carrier[FIRST_RESULT] = run());
-  }
-  if (carrier[FIRST_KEY] === key) return carrier[FIRST_RESULT]!;
-  const more = (carrier[MORE_RESULTS] ??= new Map());
-  let result = more.get(key);
-  if (!result) more.set(key, (result = run()));
-  return result;
-}
-
 /** A subscription as the transports consume it: the errors that stopped it, or its results. */
 export type SubscriptionResult = ExecutionResult | EventStream<ExecutionResult>;
 
@@ -120,6 +106,45 @@ function rootField(args: ExecutionArgs): string {
   return root?.kind === Kind.FIELD ? root.name.value : 'unknown';
 }
 
+/** A subscriber's events run through its operation: one per subscription, so what it needs is in fields, not closures. */
+class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
+  constructor(
+    source: EventStream<unknown>,
+    private readonly args: ExecutionArgs,
+    private readonly plan: Plan | null,
+    /** The key of the results shared with other subscribers, or null when none are. */
+    private readonly key: string | null,
+    private readonly meter: SubscriptionMeter,
+  ) {
+    super(source);
+  }
+
+  map(event: unknown): Result {
+    this.meter.delivered();
+    const { key } = this;
+    if (key === null || typeof event !== 'object' || event === null) return this.run(event);
+    const carrier = event as ResultCarrier;
+    if (carrier[FIRST_KEY] === undefined) {
+      carrier[FIRST_KEY] = key;
+      return (carrier[FIRST_RESULT] = this.run(event));
+    }
+    if (carrier[FIRST_KEY] === key) return carrier[FIRST_RESULT]!;
+    const more = (carrier[MORE_RESULTS] ??= new Map());
+    let result = more.get(key);
+    if (!result) more.set(key, (result = this.run(event)));
+    return result;
+  }
+
+  protected override onEnd(): void {
+    this.meter.closed();
+  }
+
+  private run(event: unknown): Result {
+    const { args, plan } = this;
+    return plan ? plan.compiled.query(event, args.contextValue, args.variableValues) : execute({ ...args, rootValue: event });
+  }
+}
+
 /**
  * How both transports start a subscription: the field's `subscribe` runs for this subscriber
  * (authorization, cursor, replay); its events then run through the operation's compiled plan, once
@@ -131,22 +156,9 @@ export function createSubscriptionExecutor(onOpen: OnSubscriptionOpen) {
     if (!isAsyncIterable(source)) return source;
     if (!isEventStream(source)) throw new Error('a subscription field must return an EventStream (src/updates/event-stream.ts)');
     const plan = planFor(args);
-    const { contextValue, variableValues } = args;
-    const run = plan
-      ? (event: unknown) => plan.compiled.query(event, contextValue, variableValues)
-      : (event: unknown) => execute({ ...args, rootValue: event });
-    const key = plan?.shareKey(variableValues) ?? null;
-    const transport = (contextValue as Partial<Context>).connection ? 'websocket' : 'sse';
-    const meter = onOpen(rootField(args), transport);
-    const result = key === null ? run : (event: unknown) => sharedResult(event, key, () => run(event));
-    return mapStream(
-      source,
-      (event) => {
-        meter.delivered();
-        return result(event);
-      },
-      meter.closed,
-    );
+    const key = plan?.shareKey(args.variableValues) ?? null;
+    const transport = (args.contextValue as Partial<Context>).connection ? 'websocket' : 'sse';
+    return new ExecutedStream(source, args, plan, key, onOpen(rootField(args), transport));
   };
 }
 

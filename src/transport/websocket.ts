@@ -17,7 +17,7 @@ import { isAsyncIterable } from './async-iterable.js';
 import type { ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
-import { ProtocolSession, speaksGraphqlWs, type OperationOutcome } from './ws-protocol.js';
+import { ProtocolSession, speaksGraphqlWs, type OperationOutcome, type SessionHooks, type SessionOptions } from './ws-protocol.js';
 
 const PAYLOAD = Symbol('payload');
 
@@ -32,18 +32,73 @@ function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
   });
 }
 
-interface ConnectionState {
-  socket: WebSocket;
-  /** Numbers the connection in this process's log lines about it (pino adds the host and pid). */
-  id: number;
-  openedAt: number;
-  viewer?: Viewer;
-  expiryTimer?: NodeJS.Timeout;
+/** What the connections of one server share: the server's half of each of their hooks. */
+interface ConnectionServer {
+  admit(connection: Connection, authorization: unknown): Promise<boolean>;
+  start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome>;
+  serialize(result: ExecutionResult): string;
+  failed(connection: Connection, id: string, error: unknown): GraphQLFormattedError[];
+  reauthenticate(connection: Connection, viewer: Viewer): void;
+  slowConsumer(connection: Connection): void;
+  closed(connection: Connection, code: number): void;
+  logger: Logger;
+}
+
+/**
+ * One WebSocket that speaks graphql-ws: the hooks of its ProtocolSession, and the handle its
+ * operations get to re-authenticate it. A server holds thousands, so the hooks are methods on the
+ * prototype that hand the connection to the server's shared functions, not closures per connection.
+ */
+class Connection implements SessionHooks, ConnectionHandle {
+  readonly openedAt = Date.now();
+  viewer: Viewer | null = null;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
-  present?: boolean;
-  closed?: boolean;
+  present = false;
+  isClosed = false;
   /** Ids of the subscription operations running on it, for the per-connection cap. */
-  subscriptions: Set<string>;
+  readonly subscriptions = new Set<string>();
+
+  constructor(
+    private readonly server: ConnectionServer,
+    readonly socket: WebSocket,
+    /** Numbers the connection in this process's log lines about it (pino adds the host and pid). */
+    readonly id: number,
+  ) {}
+
+  async init(payload: Record<string, unknown> | undefined): Promise<boolean> {
+    if (!(await this.server.admit(this, payload?.authorization))) return false;
+    this.server.logger.info({ connectionId: this.id, userId: this.viewer!.id }, 'websocket connected');
+    return true;
+  }
+
+  start(id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+    return this.server.start(this, id, payload);
+  }
+
+  ended(id: string): void {
+    this.subscriptions.delete(id);
+  }
+
+  serialize(result: ExecutionResult): string {
+    return this.server.serialize(result);
+  }
+
+  failed(id: string, error: unknown): GraphQLFormattedError[] {
+    return this.server.failed(this, id, error);
+  }
+
+  closed(code: number): void {
+    this.server.closed(this, code);
+  }
+
+  slowConsumer(): void {
+    this.server.slowConsumer(this);
+  }
+
+  reauthenticate(viewer: Viewer): void {
+    this.server.reauthenticate(this, viewer);
+  }
 }
 
 export interface WebSocketOptions {
@@ -75,7 +130,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   const { server, yoga, verify, logger, metrics, presence, revocations } = options;
   const { limits } = options.config;
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes, handleProtocols });
-  const byUser = new Map<string, Set<ConnectionState>>();
+  const byUser = new Map<string, Set<Connection>>();
   let connectionCount = 0;
 
   function closeUnauthorized(socket: WebSocket, reason: string) {
@@ -83,33 +138,29 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     socket.close(CloseCode.Unauthorized, reason);
   }
 
-  function armExpiry(state: ConnectionState) {
-    clearTimeout(state.expiryTimer);
-    const expiresAt = state.viewer?.expiresAt;
-    if (!expiresAt || state.closed) return;
+  function armExpiry(connection: Connection) {
+    clearTimeout(connection.expiryTimer);
+    const expiresAt = connection.viewer?.expiresAt;
+    if (!expiresAt || connection.isClosed) return;
     const delay = Math.min(Math.max(expiresAt * 1000 - Date.now(), 0), MAX_TIMER_MS);
-    state.expiryTimer = setTimeout(() => {
-      if (expiresAt * 1000 <= Date.now()) closeUnauthorized(state.socket, 'Token expired');
-      else armExpiry(state);
+    connection.expiryTimer = setTimeout(() => {
+      if (expiresAt * 1000 <= Date.now()) closeUnauthorized(connection.socket, 'Token expired');
+      else armExpiry(connection);
     }, delay);
   }
 
-  function handleOf(state: ConnectionState): ConnectionHandle {
-    return {
-      reauthenticate(viewer) {
-        if (state.closed || viewer.id !== state.viewer?.id) return;
-        state.viewer = viewer;
-        armExpiry(state);
-        logger.info({ connectionId: state.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
-      },
-    };
+  function reauthenticate(connection: Connection, viewer: Viewer) {
+    if (connection.isClosed || viewer.id !== connection.viewer?.id) return;
+    connection.viewer = viewer;
+    armExpiry(connection);
+    logger.info({ connectionId: connection.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
   }
 
   const stopRevocations = revocations.onRevoked((userId, revokedAt) => {
     let closed = 0;
-    for (const state of byUser.get(userId) ?? []) {
-      if (state.socket.readyState !== WebSocket.OPEN || !revokes(revokedAt, state.viewer!)) continue;
-      state.socket.close(CloseCode.Revoked, 'Access revoked');
+    for (const connection of byUser.get(userId) ?? []) {
+      if (connection.socket.readyState !== WebSocket.OPEN || !revokes(revokedAt, connection.viewer!)) continue;
+      connection.socket.close(CloseCode.Revoked, 'Access revoked');
       metrics.revokedConnections.inc();
       closed += 1;
     }
@@ -118,22 +169,22 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   });
 
   /** One line per connection that spoke graphql-ws, admitted or not: who, how it ended, how long it lasted. */
-  function closed(state: ConnectionState, code: number) {
-    state.closed = true;
-    clearTimeout(state.expiryTimer);
-    const durationMs = Date.now() - state.openedAt;
-    logger.info({ connectionId: state.id, userId: state.viewer?.id, code, durationMs }, 'websocket closed');
-    if (!state.present || !state.viewer) return;
-    presence.disconnected(state.viewer.id);
+  function closed(connection: Connection, code: number) {
+    connection.isClosed = true;
+    clearTimeout(connection.expiryTimer);
+    const durationMs = Date.now() - connection.openedAt;
+    logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');
+    if (!connection.present || !connection.viewer) return;
+    presence.disconnected(connection.viewer.id);
     metrics.connections.dec();
-    const mine = byUser.get(state.viewer.id);
-    mine?.delete(state);
-    if (mine?.size === 0) byUser.delete(state.viewer.id);
+    const mine = byUser.get(connection.viewer.id);
+    mine?.delete(connection);
+    if (mine?.size === 0) byUser.delete(connection.viewer.id);
   }
 
   /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
-  async function admit(state: ConnectionState, authorization: unknown): Promise<boolean> {
-    const { socket } = state;
+  async function admit(connection: Connection, authorization: unknown): Promise<boolean> {
+    const { socket } = connection;
     let viewer: Viewer;
     try {
       viewer = await verify(bearerToken(authorization));
@@ -142,27 +193,27 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       closeUnauthorized(socket, error.message.slice(0, 120));
       return false;
     }
-    if (state.closed) return false;
+    if (connection.isClosed) return false;
     if (!(await presence.admit(viewer.id, limits.maxConnectionsPerUser))) {
       metrics.limitsHit.inc({ limit: 'connections_per_user' });
       socket.close(CloseCode.TooManyConnections, `Too many connections: at most ${limits.maxConnectionsPerUser} per user`);
       return false;
     }
-    if (state.closed) {
+    if (connection.isClosed) {
       presence.disconnected(viewer.id);
       return false;
     }
-    state.viewer = viewer;
-    state.present = true;
+    connection.viewer = viewer;
+    connection.present = true;
     metrics.connections.inc();
     const mine = byUser.get(viewer.id) ?? new Set();
-    byUser.set(viewer.id, mine.add(state));
+    byUser.set(viewer.id, mine.add(connection));
     // A revocation applied while Redis was counting the connection could not find it to close it.
     if (revocations.isRevoked(viewer)) {
       socket.close(CloseCode.Revoked, 'Access revoked');
       return false;
     }
-    armExpiry(state);
+    armExpiry(connection);
     return true;
   }
 
@@ -182,11 +233,11 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return json;
   }
 
-  async function start(state: ConnectionState, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
-    const viewer = state.viewer!;
+  async function start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+    const viewer = connection.viewer!;
     const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
       viewer,
-      connection: handleOf(state),
+      connection,
       params: payload,
     });
     let document;
@@ -200,7 +251,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     const operation = getOperationAST(document, payload.operationName);
     if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
     if (operation.operation === 'subscription') {
-      if (state.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
+      if (connection.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
         metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
         const error = clientError(
           ErrorCode.RateLimited,
@@ -209,7 +260,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
         );
         return refused([error]);
       }
-      state.subscriptions.add(id);
+      connection.subscriptions.add(id);
     }
     metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
     const args: ExecutionArgs = {
@@ -227,51 +278,48 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return { result };
   }
 
+  const connections: ConnectionServer = {
+    admit,
+    start,
+    serialize,
+    failed(connection, id, error) {
+      logger.error(
+        { err: error instanceof Error ? error.message : String(error), connectionId: connection.id, userId: connection.viewer?.id, id },
+        'subscription failed',
+      );
+      return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);
+    },
+    slowConsumer(connection) {
+      metrics.slowConsumerCloses.inc();
+      logger.info({ connectionId: connection.id, userId: connection.viewer?.id }, 'websocket closed: client stopped reading');
+    },
+    reauthenticate,
+    closed,
+    logger,
+  };
+  const sessionOptions: SessionOptions = {
+    initTimeoutMs: 10_000,
+    maxBufferedBytes: options.config.websocket.maxBufferedBytes,
+    slowConsumerMs: options.config.websocket.slowConsumerMs,
+    slowConsumerCloseCode: CloseCode.SlowConsumer,
+  };
+
   const stopKeepAlive = startKeepAlive(wss, options.config.websocket.keepAliveMs, () => metrics.deadConnections.inc());
 
+  // ws has already closed or destroyed the socket when it reports an error (1009 for a message
+  // over maxPayload, 1002 for a protocol error). It is a client's or the network's doing: counted and logged.
+  const socketError = (error: Error & { code?: string }) => {
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
+    logger.info({ err: error.message, code: error.code }, 'websocket error');
+  };
+
   wss.on('connection', (socket) => {
-    // ws has already closed or destroyed the socket when it reports an error (1009 for a message
-    // over maxPayload, 1002 for a protocol error). It is a client's or the network's doing: counted and logged.
-    socket.on('error', (error: Error & { code?: string }) => {
-      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
-      logger.info({ err: error.message, code: error.code }, 'websocket error');
-    });
+    socket.on('error', socketError);
     if (!speaksGraphqlWs(socket)) {
       socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    const state: ConnectionState = { socket, id: ++connectionCount, openedAt: Date.now(), subscriptions: new Set() };
-    new ProtocolSession(
-      socket,
-      {
-        init: async (params) => {
-          if (!(await admit(state, params?.authorization))) return false;
-          logger.info({ connectionId: state.id, userId: state.viewer!.id }, 'websocket connected');
-          return true;
-        },
-        start: (id, payload) => start(state, id, payload),
-        ended: (id) => state.subscriptions.delete(id),
-        serialize,
-        failed: (id, error) => {
-          logger.error(
-            { err: error instanceof Error ? error.message : String(error), connectionId: state.id, userId: state.viewer?.id, id },
-            'subscription failed',
-          );
-          return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);
-        },
-      },
-      {
-        initTimeoutMs: 10_000,
-        maxBufferedBytes: options.config.websocket.maxBufferedBytes,
-        slowConsumerMs: options.config.websocket.slowConsumerMs,
-        slowConsumerCloseCode: CloseCode.SlowConsumer,
-        onSlowConsumer: () => {
-          metrics.slowConsumerCloses.inc();
-          logger.info({ connectionId: state.id, userId: state.viewer?.id }, 'websocket closed: client stopped reading');
-        },
-      },
-    );
-    socket.once('close', (code) => closed(state, code));
+    new ProtocolSession(socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
   });
 
   return {

@@ -10,7 +10,7 @@ import {
 } from 'graphql-ws';
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import type { EventStream } from '../updates/event-stream.js';
+import type { EventStream, Sink } from '../updates/event-stream.js';
 
 /** What starting an operation gives: errors before it ran, one result, or a stream of results. */
 export type OperationOutcome =
@@ -26,6 +26,10 @@ export interface SessionHooks {
   start(id: string, payload: SubscribePayload): Promise<OperationOutcome>;
   /** The operation started under `id` is over, whoever ended it. */
   ended(id: string): void;
+  /** The socket is about to be closed because the client stopped reading (slowConsumerCloseCode). */
+  slowConsumer(): void;
+  /** The socket closed (after its operations were stopped). */
+  closed(code: number): void;
   /** The JSON of a `next` payload. Called once per subscriber, so it should cache by result. */
   serialize(result: ExecutionResult): string;
   /** What to tell the client when an operation's stream throws. */
@@ -41,12 +45,43 @@ export interface SessionOptions {
   slowConsumerMs: number;
   /** The code to close such a socket with. */
   slowConsumerCloseCode: number;
-  onSlowConsumer(): void;
 }
 
-/** One running operation; compared by identity, so an id reused after `complete` is a new one. */
-interface Running {
-  stream: EventStream<ExecutionResult> | null;
+/**
+ * One running operation; compared by identity, so an id reused after `complete` is a new one. A
+ * stream's results are piped to it, so an idle subscription holds no pending promise or closures.
+ */
+class Operation implements Sink<ExecutionResult> {
+  stream: EventStream<ExecutionResult> | null = null;
+  /** Its `next` frames up to the payload. */
+  readonly frameStart: string;
+  private over = false;
+
+  constructor(
+    private readonly session: ProtocolSession,
+    readonly id: string,
+  ) {
+    this.frameStart = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  }
+
+  next(result: ExecutionResult): boolean {
+    return !this.session.isCurrent(this) || this.session.next(this.frameStart, result);
+  }
+
+  end(): void {
+    this.settle(null);
+  }
+
+  fail(error: unknown): void {
+    this.settle({ error });
+  }
+
+  /** The operation is over, completed (`failure` null) or failed; only the first call counts. */
+  settle(failure: { error: unknown } | null): void {
+    if (this.over) return;
+    this.over = true;
+    this.session.settled(this, failure);
+  }
 }
 
 /** The header of a final text frame from a server (unmasked) carrying `length` bytes. */
@@ -89,8 +124,9 @@ export class ProtocolSession {
   private initReceived = false;
   private acknowledged = false;
   private closing = false;
-  private readonly running = new Map<string, Running>();
-  private readonly initTimer: NodeJS.Timeout;
+  private readonly running = new Map<string, Operation>();
+  /** Until connection_init arrives. */
+  private initTimer: NodeJS.Timeout | null;
   /**
    * This tick's frames, written together on the next (see {@link flush}): each is a message in
    * three parts, so a `next` payload is copied into the write as it is rather than first into a
@@ -115,7 +151,10 @@ export class ProtocolSession {
     socket.on('message', (data: Buffer) => {
       this.receive(data.toString()).catch(() => this.close(ProtocolCloseCode.InternalServerError, 'Internal server error'));
     });
-    socket.once('close', () => this.stopAll());
+    socket.once('close', (code: number) => {
+      this.stopAll();
+      hooks.closed(code);
+    });
   }
 
   /** Closes the socket and stops every operation at once, without waiting for the closing handshake. */
@@ -128,7 +167,7 @@ export class ProtocolSession {
   private stopAll(): void {
     if (this.closing) return;
     this.closing = true;
-    clearTimeout(this.initTimer);
+    this.clearInitTimer();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     const running = [...this.running.values()];
     this.running.clear();
@@ -147,7 +186,7 @@ export class ProtocolSession {
       case MessageType.ConnectionInit: {
         if (this.initReceived) return this.close(ProtocolCloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
         this.initReceived = true;
-        clearTimeout(this.initTimer);
+        this.clearInitTimer();
         const payload = message.payload && typeof message.payload === 'object' ? message.payload : undefined;
         if (!(await this.hooks.init(payload)) || this.closing) return;
         this.acknowledged = true;
@@ -172,45 +211,67 @@ export class ProtocolSession {
     }
   }
 
+  private clearInitTimer(): void {
+    if (this.initTimer) clearTimeout(this.initTimer);
+    this.initTimer = null;
+  }
+
   private async subscribe(id: string, payload: SubscribePayload): Promise<void> {
     if (!this.acknowledged) return this.close(ProtocolCloseCode.Unauthorized, 'Unauthorized');
     if (this.running.has(id)) return this.close(ProtocolCloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
-    const operation: Running = { stream: null };
+    const operation = new Operation(this, id);
     this.running.set(id, operation);
-    const isCurrent = () => this.running.get(id) === operation;
-    const nextFrame = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
     try {
       const outcome = await this.hooks.start(id, payload);
       if ('stream' in outcome) {
         const { stream } = outcome;
         operation.stream = stream;
-        if (!isCurrent()) {
-          await stream.return();
+        if (this.isCurrent(operation)) {
+          // Settles the operation when the stream ends or fails.
+          stream.pipe(operation);
           return;
         }
-        await new Promise<void>((resolve, reject) =>
-          stream.pipe({ next: (result) => !isCurrent() || this.next(nextFrame, result), end: resolve, fail: reject }),
-        );
-      } else if (!isCurrent()) {
-        return;
+        await stream.return();
+      } else if (!this.isCurrent(operation)) {
+        // Completed (or the socket closed) while it started: nothing more to send.
       } else if ('errors' in outcome) {
         this.running.delete(id);
         this.write(stringifyMessage({ id, type: MessageType.Error, payload: outcome.errors }));
-        return;
       } else {
-        this.next(nextFrame, outcome.result);
+        this.next(operation.frameStart, outcome.result);
       }
-      if (isCurrent()) this.write(stringifyMessage({ id, type: MessageType.Complete }));
+      operation.settle(null);
     } catch (error) {
-      if (isCurrent()) this.write(stringifyMessage({ id, type: MessageType.Error, payload: this.hooks.failed(id, error) }));
-    } finally {
-      if (isCurrent()) this.running.delete(id);
-      this.hooks.ended(id);
+      operation.settle({ error });
     }
   }
 
-  /** `frameStart` is the operation's `next` frame up to its payload, built once per operation. */
-  private next(frameStart: string, result: ExecutionResult): boolean {
+  /** True while `operation` is the one running under its id. */
+  isCurrent(operation: Operation): boolean {
+    return this.running.get(operation.id) === operation;
+  }
+
+  /**
+   * An operation is over: unless the client completed it (or the socket closed) meanwhile, it is
+   * told how with `complete` or `error`; then the hooks hear of it.
+   */
+  settled(operation: Operation, failure: { error: unknown } | null): void {
+    const { id } = operation;
+    if (this.isCurrent(operation)) {
+      this.running.delete(id);
+      const message = failure
+        ? { id, type: MessageType.Error as const, payload: this.hooks.failed(id, failure.error) }
+        : { id, type: MessageType.Complete as const };
+      this.write(stringifyMessage(message));
+    }
+    this.hooks.ended(id);
+  }
+
+  /**
+   * Sends a `next` frame; false once the socket has too much unsent (see write). `frameStart` is the
+   * operation's frame up to its payload, built once per operation.
+   */
+  next(frameStart: string, result: ExecutionResult): boolean {
     return this.write(frameStart, this.hooks.serialize(result), '}');
   }
 
@@ -228,7 +289,7 @@ export class ProtocolSession {
     if (this.socket.bufferedAmount + this.pendingLength <= this.options.maxBufferedBytes) return true;
     this.pendingOverLimit = true;
     this.stallTimer ??= setTimeout(() => {
-      this.options.onSlowConsumer();
+      this.hooks.slowConsumer();
       this.close(this.options.slowConsumerCloseCode, 'Too much unread data: reconnect and resume from your last cursor');
     }, this.options.slowConsumerMs);
     return false;

@@ -13,11 +13,12 @@ import {
 
 /** The append script, shipped as a file so producers in other languages can load the same one. */
 export const APPEND_SCRIPT = readFileSync(new URL('./append.lua', import.meta.url), 'utf8');
+const READ_SCRIPT = readFileSync(new URL('./read.lua', import.meta.url), 'utf8');
 
 /** Which part of a stream's history to read: what follows a seq (at most `limit` entries), or the newest. */
 export type HistoryRange = { after: number; limit?: number } | { last: number };
 
-/** One consistent snapshot of a stream: read in one MULTI, so `lastSeq` matches `entries`. */
+/** One consistent snapshot of a stream: read in one script (read.lua), so `lastSeq` matches `entries`. */
 export interface HistoryRead<E extends StreamEntry> {
   /** Null when the stream has no history at all (never written, expired or lost). */
   epoch: string | null;
@@ -46,6 +47,8 @@ export class StreamEndedError extends Error {
 
 type ScriptedRedis = Redis & {
   heraldAppend(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string | null>;
+  /** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
+  heraldRead(numberOfKeys: number, ...keysAndArgs: string[]): Promise<[Array<string | null>, string[], string[]]>;
 };
 
 function newEpoch(): string {
@@ -58,19 +61,14 @@ function newEpoch(): string {
 export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
   const { keyPrefix, historyLimit, ttlSeconds } = options;
   if (!('heraldAppend' in connection)) connection.defineCommand('heraldAppend', { lua: APPEND_SCRIPT });
+  if (!('heraldRead' in connection)) connection.defineCommand('heraldRead', { lua: READ_SCRIPT });
   const redis = connection as ScriptedRedis;
 
   async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
-    const tx = redis.multi().hmget(address.meta, 'seq', 'epoch', 'final').zrange(address.history, 0, 0, 'WITHSCORES');
-    if ('after' in range) tx.zrangebyscore(address.history, `(${range.after}`, '+inf', 'LIMIT', 0, range.limit ?? -1);
-    else tx.zrange(address.history, -Math.max(range.last, 1), -1);
-    const results = await tx.exec();
-    if (!results) throw new Error('history read was aborted');
-    for (const [err] of results) if (err) throw err;
-    const [seq, epoch, final] = results[0][1] as Array<string | null>;
-    const first = results[1][1] as string[];
-    let members = results[2][1] as string[];
-    if ('last' in range && range.last <= 0) members = [];
+    const args =
+      'after' in range ? ['after', String(range.after), String(range.limit ?? -1)] : ['last', String(Math.max(range.last, 1))];
+    const [[seq, epoch, final], first, stored] = await redis.heraldRead(2, address.meta, address.history, ...args);
+    const members = 'last' in range && range.last <= 0 ? [] : stored;
     return {
       epoch,
       lastSeq: seq ? Number(seq) : 0,

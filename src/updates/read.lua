@@ -1,0 +1,20 @@
+-- Reads one stream's history as ONE atomic step, so the last seq matches the entries read. A
+-- script rather than a MULTI: one command to queue and answer, which matters when thousands of
+-- subscriptions open at once and their reads wait in line.
+--
+-- KEYS[1] meta hash               KEYS[2] history sorted set (scored by seq)
+-- ARGV[1] "after" or "last"
+-- ARGV[2] after: the seq to read after; last: how many of the newest entries to read (at least 1)
+-- ARGV[3] after: the most entries to read, -1 for all
+--
+-- Returns { { seq, epoch, final } (HMGET of the meta hash), the oldest entry's member and score
+-- (empty when none is kept), the entries read (JSON strings, oldest first) }.
+local meta = redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'final')
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local entries
+if ARGV[1] == 'after' then
+  entries = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])
+else
+  entries = redis.call('ZRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
+end
+return { meta, first, entries }
