@@ -185,7 +185,7 @@ async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
 const isFinalUpdate = (entry: UpdateEntry) => isTerminal(entry.update.status);
 const updateAppendedAt = (entry: UpdateEntry) => entry.update.timestamp;
 
-async function subscribeResource(context: Context, kind: 'file' | 'query', id: string, after: string | null | undefined) {
+async function subscribeResource(context: Context, kind: ResourceKind, id: string, after: string | null | undefined) {
   const cursor = validCursor(after);
   const record = await accessibleResource(context, id, kind, kind === 'file' ? 'fileId' : 'queryId');
   const { store, hub, config } = context.services;

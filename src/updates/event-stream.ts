@@ -151,7 +151,6 @@ class FunctionMappedStream<A, B> extends MappedStream<A, B> {
   constructor(
     source: EventStream<A>,
     private readonly mapEvent: (event: A) => B | Promise<B> | undefined,
-    private readonly ended: () => void,
   ) {
     super(source);
   }
@@ -159,17 +158,9 @@ class FunctionMappedStream<A, B> extends MappedStream<A, B> {
   map(event: A): B | Promise<B> | undefined {
     return this.mapEvent(event);
   }
-
-  protected override onEnd(): void {
-    this.ended();
-  }
 }
 
 /** `source` with each event turned into `map(event)` (see MappedStream). */
-export function mapStream<A, B>(
-  source: EventStream<A>,
-  map: (event: A) => B | Promise<B> | undefined,
-  onEnd: () => void = () => {},
-): EventStream<B> {
-  return new FunctionMappedStream(source, map, onEnd);
+export function mapStream<A, B>(source: EventStream<A>, map: (event: A) => B | Promise<B> | undefined): EventStream<B> {
+  return new FunctionMappedStream(source, map);
 }
