@@ -97,6 +97,7 @@ export function buildApp(config: Config, options: AppOptions) {
     metrics,
     page: createLivePage({ devToken: options.devToken }),
     maxBodyBytes,
+    drain: config.limits.refusedBodyDrain,
   });
   const server = createServer((req, res) => {
     handler(req, res).catch((error: Error) => {

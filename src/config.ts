@@ -64,6 +64,8 @@ const schema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_CONTENT_BYTES: int(1, 100 * 1024 * 1024).default(5 * 1024 * 1024),
     MAX_UPLOAD_BYTES: int(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
+    REFUSED_BODY_DRAIN_BYTES: int(0, 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+    REFUSED_BODY_DRAIN_MS: int(0, 600_000).default(30_000),
     MAX_QUESTION_LENGTH: int(1, 100_000).default(2_000),
     MAX_NAME_LENGTH: int(1, 10_000).default(255),
     MAX_FILE_IDS: int(1, 10_000).default(100),
@@ -196,6 +198,13 @@ export interface Config {
      */
     maxRequestBytes: number;
     /**
+     * How much of a body refused with 413 is read and discarded before the answer and the close
+     * (REFUSED_BODY_DRAIN_BYTES, default 64 MiB; REFUSED_BODY_DRAIN_MS, default 30 s, nginx's
+     * lingering_time), so a client still sending reads the 413 instead of a reset. Past either,
+     * the socket is closed regardless.
+     */
+    refusedBodyDrain: { maxBytes: number; maxMs: number };
+    /**
      * WebSocket connections one user may have open over every instance (MAX_CONNECTIONS_PER_USER,
      * default 32); the next is closed with 4429. SSE streams are requests, not connections, and don't count.
      */
@@ -327,6 +336,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxQueryTokens: e.MAX_QUERY_TOKENS,
       maxQueryCost: e.MAX_QUERY_COST,
       maxRequestBytes: Math.max(e.MAX_UPLOAD_BYTES, e.MAX_CONTENT_BYTES) + REQUEST_OVERHEAD_BYTES,
+      refusedBodyDrain: { maxBytes: e.REFUSED_BODY_DRAIN_BYTES, maxMs: e.REFUSED_BODY_DRAIN_MS },
       maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       mutationsPerMinute: e.MUTATIONS_PER_MINUTE,

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { ErrorCode } from '../errors.js';
 import { answerProbe, sendText } from '../metrics.js';
 import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
+import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import type { HeraldYoga } from './yoga.js';
 
 export interface HttpHandlerOptions {
@@ -14,6 +16,8 @@ export interface HttpHandlerOptions {
   page: LivePage;
   /** Largest request body accepted, by Content-Length; uploads are the largest legitimate bodies. */
   maxBodyBytes: number;
+  /** How much of a refused body is read before the 413, so the client can read it. */
+  drain: DrainLimits;
 }
 
 /**
@@ -28,7 +32,7 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: WebAsset, h
 }
 
 /** Health, readiness, metrics and the live page beside Yoga, answered without touching GraphQL. */
-export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: HttpHandlerOptions) {
+export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, drain }: HttpHandlerOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const [path, query = ''] = (req.url ?? '/').split('?', 2);
     if ((path === '/' || path === '/app.js') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -61,6 +65,7 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: 
     if (length > maxBodyBytes) {
       metrics.limitsHit.inc({ limit: 'request_body_size' });
       metrics.errors.inc({ code: ErrorCode.BadUserInput });
+      await drainRefusedBody(req, drain);
       res.setHeader('connection', 'close');
       return sendText(
         res,
@@ -68,6 +73,12 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes }: 
         JSON.stringify({ errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: ErrorCode.BadUserInput } }] }),
         'application/json',
       );
+    }
+    if (req.headers['transfer-encoding'] !== undefined) {
+      // Yoga counts a streamed body and cancels it at the limit; cancelling the request itself would
+      // destroy the socket before the 413 is written. Yoga reads a body a framework put on `req.body`
+      // instead, so it gets a stream in between, and the 413 (yoga.ts) drains the request.
+      Object.assign(req, { body: req.pipe(new PassThrough()) });
     }
     await yoga(req, res, { req, res });
   };

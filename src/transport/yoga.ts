@@ -1,6 +1,6 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
@@ -11,6 +11,7 @@ import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
 import { MASKED_ERROR_MESSAGE, type ErrorShaper } from './error-codes.js';
 import type { LimitName } from './metrics.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
+import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import { useStreamRevocation } from './stream-revocation.js';
 import { useSubscriptionExecution, type SubscriptionExecutor } from './subscription-execution.js';
 
@@ -58,6 +59,21 @@ const reportAsValidationError = {
 };
 
 /**
+ * A body Yoga refuses part-way (413) is read on, within `limits`, before the answer goes out, so a
+ * client still sending reads the 413 rather than a reset; the connection then closes.
+ */
+function useRefusedBodyDrain(limits: DrainLimits, onRefused: () => void): Plugin<object, ServerContext> {
+  return {
+    onResponse: async ({ response, serverContext }) => {
+      if (response.status !== 413) return;
+      response.headers.set('connection', 'close');
+      onRefused();
+      if (serverContext.req) await drainRefusedBody(serverContext.req, limits);
+    },
+  };
+}
+
+/**
  * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token; the
  * document limits (depth, aliases, tokens, cost) apply to every transport through the envelop.
  */
@@ -89,14 +105,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       options.errors.useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute'), options.errors.maskError),
       useStreamRevocation(options.revocations),
-      {
-        // A body refused part-way is not read to its end, so the connection cannot carry another request.
-        onResponse: ({ response }) => {
-          if (response.status !== 413) return;
-          response.headers.set('connection', 'close');
-          options.onLimitHit('request_body_size');
-        },
-      },
+      useRefusedBodyDrain(config.limits.refusedBodyDrain, () => options.onLimitHit('request_body_size')),
     ],
     context: async ({ request, viewer, connection }) => {
       if (viewer) return { viewer, services, connection };
