@@ -212,7 +212,7 @@ export interface Config {
     /** Subscriptions one WebSocket may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION, default 100); the next fails with RATE_LIMITED. */
     maxSubscriptionsPerConnection: number;
     /**
-     * Mutations one user may run per clock minute, over every transport and instance
+     * Mutations one user may run per minute from their first, over every transport and instance
      * (MUTATIONS_PER_MINUTE, default 600); the rest of that minute's fail with RATE_LIMITED.
      */
     mutationsPerMinute: number;

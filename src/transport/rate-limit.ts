@@ -14,21 +14,21 @@ export interface RateLimiterOptions {
 }
 
 /**
- * A fixed-window counter in Redis, shared by every instance: one INCR per hit on a key per subject
- * and window, which expires with the window. A burst at a window's edge may pass up to twice the
- * limit within one window's length; in exchange a hit costs one round trip and one small key.
+ * A fixed-window counter in Redis, shared by every instance: a subject's window starts at its first
+ * hit (one key that expires with it) rather than on the clock's minute, so a burst is measured from
+ * where it begins and a window's end is the same on every instance. A burst straddling two windows
+ * may pass up to twice the limit within one window's length; in exchange a hit costs one round trip.
  */
 export function createRateLimiter(redis: Redis, options: RateLimiterOptions) {
   return {
     /** Counts a hit; resolves with 0 when it is allowed, else the milliseconds until the window ends. */
     async hit(subject: string): Promise<number> {
-      const now = Date.now();
-      const window = Math.floor(now / options.windowMs);
-      const key = `${options.keyPrefix}limits:${options.name}:${subject}:${window}`;
-      const results = await redis.multi().incr(key).pexpire(key, options.windowMs).exec();
-      const [error, count] = results?.[0] ?? [new Error('rate limit count was aborted'), 0];
+      const key = `${options.keyPrefix}limits:${options.name}:${subject}`;
+      const results = await redis.multi().set(key, 0, 'PX', options.windowMs, 'NX').incr(key).pttl(key).exec();
+      const [error, count] = results?.[1] ?? [new Error('rate limit count was aborted'), 0];
       if (error) throw error;
-      return (count as number) > options.limit ? (window + 1) * options.windowMs - now : 0;
+      const remainingMs = Number(results?.[2]?.[1] ?? options.windowMs);
+      return (count as number) > options.limit ? Math.max(remainingMs, 1) : 0;
     },
   };
 }
