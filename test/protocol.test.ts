@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileProgressDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { metricValue, scrape } from './helpers/metrics.js';
 import { redisUrl } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
@@ -46,8 +47,18 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
   const first = JSON.parse((await append('step', 'PROCESSING', 10))!);
   expect(first).toMatchObject({ seq: 1, kind: 'file', id, update: { event: 'step' } });
   const token = await herald.token('pat');
-  const watching = collect<FileProgressSubscription['fileProgress']>(herald.ws(token), FileProgressDocument, { fileId: id }, { field: 'fileProgress' });
-  await new Promise((r) => setTimeout(r, 100));
+  // Once the first update has been replayed the subscription is live: what follows comes through pub/sub.
+  let replayed = () => {};
+  const caughtUp = new Promise<void>((resolve) => (replayed = resolve));
+  const watching = collect<FileProgressSubscription['fileProgress']>(herald.ws(token), FileProgressDocument, { fileId: id }, {
+    field: 'fileProgress',
+    until: (items) => {
+      if (items.length === 1) replayed();
+      return false;
+    },
+  });
+  await caughtUp;
+  const liveBefore = metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0;
   const second = await append('step', 'PROCESSING', 60, 'retry-me');
   // A retry of the same call (same append id), e.g. after a lost reply, stores nothing new.
   expect(await append('step', 'PROCESSING', 60, 'retry-me')).toBe(second);
@@ -61,4 +72,5 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
     [2, 'step', 60],
     [3, 'done', 100],
   ]);
+  expect(metricValue(await scrape(herald.url), 'herald_updates_live_total')).toBe(liveBefore + 2);
 });

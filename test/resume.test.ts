@@ -8,6 +8,7 @@ import { decodeCursor } from '../src/updates/cursor.js';
 import { createUpdateStore } from '../src/updates/store.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { metricValue, scrape } from './helpers/metrics.js';
 import { connect } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
@@ -29,6 +30,11 @@ afterAll(async () => {
 async function startFile(h: Herald, content: string) {
   const { body } = await h.http(token, StartFileProcessingDocument, { input: { name: 'big.md', content } });
   return body.data!.startFileProcessing;
+}
+
+/** Updates the API has handed to subscribers as pub/sub delivered them (not from a replay). */
+async function liveDeliveries(): Promise<number> {
+  return metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0;
 }
 
 function watch(h: Herald, transport: 'ws' | 'sse', fileId: string, after: string | null, until?: (items: FileUpdate[]) => boolean) {
@@ -100,10 +106,19 @@ describe('history gaps', () => {
     const store = createUpdateStore(redis, { keyPrefix: herald.config.keyPrefix, historyLimit: 100, ttlSeconds: 60 });
     const ref = { kind: 'file' as const, id: file.fileId };
     await store.append(ref, { event: 'processing_started', status: 'PROCESSING' });
-    const run = watch(herald, 'sse', file.fileId, oldCursor);
-    await new Promise((r) => setTimeout(r, 100));
+    // Once the gap notice and the one update there is have arrived, the stream is live: the next
+    // update can only come through pub/sub, not the replay.
+    let replayed = () => {};
+    const caughtUp = new Promise<void>((resolve) => (replayed = resolve));
+    const run = watch(herald, 'sse', file.fileId, oldCursor, (items) => {
+      if (items.length === 2) replayed();
+      return false;
+    });
+    await caughtUp;
+    const liveBefore = await liveDeliveries();
     await store.append(ref, { event: 'processing_completed', status: 'COMPLETED' });
     const items = (await run).items;
+    expect(await liveDeliveries()).toBe(liveBefore + 1);
     expect(items[0]).toMatchObject({ event: 'history_gap', gap: { reason: 'EPOCH_CHANGED', resumesAfter: 0 } });
     expect(items.slice(1).map((u) => [u.seq, u.event])).toEqual([
       [1, 'processing_started'],
