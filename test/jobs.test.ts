@@ -84,8 +84,10 @@ describe('jobs', () => {
       [2, 'cancelled', 'CANCELLED'],
     ]);
     expect(run.completed).toBe(true);
+    // A job queued after it runs to the end: the worker has been past the cancelled one, and left it.
     await h.startWorkers();
-    await new Promise((r) => setTimeout(r, 200));
+    const later = await startFile(h, token, makeDocument(1));
+    expect((await watchFile(h, token, later.fileId, later.cursor)).completed).toBe(true);
     expect((await job(h, token, file.fileId)).state).toBe('CANCELLED');
   });
 

@@ -539,8 +539,12 @@ describe('the merged stream', () => {
   it('feeds a consumer that fell behind its queue limit from the sets: everything once, in order', async () => {
     const store = newStore();
     const stream = await openNotificationStream({ hub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 10 });
+    // A consumer with room for everything, on the same hub: once it has all 80, so has the first one's
+    // queue, which overflowed long before.
+    const observer = await openNotificationStream({ hub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 1_000 });
     const sent = await sendMany(store, 80);
-    await new Promise((r) => setTimeout(r, 100));
+    await take(observer, 80);
+    await observer.return!();
     const events = await take(stream, 80);
     expect(events.map((event) => (event.type === 'entry' ? event.entry.n : -1))).toEqual(sent.map((entry) => entry.n));
   });
