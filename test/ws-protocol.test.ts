@@ -116,13 +116,33 @@ it('runs a query as one next and a complete, and reports a bad document as an er
 it('stops a subscription on complete, and lets its id be used again', async () => {
   const socket = open();
   await socket.init();
-  const subscribe = { type: 'subscribe', id: 's', payload: { query: 'subscription { notifications { cursor } }' } };
+  const send = (id: string, title: string) =>
+    socket.send({
+      type: 'subscribe',
+      id,
+      payload: { query: `mutation { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "${title}" }) { cursor } }` },
+    });
+  const sent = async (id: string, title: string) => {
+    await send(id, title);
+    const frame = (await socket.frame((f) => f.id === id && f.type === 'next')) as { payload: { data: { sendNotification: { cursor: string } } } };
+    return frame.payload.data.sendNotification.cursor;
+  };
+  // Both subscriptions start after the same notification, so each would replay what follows it.
+  const start = await sent('m0', 'before');
+  const subscribe = { type: 'subscribe', id: 's', payload: { query: `subscription { notifications(after: "${start}") { title } }` } };
   await socket.send(subscribe);
   await socket.send({ type: 'complete', id: 's' });
   await socket.send(subscribe);
-  await socket.send({ type: 'subscribe', id: 'q', payload: { query: '{ me { id } }' } });
-  await socket.frame((f) => f.id === 'q' && f.type === 'complete');
-  expect(socket.frames.filter((f) => f.id === 's' && f.type !== 'next')).toEqual([]);
+  await sent('m1', 'first');
+  await sent('m2', 'second');
+  await socket.frame((f) => f.id === 's' && f.type === 'next' && (f.payload as { data: { notifications: { title: string } } }).data.notifications.title === 'second');
+  await socket.send({ type: 'ping' });
+  await socket.frame((f) => f.type === 'pong');
+  // The second subscription delivers each notification once; the first, stopped, delivers nothing.
+  expect(socket.frames.filter((f) => f.id === 's')).toEqual([
+    { id: 's', type: 'next', payload: { data: { notifications: { title: 'first' } } } },
+    { id: 's', type: 'next', payload: { data: { notifications: { title: 'second' } } } },
+  ]);
   socket.close();
   expect((await socket.closed).code).toBe(1005);
 });
