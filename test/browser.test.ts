@@ -98,6 +98,21 @@ function recordShown() {
 const shownOn = (page: Page) => page.evaluate(() => (window as unknown as { shown: Shown }).shown);
 const shownStatuses = async (page: Page) => (await shownOn(page)).statuses;
 
+/** The count a banner states: "No unread notifications." is 0. */
+function bannerCount(banner: string): number {
+  if (banner === 'No unread notifications.') return 0;
+  const count = /(\d+) unread/.exec(banner);
+  if (!count) throw new Error(`the banner states no count: ${banner}`);
+  return Number(count[1]);
+}
+
+/** Every banner the page showed stated the count its bell showed at that moment. */
+async function expectBannerAgreedWithBell(page: Page) {
+  const shown = (await shownOn(page)).unread.filter((entry) => entry.banner !== null);
+  expect(shown.length).toBeGreaterThan(0);
+  for (const { banner, bell } of shown) expect(bannerCount(banner!), `banner "${banner}" beside bell ${bell}`).toBe(Number(bell));
+}
+
 async function signIn(page: Page, token: string) {
   await page.getByLabel('Access token').fill(token);
   await page.getByRole('button', { name: 'Connect' }).click();
@@ -210,11 +225,49 @@ describe('the live page', () => {
     await page.getByRole('button', { name: 'Mark all read' }).click();
     await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('0');
     expect(await page.locator('#inbox-list li[data-read=false]').count()).toBe(0);
+    await expectBannerAgreedWithBell(page);
     await page.keyboard.press('Escape');
     expect(await page.locator('#inbox').isHidden()).toBe(true);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('bell');
     expect(errors).toEqual([]);
     expect(consoleErrors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
+    await page.close();
+  });
+
+  it('agrees with itself through a pasted document, a question and notifications: banner and bell, latency', async () => {
+    const [uma, ola] = await Promise.all([api.token('uma'), api.token('ola')]);
+    const { page, errors, outside } = await openPage(`${api.url}/`);
+    await signIn(page, uma);
+    await expect.poll(() => page.textContent('#summary'), PAGE_WAIT).toBe('No unread notifications.');
+
+    await page.getByLabel('or paste its text').fill(makeDocument(4));
+    await page.getByRole('button', { name: 'Process' }).click();
+    await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+    await page.getByLabel('Ask about your documents').fill('Why does topic 2 matter?');
+    await page.getByRole('button', { name: 'Ask' }).click();
+    await page.locator('#answers .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+
+    // Each job tells its owner it is done.
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('2');
+    expect(await page.textContent('#summary')).toBe('2 unread notifications.');
+    await notify(ola, 'uma', 'Build 43 is green', 'SUCCESS');
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('3');
+    await page.locator('#bell').click();
+    await page.locator('#inbox-list li[data-read=false] .mark-read').first().click();
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('2');
+    await page.getByRole('button', { name: 'Mark all read' }).click();
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('0');
+    expect(await page.textContent('#summary')).toBe('No unread notifications.');
+    await expectBannerAgreedWithBell(page);
+
+    // The round trip shows once a ping was answered, and never a made-up number before that.
+    await expect.poll(() => page.textContent('#latency'), PAGE_WAIT).toMatch(/ms round trip$/);
+    const latencies = (await shownOn(page)).latencies.filter(Boolean);
+    expect(latencies[0]).toBe('round trip –');
+    for (const latency of latencies) expect(latency).toMatch(/^(round trip –|(< )?\d+(\.\d)? ms round trip)$/);
+    expect(latencies).not.toContain('0.0 ms round trip');
+    expect(errors).toEqual([]);
     expect(outside, 'requests for beyond loopback').toEqual([]);
     await page.close();
   });
