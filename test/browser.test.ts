@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page, type Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { NotificationSummaryDocument, SendNotificationDocument, type NotificationLevel } from '../src/client/generated.js';
@@ -26,7 +26,10 @@ beforeAll(async () => {
     startCluster({ CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2' }, { apis: 1, workers: 1 }),
     // Names that are not loopback resolve to nothing, so no request can leave the machine even where
     // routing does not see it; openPage's routing is what records that one was attempted.
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'] }),
+    chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
+    }),
   ]);
   api = clientsFor(cluster.apiUrls[0]);
 }, 60_000);
@@ -36,7 +39,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** What a page needs from beyond loopback is what an air-gapped cluster or a strict network blocks. */
+/** Anything else is what an air-gapped cluster or a strict network would block. */
 const isLoopback = (url: URL) => ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
 
 /** A tab openPage opened: the errors its scripts threw, and every request for beyond loopback it attempted (each refused). */
@@ -86,10 +89,11 @@ function recordShown() {
     const banner = document.querySelector('#summary');
     const bell = document.querySelector('#unread-count');
     if (!(line instanceof HTMLElement && latency && banner instanceof HTMLElement && bell)) return;
+    const text = { childList: true, characterData: true, subtree: true };
     new MutationObserver(() => shown.statuses.push(line.dataset.status ?? '')).observe(line, { attributes: true, attributeFilter: ['data-status'] });
-    new MutationObserver(() => shown.latencies.push(latency.textContent ?? '')).observe(latency, { childList: true, characterData: true, subtree: true });
+    new MutationObserver(() => shown.latencies.push(latency.textContent ?? '')).observe(latency, text);
     const unread = () => shown.unread.push({ banner: banner.hidden ? null : banner.textContent, bell: bell.textContent ?? '' });
-    const watched = { childList: true, characterData: true, subtree: true, attributes: true, attributeFilter: ['hidden'] };
+    const watched = { ...text, attributes: true, attributeFilter: ['hidden'] };
     new MutationObserver(unread).observe(banner, watched);
     new MutationObserver(unread).observe(bell, watched);
   });
@@ -332,7 +336,8 @@ describe('in dev mode', () => {
     const editor = page.locator('.graphiql-query-editor .monaco-editor');
     await editor.waitFor({ state: 'visible', ...GRAPHIQL_WAIT });
     await expect.poll(() => editor.textContent(), PAGE_WAIT).toContain('me');
-    const sent = page.waitForRequest((request) => request.method() === 'POST' && /\bme\s*\{/.test(String(request.postDataJSON()?.query)), PAGE_WAIT);
+    const isMeQuery = (request: Request) => request.method() === 'POST' && /\bme\s*\{/.test(String(request.postDataJSON()?.query));
+    const sent = page.waitForRequest(isMeQuery, PAGE_WAIT);
     await page.getByRole('button', { name: /execute query/i }).click();
     expect((await sent).headers().authorization).toBe(`Bearer ${devToken}`);
     await expect.poll(() => page.locator('.graphiql-response').textContent(), PAGE_WAIT).toMatch(/"id":\s*"dev-user"/);
