@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page, type Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { NotificationSummaryDocument, SendNotificationDocument, type NotificationLevel } from '../src/client/generated.js';
@@ -14,6 +14,8 @@ import { redisUrl, uniquePrefix } from './helpers/redis.js';
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
 /** Long enough for a job on a busy two-core machine; every wait ends as soon as the page shows what it waits for. */
 const PAGE_WAIT = { timeout: 20_000 };
+/** GraphiQL is about 9 MB of script for the browser to parse: 15 to 26 s on this two-core machine when it is busy. */
+const GRAPHIQL_WAIT = { timeout: 60_000 };
 
 let cluster: Cluster;
 let browser: Browser;
@@ -22,7 +24,12 @@ let api: HeraldClients;
 beforeAll(async () => {
   [cluster, browser] = await Promise.all([
     startCluster({ CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2' }, { apis: 1, workers: 1 }),
-    chromium.launch({ executablePath: '/usr/bin/chromium' }),
+    // Names that are not loopback resolve to nothing, so no request can leave the machine even where
+    // routing does not see it; openPage's routing is what records that one was attempted.
+    chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
+    }),
   ]);
   api = clientsFor(cluster.apiUrls[0]);
 }, 60_000);
@@ -32,30 +39,83 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** A fresh tab (its own storage) on `url`, collecting the errors its scripts throw. */
-async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
+/** Anything else is what an air-gapped cluster or a strict network would block. */
+const isLoopback = (url: URL) => ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+
+/** A tab openPage opened: the errors its scripts threw, and every request for beyond loopback it attempted (each refused). */
+interface OpenedPage {
+  page: Page;
+  errors: string[];
+  outside: string[];
+}
+
+/** Opens `url` (the live page at `/` unless told otherwise) in a fresh tab with its own storage. */
+async function openPage(url: string): Promise<OpenedPage> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const errors: string[] = [];
+  const outside: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.addInitScript(recordStatuses);
-  await page.goto(`${url}/`);
-  return { page, errors };
+  await page.context().route(
+    (requested) => !isLoopback(requested),
+    (route) => {
+      outside.push(route.request().url());
+      return route.abort('blockedbyclient');
+    },
+  );
+  await page.addInitScript(recordShown);
+  await page.goto(url);
+  return { page, errors, outside };
+}
+
+/** What the live page showed, each change kept as it happened (see recordShown). */
+interface Shown {
+  statuses: string[];
+  latencies: string[];
+  /** The banner (null while hidden) and the bell's count, after each change of either. */
+  unread: Array<{ banner: string | null; bell: string }>;
 }
 
 /**
- * Runs in the page: keeps every status the connection line shows, so a test can tell that one was
- * shown even when it lasted less than a locator's polling interval.
+ * Runs in the page: keeps every status the connection line shows, every latency, and the banner
+ * and bell together, so a test can tell what was shown even when it lasted less than a locator's
+ * polling interval, and that the banner and the bell never disagreed, not even for a moment.
  */
-function recordStatuses() {
-  const shown: string[] = [];
-  (window as unknown as { shownStatuses: string[] }).shownStatuses = shown;
+function recordShown() {
+  const shown: Shown = { statuses: [], latencies: [], unread: [] };
+  (window as unknown as { shown: Shown }).shown = shown;
   document.addEventListener('DOMContentLoaded', () => {
-    const line = document.querySelector('#connection')!;
-    new MutationObserver(() => shown.push(line.getAttribute('data-status') ?? '')).observe(line, { attributes: true, attributeFilter: ['data-status'] });
+    const line = document.querySelector('#connection');
+    const latency = document.querySelector('#latency');
+    const banner = document.querySelector('#summary');
+    const bell = document.querySelector('#unread-count');
+    if (!(line instanceof HTMLElement && latency && banner instanceof HTMLElement && bell)) return;
+    const text = { childList: true, characterData: true, subtree: true };
+    new MutationObserver(() => shown.statuses.push(line.dataset.status ?? '')).observe(line, { attributes: true, attributeFilter: ['data-status'] });
+    new MutationObserver(() => shown.latencies.push(latency.textContent ?? '')).observe(latency, text);
+    const unread = () => shown.unread.push({ banner: banner.hidden ? null : banner.textContent, bell: bell.textContent ?? '' });
+    const watched = { ...text, attributes: true, attributeFilter: ['hidden'] };
+    new MutationObserver(unread).observe(banner, watched);
+    new MutationObserver(unread).observe(bell, watched);
   });
 }
 
-const shownStatuses = (page: Page) => page.evaluate(() => (window as unknown as { shownStatuses: string[] }).shownStatuses);
+const shownOn = (page: Page) => page.evaluate(() => (window as unknown as { shown: Shown }).shown);
+const shownStatuses = async (page: Page) => (await shownOn(page)).statuses;
+
+/** The count a banner states: "No unread notifications." is 0. */
+function bannerCount(banner: string): number {
+  if (banner === 'No unread notifications.') return 0;
+  const count = /(\d+) unread/.exec(banner);
+  if (!count) throw new Error(`the banner states no count: ${banner}`);
+  return Number(count[1]);
+}
+
+/** Every banner the page showed stated the count its bell showed at that moment. */
+async function expectBannerAgreedWithBell(page: Page) {
+  const shown = (await shownOn(page)).unread.filter((entry) => entry.banner !== null);
+  expect(shown.length).toBeGreaterThan(0);
+  for (const { banner, bell } of shown) expect(bannerCount(banner!), `banner "${banner}" beside bell ${bell}`).toBe(Number(bell));
+}
 
 async function signIn(page: Page, token: string) {
   await page.getByLabel('Access token').fill(token);
@@ -97,7 +157,7 @@ describe('the live page', () => {
   it('shows the offline summary, a document processed to 100 %, an answer streaming in, and notifications from others', async () => {
     const [pia, ola] = await Promise.all([api.token('pia'), api.token('ola')]);
     await notify(ola, 'pia', 'Welcome back', 'WARNING');
-    const { page, errors } = await openPage(api.url);
+    const { page, errors, outside } = await openPage(`${api.url}/`);
     const consoleErrors: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
@@ -162,23 +222,62 @@ describe('the live page', () => {
     await page.locator('#inbox').waitFor({ state: 'visible' });
     expect(await page.locator('#bell').getAttribute('aria-expanded')).toBe('true');
     expect(await page.locator('#inbox-list .title').first().textContent()).toBe('Build 42 is green');
-    await page.locator('#latency:not(:empty)').waitFor(PAGE_WAIT);
+    await expect.poll(() => page.textContent('#latency'), PAGE_WAIT).toMatch(/ms round trip$/);
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: `${artifacts}live-page.png` });
 
     await page.getByRole('button', { name: 'Mark all read' }).click();
     await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('0');
     expect(await page.locator('#inbox-list li[data-read=false]').count()).toBe(0);
+    await expectBannerAgreedWithBell(page);
     await page.keyboard.press('Escape');
     expect(await page.locator('#inbox').isHidden()).toBe(true);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('bell');
     expect(errors).toEqual([]);
     expect(consoleErrors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
+    await page.close();
+  });
+
+  it('agrees with itself through a pasted document, a question and notifications: banner and bell, latency', async () => {
+    const [uma, ola] = await Promise.all([api.token('uma'), api.token('ola')]);
+    const { page, errors, outside } = await openPage(`${api.url}/`);
+    await signIn(page, uma);
+    await expect.poll(() => page.textContent('#summary'), PAGE_WAIT).toBe('No unread notifications.');
+
+    await page.getByLabel('or paste its text').fill(makeDocument(4));
+    await page.getByRole('button', { name: 'Process' }).click();
+    await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+    await page.getByLabel('Ask about your documents').fill('Why does topic 2 matter?');
+    await page.getByRole('button', { name: 'Ask' }).click();
+    await page.locator('#answers .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
+
+    // Each job tells its owner it is done.
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('2');
+    expect(await page.textContent('#summary')).toBe('2 unread notifications.');
+    await notify(ola, 'uma', 'Build 43 is green', 'SUCCESS');
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('3');
+    await page.locator('#bell').click();
+    await page.locator('#inbox-list li[data-read=false] .mark-read').first().click();
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('2');
+    await page.getByRole('button', { name: 'Mark all read' }).click();
+    await expect.poll(() => page.textContent('#unread-count'), PAGE_WAIT).toBe('0');
+    expect(await page.textContent('#summary')).toBe('No unread notifications.');
+    await expectBannerAgreedWithBell(page);
+
+    // The round trip shows once a ping was answered, and never a made-up number before that.
+    await expect.poll(() => page.textContent('#latency'), PAGE_WAIT).toMatch(/ms round trip$/);
+    const latencies = (await shownOn(page)).latencies.filter(Boolean);
+    expect(latencies[0]).toBe('round trip –');
+    for (const latency of latencies) expect(latency).toMatch(/^(round trip –|(< )?\d+(\.\d)? ms round trip)$/);
+    expect(latencies).not.toContain('0.0 ms round trip');
+    expect(errors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
     await page.close();
   });
 
   it('keeps every update of a job through the API being killed and restarted mid-job', async () => {
-    const { page, errors } = await openPage(api.url);
+    const { page, errors, outside } = await openPage(`${api.url}/`);
     await signIn(page, await api.token('rex'));
     await page.getByLabel('or paste its text').fill(makeDocument(400));
     await page.getByLabel('Name').fill('long.md');
@@ -200,26 +299,50 @@ describe('the live page', () => {
     expect(seqs).toEqual(oneToN(seqs.length));
     expect(await card.locator('progress').evaluate((bar: HTMLProgressElement) => bar.value)).toBe(100);
     expect(errors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
     await page.close();
   });
+});
 
-  it('signs in with the token dev mode puts in the page', async () => {
+describe('in dev mode', () => {
+  let devToken: string;
+  let devUrl: string;
+  let stopDev: () => Promise<void>;
+
+  beforeAll(async () => {
     const config = loadConfig(
       { REDIS_URL: redisUrl(), JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), PORT: '0', LOG_LEVEL: 'silent' },
       { mode: 'dev' },
     );
-    const devToken = await api.token({ sub: 'dev-user', roles: ['admin'] });
+    devToken = await api.token({ sub: 'dev-user', roles: ['admin'] });
     const app = buildApp(config, { logger: createLogger('silent', 'test'), devToken });
-    const { url } = await app.start();
-    try {
-      const { page, errors } = await openPage(url);
-      await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
-      expect(await page.getByLabel('Access token').inputValue()).toBe(devToken);
-      await expect.poll(() => page.textContent('#viewer'), PAGE_WAIT).toBe('Signed in as dev-user');
-      expect(errors).toEqual([]);
-      await page.close();
-    } finally {
-      await app.stop();
-    }
+    devUrl = (await app.start()).url;
+    stopDev = () => app.stop();
   });
+  afterAll(() => stopDev?.());
+
+  it('signs in with the token dev mode puts in the page, needing nothing from outside', async () => {
+    const { page, errors, outside } = await openPage(`${devUrl}/`);
+    await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
+    expect(await page.getByLabel('Access token').inputValue()).toBe(devToken);
+    await expect.poll(() => page.textContent('#viewer'), PAGE_WAIT).toBe('Signed in as dev-user');
+    expect(errors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
+    await page.close();
+  });
+
+  it('serves GraphiQL whole from Herald: it runs a query with the dev token, needing nothing from outside', async () => {
+    const { page, errors, outside } = await openPage(`${devUrl}/graphql?query=${encodeURIComponent('{ me { id } }')}`);
+    const editor = page.locator('.graphiql-query-editor .monaco-editor');
+    await editor.waitFor({ state: 'visible', ...GRAPHIQL_WAIT });
+    await expect.poll(() => editor.textContent(), PAGE_WAIT).toContain('me');
+    const isMeQuery = (request: Request) => request.method() === 'POST' && /\bme\s*\{/.test(String(request.postDataJSON()?.query));
+    const sent = page.waitForRequest(isMeQuery, PAGE_WAIT);
+    await page.getByRole('button', { name: /execute query/i }).click();
+    expect((await sent).headers().authorization).toBe(`Bearer ${devToken}`);
+    await expect.poll(() => page.locator('.graphiql-response').textContent(), PAGE_WAIT).toMatch(/"id":\s*"dev-user"/);
+    expect(errors).toEqual([]);
+    expect(outside, 'requests for beyond loopback').toEqual([]);
+    await page.close();
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
-import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationList } from '../auth/revocations.js';
 import { bearerToken, InvalidTokenError, type TokenVerifier, type Viewer } from '../auth/token.js';
@@ -74,6 +74,26 @@ function useRefusedBodyDrain(limits: DrainLimits, onRefused: () => void): Plugin
 }
 
 /**
+ * GraphiQL with its scripts, styles and editor workers inlined (Yoga's default loads them from a
+ * public CDN, and is blank wherever that is out of reach). The package is about 9 MB, so it is
+ * loaded on the first GraphiQL request; the page, the same on every request of one server, is
+ * rendered once. A failed load is not kept, so the next request tries again.
+ */
+function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<Uint8Array<ArrayBuffer>> {
+  let page: Promise<Uint8Array<ArrayBuffer>> | null = null;
+  return (options) => {
+    page ??= import('@graphql-yoga/render-graphiql').then(
+      ({ renderGraphiQL }) => new TextEncoder().encode(renderGraphiQL(options)),
+      (error: unknown) => {
+        page = null;
+        throw error;
+      },
+    );
+    return page;
+  };
+}
+
+/**
  * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token; the
  * document limits (depth, aliases, tokens, cost) apply to every transport through the envelop.
  */
@@ -91,6 +111,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
     },
+    renderGraphiQL: createGraphiQLRenderer(),
     maskedErrors: { maskError: options.errors.maskError, errorMessage: MASKED_ERROR_MESSAGE },
     plugins: [
       EnvelopArmorPlugin({

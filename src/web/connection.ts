@@ -15,8 +15,19 @@ function describe(state: ConnectionState): string {
 }
 
 /**
+ * The round trip of the connection's last ping, or "–" before it has answered one: a number
+ * would be made up. Below the browser's timer resolution (0.1 ms) it reads "< 0.1 ms", not "0.0 ms".
+ */
+export function describeRoundTrip(ms: number | null): string {
+  if (ms === null) return 'round trip –';
+  if (ms < 0.1) return '< 0.1 ms round trip';
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms round trip`;
+}
+
+/**
  * The status line: the client's connection state (a live region: "Reconnecting…" is worth
- * hearing) and, beside it, the round trip of its last ping (not live: it changes every few seconds).
+ * hearing) and, beside it, the round trip of its last ping (not live: it changes every few seconds),
+ * measured on the connection it describes: a new connection shows none until its first pong.
  */
 export function showConnection(herald: HeraldClient): void {
   const line = find('#connection', HTMLElement);
@@ -25,9 +36,9 @@ export function showConnection(herald: HeraldClient): void {
   const show = (next: ConnectionState) => {
     line.dataset.status = next.status;
     state.textContent = describe(next);
-    if (next.status !== 'connected') latency.textContent = '';
+    latency.textContent = next.status === 'connected' ? describeRoundTrip(null) : '';
   };
   show(herald.state);
   herald.onState(show);
-  herald.onLatency((ms) => (latency.textContent = `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms round trip`));
+  herald.onLatency((ms) => (latency.textContent = describeRoundTrip(ms)));
 }

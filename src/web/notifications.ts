@@ -23,11 +23,16 @@ export interface NotificationsView {
   reset(): void;
 }
 
-type Summary = NotificationSummaryQuery['notificationSummary'];
+type UnreadByLevel = NotificationSummaryQuery['notificationSummary']['unreadByLevel'];
 
-function describeSummary({ unread, unreadByLevel }: Summary): string {
+/**
+ * The banner: on sign-in, what arrived while the viewer was away, level by level; once the count
+ * changes those levels are stale, so from then on it says the count the bell shows.
+ */
+function describeUnread(unread: number, byLevel: UnreadByLevel | null): string {
   if (unread === 0) return 'No unread notifications.';
-  const levels = unreadByLevel.filter((entry) => entry.count > 0).map((entry) => `${entry.count} ${entry.level.toLowerCase()}`);
+  if (!byLevel) return `${unread} unread notification${unread === 1 ? '' : 's'}.`;
+  const levels = byLevel.filter((entry) => entry.count > 0).map((entry) => `${entry.count} ${entry.level.toLowerCase()}`);
   return `While you were away: ${unread} unread (${levels.join(', ')}).`;
 }
 
@@ -51,8 +56,9 @@ function itemFor(notification: NotificationItem): HTMLElement {
 }
 
 /**
- * The bell (unread count), its inbox panel and the toast for live notifications. Read state comes
- * from the stream (READ and READ_ALL items carry the new count), so every tab of the viewer agrees.
+ * The bell (unread count), the banner, the inbox panel and the toast for live notifications. Read
+ * state comes from the stream (READ and READ_ALL items carry the new count), so every tab of the
+ * viewer agrees; the bell and the banner show one count, set in one place.
  */
 export function setUpNotifications(client: () => HeraldClient, report: (error: unknown) => void): NotificationsView {
   const bell = find('#bell', HTMLButtonElement);
@@ -69,10 +75,12 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
   let oldestCursor: string | null = null;
   let toastTimer: ReturnType<typeof setTimeout> | undefined;
 
-  const setUnread = (count: number) => {
+  /** The one place the unread count changes: the bell and the banner always show the same number. */
+  const setUnread = (count: number, byLevel: UnreadByLevel | null = null) => {
     unread = count;
     badge.textContent = String(count);
     badge.dataset.count = String(count);
+    summary.textContent = describeUnread(count, byLevel);
   };
   const itemById = (id: string) => [...list.children].find((item): item is HTMLElement => item instanceof HTMLElement && item.dataset.id === id);
   const append = (notifications: NotificationItem[], page: { hasNextPage: boolean; endCursor: string | null }) => {
@@ -149,8 +157,7 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
         herald.query(NotificationInboxDocument, { first: PAGE_SIZE }),
       ]);
       if (session !== watching) return;
-      setUnread(notificationSummary.unread);
-      summary.textContent = describeSummary(notificationSummary);
+      setUnread(notificationSummary.unread, notificationSummary.unreadByLevel);
       summary.hidden = false;
       append(notificationInbox.edges.map((edge) => edge.node), notificationInbox.pageInfo);
       bell.disabled = false;
