@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { execChecked } from '../redis.js';
 import type { UpdateHub } from '../updates/hub.js';
 import type { Viewer } from './token.js';
 
@@ -119,14 +120,14 @@ export function createRevocationList(redis: Redis, hub: UpdateHub, options: Revo
     async revoke(userId: string): Promise<number> {
       const at = nowSeconds();
       const closed = apply(userId, at);
-      const results = await redis
-        .multi()
-        .zadd(key, at, userId)
-        .zremrangebyscore(key, '-inf', `(${at - options.ttlSeconds}`)
-        .expire(key, options.ttlSeconds)
-        .publish(channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage))
-        .exec();
-      for (const [error] of results ?? []) if (error) throw error;
+      await execChecked(
+        redis
+          .multi()
+          .zadd(key, at, userId)
+          .zremrangebyscore(key, '-inf', `(${at - options.ttlSeconds}`)
+          .expire(key, options.ttlSeconds)
+          .publish(channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage)),
+      );
       return closed;
     },
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { execChecked } from '../redis.js';
 import type { Owned } from '../auth/access.js';
 import type { ResourceKind, ResourceRef } from '../updates/types.js';
 
@@ -20,17 +21,18 @@ export function createResourceRegistry(redis: Redis, keyPrefix: string, ttlSecon
   const key = (id: string) => `${keyPrefix}resource:{${id}}`;
   return {
     async create(record: ResourceRecord): Promise<void> {
-      await redis
-        .multi()
-        .hset(key(record.id), {
-          kind: record.kind,
-          ownerId: record.ownerId,
-          projectId: record.projectId ?? '',
-          name: record.name ?? '',
-          createdAt: record.createdAt,
-        })
-        .expire(key(record.id), ttlSeconds)
-        .exec();
+      await execChecked(
+        redis
+          .multi()
+          .hset(key(record.id), {
+            kind: record.kind,
+            ownerId: record.ownerId,
+            projectId: record.projectId ?? '',
+            name: record.name ?? '',
+            createdAt: record.createdAt,
+          })
+          .expire(key(record.id), ttlSeconds),
+      );
     },
 
     async get(id: string): Promise<ResourceRecord | null> {

@@ -2,6 +2,7 @@ import { getOperationAST, Kind, type GraphQLError, type OperationDefinitionNode 
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { clientError, ErrorCode } from '../errors.js';
+import { execChecked } from '../redis.js';
 import type { Context } from '../schema/builder.js';
 
 export interface RateLimiterOptions {
@@ -25,10 +26,8 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptions) {
       const now = Date.now();
       const window = Math.floor(now / options.windowMs);
       const key = `${options.keyPrefix}limits:${options.name}:${subject}:${window}`;
-      const results = await redis.multi().incr(key).pexpire(key, options.windowMs).exec();
-      const [error, count] = results?.[0] ?? [new Error('rate limit count was aborted'), 0];
-      if (error) throw error;
-      return (count as number) > options.limit ? (window + 1) * options.windowMs - now : 0;
+      const [count] = (await execChecked(redis.multi().incr(key).pexpire(key, options.windowMs))) as [number, number];
+      return count > options.limit ? (window + 1) * options.windowMs - now : 0;
     },
   };
 }
