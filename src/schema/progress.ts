@@ -14,7 +14,7 @@ import {
   type UpdateStatus,
 } from '../updates/types.js';
 import { builder, SHARED_RESULTS, type Context } from './builder.js';
-import { accessibleResource, validCursor, validId } from './guards.js';
+import { accessibleResource, badInput, validCursor, validId } from './guards.js';
 
 /**
  * One item of a resource stream as the schema serves it: a stored update, or a gap notice. Every
@@ -176,7 +176,7 @@ async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
   try {
     return await openStream(options);
   } catch (error) {
-    if (error instanceof CursorAheadError) throw clientError(ErrorCode.BadUserInput, `after: ${error.message}`);
+    if (error instanceof CursorAheadError) badInput('after', `after: ${error.message}`);
     throw error;
   }
 }
@@ -221,7 +221,7 @@ builder.queryField('recentUpdates', (t) =>
     },
     resolve: async (_root, args, context) => {
       const limit = args.limit ?? 10;
-      if (!Number.isInteger(limit) || limit < 1) throw clientError(ErrorCode.BadUserInput, 'limit must be at least 1', { argument: 'limit' });
+      if (!Number.isInteger(limit) || limit < 1) badInput('limit', 'limit must be at least 1');
       const record = await accessibleResource(context, String(args.id), args.kind);
       const { store, config } = context.services;
       const read = await store.resourceHistory(refOf(record))({ last: Math.min(limit, config.updates.historyLimit) });
