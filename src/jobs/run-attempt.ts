@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
 import { StreamEndedError, type UpdateStore } from '../updates/store.js';
 import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
 import type { CancelWatcher } from './cancel.js';
@@ -95,8 +95,9 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
       options.onFinished?.({ ok: false, reason });
       throw new JobEndedError(timedOut ? 'timed_out' : 'failed', reason);
     }
-    const delay = job.opts.backoff;
-    const retryInMs = typeof delay === 'object' && delay.delay !== undefined ? delay.delay * 2 ** (attempt - 1) : 0;
+    // BullMQ's own delay before the next attempt, counting this one as made, as BullMQ does.
+    const backoff = Backoffs.normalize(job.opts.backoff ?? 0);
+    const retryInMs = backoff ? ((await Backoffs.calculate(backoff, attempt, error as Error, job)) ?? 0) : 0;
     await store.append(ref, {
       event: 'attempt_failed',
       status: 'QUEUED',
