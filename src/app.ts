@@ -49,7 +49,7 @@ export function buildApp(config: Config, options: AppOptions) {
     ...config.presence,
     onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
   });
-  const hub = createUpdateHub(redis, connections.subscriber, metrics.deliveries);
+  const hub = createUpdateHub(connections.subscriber, metrics.deliveries);
   const revocations = createRevocationList(redis, hub, {
     keyPrefix: config.keyPrefix,
     ttlSeconds: config.auth.revocationTtlSeconds,

@@ -146,3 +146,15 @@ export function defineScript<Reply>(connection: Redis, name: string, lua: string
   const command = (connection as unknown as Record<string, ScriptCommand<Reply>>)[name];
   return command.bind(connection);
 }
+
+/**
+ * The process's one Redis subscriber, as the code that listens to a channel needs it (the update
+ * hub is one): a subscription Redis has confirmed, and word of a reconnect, after which whatever
+ * was published while the connection was down has to be read from where it is kept.
+ */
+export interface ChannelSubscriber {
+  /** Resolves once Redis delivers the channel's messages (JSON parsed when they parse) to `listener`; call the result to stop. */
+  subscribe(channel: string, listener: (message: unknown) => void): Promise<() => void>;
+  /** Registers a listener for "the subscriber reconnected: read what you may have missed"; call the result to stop. */
+  onResync(listener: () => void): () => void;
+}

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
-import { execChecked } from '../redis.js';
-import type { UpdateHub } from '../updates/hub.js';
+import { execChecked, type ChannelSubscriber } from '../redis.js';
 import type { Viewer } from './token.js';
 
 export interface RevocationOptions {
@@ -45,7 +44,7 @@ export function revokes(revokedAt: number, viewer: Viewer): boolean {
  * (and reloaded after its Redis subscriber reconnects, when messages may have been lost), so
  * checking a token never waits for Redis.
  */
-export function createRevocationList(redis: Redis, hub: UpdateHub, options: RevocationOptions) {
+export function createRevocationList(redis: Redis, hub: ChannelSubscriber, options: RevocationOptions) {
   const key = `${options.keyPrefix}revocations`;
   const channel = `${options.keyPrefix}revocations:events`;
   const revokedAt = new Map<string, number>();
