@@ -4,11 +4,11 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { StreamEndedError, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
-import type { ResourceKind, UpdateEntry } from '../updates/types.js';
+import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
 import { jobOptions, type Queues } from './queues.js';
-import { refOf, type ResourceRecord, type ResourceRegistry } from './resources.js';
+import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 

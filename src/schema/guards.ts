@@ -1,9 +1,8 @@
 import { canAccess } from '../auth/access.js';
 import { clientError, ErrorCode } from '../errors.js';
-import type { ResourceRecord } from '../jobs/resources.js';
+import type { ResourceKind, ResourceRecord } from '../resources/registry.js';
 import { decodeCursor, type Cursor } from '../updates/cursor.js';
-import { ID_PATTERN } from '../updates/keys.js';
-import type { ResourceKind } from '../updates/types.js';
+import { ID_PATTERN } from '../ids.js';
 import type { Context } from './builder.js';
 
 /** Refuses an argument: BAD_USER_INPUT, with the argument named so a client can point at the field. */

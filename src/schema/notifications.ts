@@ -20,7 +20,7 @@ import { encodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
 import { builder } from './builder.js';
 import { badInput, validCursor } from './guards.js';
-import { HistoryGapRef } from './progress.js';
+import { HistoryGapRef } from './history-gap.js';
 
 /** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
 interface NotificationItem {
