@@ -46,6 +46,11 @@ export class StreamEndedError extends Error {
   override name = 'StreamEndedError';
 }
 
+/** For `.catch()` on a terminal append: the stream having ended already is what the caller wanted. */
+export function ignoreStreamEnded(error: unknown): void {
+  if (!(error instanceof StreamEndedError)) throw error;
+}
+
 /** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
 type ReadReply = [Array<string | null>, string[], string[]];
 
