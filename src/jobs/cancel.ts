@@ -17,7 +17,7 @@ function cancelKeys(keyPrefix: string) {
 /** The API side: asks whichever worker runs the job to stop it. */
 export async function requestCancel(redis: Redis, keyPrefix: string, jobId: string): Promise<void> {
   const keys = cancelKeys(keyPrefix);
-  await execChecked(redis.multi().set(keys.flag(jobId), '1', 'EX', 24 * 3600).publish(keys.channel, JSON.stringify(jobId)));
+  await execChecked(redis.multi().set(keys.flag(jobId), '1', 'EX', 24 * 3600).publish(keys.channel, jobId));
 }
 
 /**
@@ -36,9 +36,8 @@ export async function createCancelWatcher(redis: Redis, subscriber: ChannelSubsc
     for (const [i, jobId] of jobIds.entries()) if (flags[i]) running.get(jobId)?.abort();
   }
 
-  const unsubscribe = await subscriber.subscribe(keys.channel, (jobId) => {
-    if (typeof jobId === 'string') running.get(jobId)?.abort();
-  });
+  // The message is the bare job id, as earlier versions sent it; the hub hands it on unparsed unless it reads as JSON.
+  const unsubscribe = await subscriber.subscribe(keys.channel, (jobId) => running.get(String(jobId))?.abort());
   const stopResync = subscriber.onResync(() => void readFlags([...running.keys()]).catch(onError));
   return {
     /** A signal for a job starting now; already aborted when the job was cancelled before it started. */
