@@ -4,7 +4,7 @@
  * PUBLISHes the payload those servers forward. Every update carries its send time (`data.bt`).
  */
 import { Redis } from 'ioredis';
-import { createResourceRegistry } from '../src/jobs/resources.js';
+import { createResourceRegistry } from '../src/resources/registry.js';
 import { resourceStream } from '../src/updates/keys.js';
 import { APPEND_SCRIPT } from '../src/updates/store.js';
 import {

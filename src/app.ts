@@ -5,13 +5,14 @@ import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
 import { createDocumentStore } from './jobs/documents.js';
+import { countPublished } from './jobs/metrics.js';
 import { createQueues } from './jobs/queues.js';
-import { createResourceRegistry } from './jobs/resources.js';
 import type { Logger } from './logger.js';
-import { countPublished, labelInstance } from './metrics.js';
+import { labelInstance } from './metrics.js';
 import { createNotificationStore } from './notifications/store.js';
 import { createPresenceRegistry } from './presence/registry.js';
 import { createRedisConnections } from './redis.js';
+import { createResourceRegistry } from './resources/registry.js';
 import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import { createErrorShaper } from './transport/error-codes.js';
@@ -49,7 +50,7 @@ export function buildApp(config: Config, options: AppOptions) {
     ...config.presence,
     onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
   });
-  const hub = createUpdateHub(redis, connections.subscriber, metrics.deliveries);
+  const hub = createUpdateHub(connections.subscriber, metrics.deliveries);
   const revocations = createRevocationList(redis, hub, {
     keyPrefix: config.keyPrefix,
     ttlSeconds: config.auth.revocationTtlSeconds,

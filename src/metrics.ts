@@ -1,9 +1,7 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
-import type { UpdateStore } from './updates/store.js';
-import type { ResourceKind } from './updates/types.js';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 
 /**
  * A registry for one process (the API's or a worker's): Node's process metrics under `herald_`.
@@ -57,31 +55,5 @@ export async function serveMetrics(registry: Registry, options: { host: string; 
   return {
     url: `http://${host}:${port}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-const RESOURCE_KINDS: readonly ResourceKind[] = ['file', 'query'];
-
-/**
- * The store, with each update this process appends counted by resource kind once Redis has
- * stored it, as `herald_updates_published_total{kind}`. Counted here, in the producer (a worker's
- * progress, the API's `queued` and early `cancelled`), rather than in the store every process
- * shares for reading too.
- */
-export function countPublished(store: UpdateStore, registry: Registry): UpdateStore {
-  const published = new Counter({
-    name: 'herald_updates_published_total',
-    help: 'Updates this process appended to a resource stream (stored and published in Redis), by resource kind.',
-    labelNames: ['kind'] as const,
-    registers: [registry],
-  });
-  for (const kind of RESOURCE_KINDS) published.inc({ kind }, 0);
-  return {
-    ...store,
-    async append(ref, input) {
-      const entry = await store.append(ref, input);
-      published.inc({ kind: ref.kind });
-      return entry;
-    },
   };
 }

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from './config.js';
-import { createResourceRegistry } from './jobs/resources.js';
+import { ID_PATTERN } from './ids.js';
 import { createLogger } from './logger.js';
 import { createNotificationStore } from './notifications/store.js';
 import type { NotificationEntry, NotificationInput } from './notifications/types.js';
 import { createRedis } from './redis.js';
-import { ID_PATTERN } from './updates/keys.js';
+import { createResourceRegistry, type ResourceKind } from './resources/registry.js';
 import { createUpdateStore, StreamEndedError } from './updates/store.js';
-import type { ResourceKind, ResourceRef, UpdateEntry, UpdateInput } from './updates/types.js';
+import type { ResourceRef, UpdateEntry, UpdateInput } from './updates/types.js';
 
 export { StreamEndedError };
 export type { NotificationEntry, NotificationInput, ResourceKind, ResourceRef, UpdateEntry, UpdateInput };

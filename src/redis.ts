@@ -1,4 +1,5 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { RedisAddress, RedisSettings } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -111,4 +112,49 @@ export function createRedisConnections(settings: RedisSettings, logger?: Logger)
       for (const connection of Object.values(connections)) connection.disconnect();
     },
   };
+}
+
+/**
+ * The values of a MULTI's commands, in order. ioredis resolves `exec()` even when a command in it
+ * failed, handing the error back beside the others' values, so this throws the first such error
+ * (and a discarded transaction) instead of letting a caller that only awaits `exec()` miss it.
+ */
+export async function execChecked(transaction: ChainableCommander): Promise<unknown[]> {
+  const results = await transaction.exec();
+  if (!results) throw new Error('Redis discarded the transaction');
+  for (const [error] of results) if (error) throw error;
+  return results.map(([, value]) => value);
+}
+
+/** A Lua script defined as a command: the number of keys, the keys, then the arguments. */
+export type ScriptCommand<Reply> = (numberOfKeys: number, ...keysAndArgs: string[]) => Promise<Reply>;
+
+/**
+ * A Lua script shipped as a file beside its module (`new URL('./append.lua', import.meta.url)`),
+ * so that producers in other languages load the very same script.
+ */
+export function readScript(url: URL): string {
+  return readFileSync(url, 'utf8');
+}
+
+/**
+ * The script as a command of `connection`: ioredis sends it by SHA and loads it when Redis does
+ * not know it; defined once per connection however many stores share the connection.
+ */
+export function defineScript<Reply>(connection: Redis, name: string, lua: string): ScriptCommand<Reply> {
+  if (!(name in connection)) connection.defineCommand(name, { lua });
+  const command = (connection as unknown as Record<string, ScriptCommand<Reply>>)[name];
+  return command.bind(connection);
+}
+
+/**
+ * The process's one Redis subscriber, as the code that listens to a channel needs it (the update
+ * hub is one): a subscription Redis has confirmed, and word of a reconnect, after which whatever
+ * was published while the connection was down has to be read from where it is kept.
+ */
+export interface ChannelSubscriber {
+  /** Resolves once Redis delivers the channel's messages (JSON parsed when they parse) to `listener`; call the result to stop. */
+  subscribe(channel: string, listener: (message: unknown) => void): Promise<() => void>;
+  /** Registers a listener for "the subscriber reconnected: read what you may have missed"; call the result to stop. */
+  onResync(listener: () => void): () => void;
 }

@@ -9,11 +9,14 @@ import {
   type FileProgressSubscription,
   type QueryProgressSubscription,
 } from '../src/client/generated.js';
+import { startWorkers } from '../src/jobs/workers.js';
+import { createLogger } from '../src/logger.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { metricValue, scrape } from './helpers/metrics.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
 import { freePort } from './helpers/redis-server.js';
+import { startRedisProxy } from './helpers/redis-proxy.js';
 import { connect, redisUrl } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
 
@@ -119,6 +122,27 @@ describe('jobs', () => {
     expect(state.state).toBe('CANCELLED');
     expect(state.failedReason).toBeNull();
     await attemptsEnded(`http://127.0.0.1:${metricsPort}`, 'files', 'cancelled', 1);
+  });
+
+  it('cancels a running job whose worker was not subscribed when the cancel was sent', async () => {
+    const { h, token } = await herald({ CHUNK_CHARS: '100' }, false);
+    const proxy = await startRedisProxy(redisUrl());
+    stopAfter.push(() => proxy.close());
+    // A real worker whose Redis connections go through the proxy, so its subscriber alone can be cut.
+    const workers = await startWorkers({ ...h.config, redis: { mode: 'single', url: proxy.url } }, createLogger('silent', 'test'));
+    stopAfter.push(() => workers.close());
+    const file = await startFile(h, token, makeDocument(4_000));
+    const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) => items.some((u) => u.event === 'extraction_progress'));
+    const whole = watchFile(h, token, file.fileId, file.cursor);
+    await firstProgress;
+    proxy.cut('herald-subscriber');
+    const { body } = await h.http(token, CancelJobDocument, { id: file.fileId });
+    expect(body.errors).toBeUndefined();
+    proxy.restore();
+    const run = await whole;
+    expect(run.items.at(-1)).toMatchObject({ event: 'cancelled', status: 'CANCELLED' });
+    expect(run.items.some((u) => u.event === 'processing_completed')).toBe(false);
+    expect((await job(h, token, file.fileId)).state).toBe('CANCELLED');
   });
 
   it('retries a failed attempt with backoff, says so in the stream, and succeeds on the next one', async () => {

@@ -480,7 +480,7 @@ describe('jobs', () => {
 
 describe('the merged stream', () => {
   const subscriber = connect();
-  const hub = createUpdateHub(redis, subscriber);
+  const hub = createUpdateHub(subscriber);
   afterAll(() => subscriber.disconnect());
 
   const viewer = { id: 'sam', roles: ['r'], projects: ['p'] };
@@ -552,7 +552,7 @@ describe('the merged stream', () => {
   it('catches up from the sets after its Redis subscriber reconnects', async () => {
     const store = newStore();
     const ownSubscriber = connect();
-    const ownHub = createUpdateHub(redis, ownSubscriber);
+    const ownHub = createUpdateHub(ownSubscriber);
     const stream = await openNotificationStream({ hub: ownHub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 100 });
     await sendMany(store, 2);
     const reconnected = new Promise((resolve) => ownSubscriber.once('ready', resolve));

@@ -12,7 +12,7 @@ const subscriber = connect();
 const keyPrefix = uniquePrefix();
 const store = createUpdateStore(connections[0], { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 });
 const stores = connections.map((c) => createUpdateStore(c, { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 }));
-const hub = createUpdateHub(connections[0], subscriber);
+const hub = createUpdateHub(subscriber);
 
 afterAll(() => {
   for (const c of [...connections, subscriber]) c.disconnect();
@@ -170,7 +170,7 @@ describe('update store', () => {
 
   it('catches every open stream up from history after the Redis subscriber reconnects', async () => {
     const ownSubscriber = connect();
-    const ownHub = createUpdateHub(connections[0], ownSubscriber);
+    const ownHub = createUpdateHub(ownSubscriber);
     const ref: ResourceRef = { kind: 'file', id: 'reconnect' };
     const it = await openStream({
       hub: ownHub,

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { UpdateHub } from '../updates/hub.js';
+import { execChecked, type ChannelSubscriber } from '../redis.js';
 import type { Viewer } from './token.js';
 
 export interface RevocationOptions {
@@ -44,7 +44,7 @@ export function revokes(revokedAt: number, viewer: Viewer): boolean {
  * (and reloaded after its Redis subscriber reconnects, when messages may have been lost), so
  * checking a token never waits for Redis.
  */
-export function createRevocationList(redis: Redis, hub: UpdateHub, options: RevocationOptions) {
+export function createRevocationList(redis: Redis, hub: ChannelSubscriber, options: RevocationOptions) {
   const key = `${options.keyPrefix}revocations`;
   const channel = `${options.keyPrefix}revocations:events`;
   const revokedAt = new Map<string, number>();
@@ -119,14 +119,14 @@ export function createRevocationList(redis: Redis, hub: UpdateHub, options: Revo
     async revoke(userId: string): Promise<number> {
       const at = nowSeconds();
       const closed = apply(userId, at);
-      const results = await redis
-        .multi()
-        .zadd(key, at, userId)
-        .zremrangebyscore(key, '-inf', `(${at - options.ttlSeconds}`)
-        .expire(key, options.ttlSeconds)
-        .publish(channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage))
-        .exec();
-      for (const [error] of results ?? []) if (error) throw error;
+      await execChecked(
+        redis
+          .multi()
+          .zadd(key, at, userId)
+          .zremrangebyscore(key, '-inf', `(${at - options.ttlSeconds}`)
+          .expire(key, options.ttlSeconds)
+          .publish(channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage)),
+      );
       return closed;
     },
 

@@ -1,6 +1,6 @@
 import { SignJWT, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { ID_PATTERN } from '../updates/keys.js';
+import { ID_PATTERN } from '../ids.js';
 
 /** Who is calling, as their access token says. */
 export interface Viewer {

@@ -1,5 +1,4 @@
-import { StartQueryDocument, type QueryUpdate } from '../client/index.js';
-import type { AnswerSummary } from '../jobs/answer-query.js';
+import { StartQueryDocument, type AnswerSummary, type QueryUpdate } from '../client/index.js';
 import { parse, type Command } from './command.js';
 import { connectionHelp, connectionOptions, withClient } from './connection.js';
 import { exitCodeOf, printNotice } from './output.js';

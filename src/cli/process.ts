@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { StartFileProcessingDocument, type FileUpdate } from '../client/index.js';
-import type { FileSummary } from '../jobs/process-file.js';
+import { StartFileProcessingDocument, type FileSummary, type FileUpdate } from '../client/index.js';
 import { parse, usageError, type Command } from './command.js';
 import { connectionHelp, connectionOptions, withClient } from './connection.js';
 import { createProgressDisplay, exitCodeOf } from './output.js';

@@ -4,3 +4,4 @@
  */
 export * from './client.js';
 export * from './generated.js';
+export type { AnswerSummary, FileSummary } from '../summaries.js';

@@ -1,3 +1,4 @@
+import type { AnswerSummary } from '../summaries.js';
 import { selectPassages } from './answer/extractive.js';
 import type { AnswerGenerator, Passage } from './answer/generator.js';
 import type { DocumentStore } from './documents.js';
@@ -5,15 +6,6 @@ import type { QueryJobData } from './queues.js';
 import type { JobContext } from './run-attempt.js';
 import { createBm25Index } from './text/bm25.js';
 import { createTokenCoalescer } from './token-coalescer.js';
-
-/** What a finished answer reports, as the job's result and in the `done` update. */
-export interface AnswerSummary {
-  text: string;
-  tokens: number;
-  latencyMs: number;
-  generator: string;
-  sources: Array<{ fileId: string; sentenceIndex: number; score: number; text: string }>;
-}
 
 export interface AnswerSettings {
   tokenFlushTokens: number;

@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
+import { execChecked, type ChannelSubscriber } from '../redis.js';
 
 /**
  * Cancellation that reaches a job in whatever worker process runs it: BullMQ's own cancel only
- * reaches jobs of the calling process. A flag (for a job that has not started yet) plus a
- * message on one channel (for a running one).
+ * reaches jobs of the calling process. A flag is the request itself (read when a job starts, and
+ * again after the worker's subscriber reconnects); a message on one channel is the fast path that
+ * stops a running job at once.
  */
 function cancelKeys(keyPrefix: string) {
   return {
@@ -15,37 +17,40 @@ function cancelKeys(keyPrefix: string) {
 /** The API side: asks whichever worker runs the job to stop it. */
 export async function requestCancel(redis: Redis, keyPrefix: string, jobId: string): Promise<void> {
   const keys = cancelKeys(keyPrefix);
-  await redis.multi().set(keys.flag(jobId), '1', 'EX', 24 * 3600).publish(keys.channel, jobId).exec();
-}
-
-/** Marks why a job's signal fired, so the processor can tell cancel from timeout. */
-export class CancelledError extends Error {
-  override name = 'CancelledError';
-  constructor() {
-    super('cancelled');
-  }
+  await execChecked(redis.multi().set(keys.flag(jobId), '1', 'EX', 24 * 3600).publish(keys.channel, jobId));
 }
 
 /**
  * The worker side: one subscription for the whole process; each running job gets an AbortSignal
- * that fires when the job is cancelled from any API instance.
+ * that fires when the job is cancelled from any API instance, even while the subscriber was
+ * disconnected (the flags are read again once it is back).
  */
 export type CancelWatcher = Awaited<ReturnType<typeof createCancelWatcher>>;
 
-export async function createCancelWatcher(redis: Redis, subscriber: Redis, keyPrefix: string) {
+export async function createCancelWatcher(redis: Redis, subscriber: ChannelSubscriber, keyPrefix: string, onError: (error: Error) => void) {
   const keys = cancelKeys(keyPrefix);
   const running = new Map<string, AbortController>();
-  subscriber.on('message', (channel: string, jobId: string) => {
-    if (channel === keys.channel) running.get(jobId)?.abort(new CancelledError());
-  });
-  await subscriber.subscribe(keys.channel);
+
+  async function readFlags(jobIds: string[]): Promise<void> {
+    const flags = await Promise.all(jobIds.map((jobId) => redis.exists(keys.flag(jobId))));
+    for (const [i, jobId] of jobIds.entries()) if (flags[i]) running.get(jobId)?.abort();
+  }
+
+  // The message is the bare job id, as earlier versions sent it; the hub hands it on unparsed unless it reads as JSON.
+  const unsubscribe = await subscriber.subscribe(keys.channel, (jobId) => running.get(String(jobId))?.abort());
+  const stopResync = subscriber.onResync(() => void readFlags([...running.keys()]).catch(onError));
   return {
     /** A signal for a job starting now; already aborted when the job was cancelled before it started. */
     async watch(jobId: string): Promise<{ signal: AbortSignal; release: () => void }> {
       const controller = new AbortController();
       running.set(jobId, controller);
-      if (await redis.exists(keys.flag(jobId))) controller.abort(new CancelledError());
+      await readFlags([jobId]);
       return { signal: controller.signal, release: () => running.delete(jobId) };
+    },
+
+    close(): void {
+      stopResync();
+      unsubscribe();
     },
   };
 }

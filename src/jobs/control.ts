@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import { StreamEndedError, type UpdateStore } from '../updates/store.js';
+import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
-import type { ResourceKind, UpdateEntry } from '../updates/types.js';
+import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
 import { jobOptions, type Queues } from './queues.js';
-import { refOf, type ResourceRecord, type ResourceRegistry } from './resources.js';
+import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
@@ -153,9 +153,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   async function markCancelled(record: ResourceRecord): Promise<void> {
     await store
       .append(refOf(record), { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled before it started' })
-      .catch((error: unknown) => {
-        if (!(error instanceof StreamEndedError)) throw error;
-      });
+      .catch(ignoreStreamEnded);
   }
 }
 

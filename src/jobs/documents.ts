@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { execChecked } from '../redis.js';
 import type { SentenceClass } from './text/classify.js';
 
 /** One sentence of a processed file, as queries rank it. */
@@ -28,7 +29,7 @@ export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds:
     /** Keeps a processed file's sentences and lists it among its owner's searchable files. */
     async saveSentences(fileId: string, ownerId: string, sentences: StoredSentence[]): Promise<void> {
       await redis.set(sentencesKey(fileId), JSON.stringify(sentences), 'EX', ttlSeconds);
-      await redis.multi().sadd(userFilesKey(ownerId), fileId).expire(userFilesKey(ownerId), ttlSeconds).exec();
+      await execChecked(redis.multi().sadd(userFilesKey(ownerId), fileId).expire(userFilesKey(ownerId), ttlSeconds));
       await redis.del(contentKey(fileId));
     },
 

@@ -1,6 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Config } from '../config.js';
-import type { ResourceKind } from '../updates/types.js';
+import type { ResourceKind } from '../resources/registry.js';
 
 /** BullMQ queue of each kind of resource. */
 export const QUEUE_OF: Record<ResourceKind, string> = { file: 'files', query: 'queries' };

@@ -1,5 +1,5 @@
-import { UnrecoverableError, type Job } from 'bullmq';
-import { StreamEndedError, type UpdateStore } from '../updates/store.js';
+import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
+import { ignoreStreamEnded, StreamEndedError, type UpdateStore } from '../updates/store.js';
 import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
 import type { CancelWatcher } from './cancel.js';
 
@@ -83,7 +83,7 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   } catch (error) {
     if (error instanceof StreamEndedError) throw new JobEndedError('cancelled', error.message);
     if (cancel.signal.aborted) {
-      await store.append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' }).catch(ignoreEnded);
+      await store.append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' }).catch(ignoreStreamEnded);
       throw new JobEndedError('cancelled', CANCELLED_REASON);
     }
     const timedOut = signal.aborted;
@@ -91,12 +91,13 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     if (error instanceof UnrecoverableError || attempt >= attempts) {
-      await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreEnded);
+      await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreStreamEnded);
       options.onFinished?.({ ok: false, reason });
       throw new JobEndedError(timedOut ? 'timed_out' : 'failed', reason);
     }
-    const delay = job.opts.backoff;
-    const retryInMs = typeof delay === 'object' && delay.delay !== undefined ? delay.delay * 2 ** (attempt - 1) : 0;
+    // BullMQ's own delay before the next attempt, counting this one as made, as BullMQ does.
+    const backoff = Backoffs.normalize(job.opts.backoff ?? 0);
+    const retryInMs = backoff ? ((await Backoffs.calculate(backoff, attempt, error as Error, job)) ?? 0) : 0;
     await store.append(ref, {
       event: 'attempt_failed',
       status: 'QUEUED',
@@ -109,8 +110,4 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   }
   options.onFinished?.({ ok: true, result });
   return result;
-}
-
-function ignoreEnded(error: unknown): void {
-  if (!(error instanceof StreamEndedError)) throw error;
 }

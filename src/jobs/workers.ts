@@ -2,17 +2,19 @@ import { Worker, type Job } from 'bullmq';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { countPublished, createRegistry, serveMetrics } from '../metrics.js';
+import { createRegistry, serveMetrics } from '../metrics.js';
 import { createNotificationStore } from '../notifications/store.js';
 import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
 import { createRedisConnections } from '../redis.js';
+import type { ResourceKind } from '../resources/registry.js';
+import { createUpdateHub } from '../updates/hub.js';
 import { createUpdateStore, StreamEndedError } from '../updates/store.js';
-import type { ResourceKind } from '../updates/types.js';
 import { createExtractiveGenerator } from './answer/extractive.js';
 import type { AnswerGenerator } from './answer/generator.js';
 import { answerQuery } from './answer-query.js';
 import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
+import { countPublished } from './metrics.js';
 import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, type FileJobData, type QueryJobData } from './queues.js';
 import { JobEndedError, runAttempt, type AttemptOutcome, type JobContext, type JobOutcome } from './run-attempt.js';
@@ -105,7 +107,9 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   const store = countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry);
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
   const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });
-  const cancels = await createCancelWatcher(redis.commands, redis.subscriber, config.keyPrefix);
+  const cancels = await createCancelWatcher(redis.commands, createUpdateHub(redis.subscriber), config.keyPrefix, (error) =>
+    logger.error({ err: error.message }, 'could not read cancel requests after the subscriber reconnected'),
+  );
   const maxSentences = 3;
   const generator = options.generator ?? createExtractiveGenerator({ maxSentences });
   const notifying = new Set<Promise<void>>();
@@ -209,6 +213,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     metricsUrl: metricsServer?.url ?? null,
     async close(): Promise<void> {
       await Promise.all(workers.map((worker) => worker.close()));
+      cancels.close();
       await Promise.all(notifying);
       redis.disconnect();
       await metricsServer?.close();

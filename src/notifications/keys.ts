@@ -1,4 +1,4 @@
-import { ID_PATTERN } from '../updates/keys.js';
+import { ID_PATTERN } from '../ids.js';
 import type { NotificationTarget } from './types.js';
 
 /**

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { defineScript, execChecked, readScript } from '../redis.js';
+import { newEpoch } from '../updates/cursor.js';
 import type { HistoryRange } from '../updates/store.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
 import {
@@ -12,7 +12,7 @@ import {
 } from './types.js';
 
 /** The store's one script, shipped as a file so producers in other languages can load the same one. */
-export const NOTIFY_SCRIPT = readFileSync(new URL('./notify.lua', import.meta.url), 'utf8');
+export const NOTIFY_SCRIPT = readScript(new URL('./notify.lua', import.meta.url));
 
 export interface NotificationStoreOptions {
   keyPrefix: string;
@@ -73,40 +73,25 @@ export interface MarkResult {
   unread: number;
 }
 
-type ScriptedRedis = Redis & {
-  heraldNotify(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string | number[]>;
-};
-
-function newEpoch(): string {
-  return randomBytes(8).toString('hex');
-}
-
 function readMember(n: number, source: string): string {
   return `${n}|${source}`;
-}
-
-function checked(results: Array<[Error | null, unknown]> | null): unknown[] {
-  if (!results) throw new Error('notification read was aborted');
-  for (const [err] of results) if (err) throw err;
-  return results.map(([, value]) => value);
 }
 
 /**
  * The notification store: the only code that writes notifications and read state, for the API
  * and for workers alike. Knows Redis and nothing of GraphQL.
  */
-export function createNotificationStore(connection: Redis, options: NotificationStoreOptions) {
+export function createNotificationStore(redis: Redis, options: NotificationStoreOptions) {
   const keys = notificationKeys(options.keyPrefix);
   const retentionMs = options.retentionDays * 24 * 3600 * 1000;
   const receiptCount = options.receiptCount ?? 100;
   const receiptTtlMs = (options.receiptTtlSeconds ?? 24 * 3600) * 1000;
-  if (!('heraldNotify' in connection)) connection.defineCommand('heraldNotify', { lua: NOTIFY_SCRIPT });
-  const redis = connection as ScriptedRedis;
+  const notify = defineScript<string | number[]>(redis, 'heraldNotify', NOTIFY_SCRIPT);
 
   function run(op: string, keyList: string[], params: Record<string, unknown>, extra: string[] = []) {
     const all = [keys.meta, keys.timeline, ...keyList];
     const args = [op, JSON.stringify({ epoch: newEpoch(), base: keys.base, ...params }), ...extra];
-    return redis.heraldNotify(all.length, ...all, ...args);
+    return notify(all.length, ...all, ...args);
   }
 
   /** Runs a read-state operation for one viewer: its keys are the viewer's, its receipts theirs. */
@@ -134,8 +119,8 @@ export function createNotificationStore(connection: Redis, options: Notification
 
   /** The watermark and the read set, to tell read from unread outside the script. */
   async function readMarks(userId: string): Promise<{ watermark: number; read: Set<string> }> {
-    const [watermark, members] = checked(
-      await redis.multi().get(keys.watermark(userId)).zrange(keys.readSet(userId), 0, -1).exec(),
+    const [watermark, members] = await execChecked(
+      redis.multi().get(keys.watermark(userId)).zrange(keys.readSet(userId), 0, -1),
     ) as [string | null, string[]];
     return { watermark: Number(watermark ?? 0), read: new Set(members) };
   }
@@ -178,8 +163,8 @@ export function createNotificationStore(connection: Redis, options: Notification
 
     /** Whether the viewer has read notification `n` of `source`. */
     async isRead(userId: string, n: number, source: string): Promise<boolean> {
-      const [watermark, score] = checked(
-        await redis.multi().get(keys.watermark(userId)).zscore(keys.readSet(userId), readMember(n, source)).exec(),
+      const [watermark, score] = await execChecked(
+        redis.multi().get(keys.watermark(userId)).zscore(keys.readSet(userId), readMember(n, source)),
       ) as [string | null, string | null];
       return n <= Number(watermark ?? 0) || score !== null;
     },
@@ -196,7 +181,7 @@ export function createNotificationStore(connection: Redis, options: Notification
       const perSource = page.first + 1 + (page.unreadOnly ? read.size : 0);
       const tx = redis.multi().hsetnx(keys.meta, 'epoch', newEpoch()).hget(keys.meta, 'epoch');
       for (const source of audience.targets) tx.zrevrangebyscore(keys.source(source), max, min, 'LIMIT', 0, perSource);
-      const [, epoch, ...lists] = checked(await tx.exec()) as [number, string, ...string[][]];
+      const [, epoch, ...lists] = (await execChecked(tx)) as [number, string, ...string[][]];
       const items = lists
         .flat()
         .map((member) => JSON.parse(member) as NotificationEntry)
@@ -215,7 +200,7 @@ export function createNotificationStore(connection: Redis, options: Notification
         if ('after' in range) tx.zrangebyscore(key, `(${range.after}`, '+inf');
         else tx.zrange(key, -Math.max(range.last, 1), -1);
       }
-      const [, counters, ...lists] = checked(await tx.exec()) as [number, Array<string | null>, ...string[][]];
+      const [, counters, ...lists] = (await execChecked(tx)) as [number, Array<string | null>, ...string[][]];
       const sources = new Map<string, SourceRead>();
       requests.forEach(({ source, range }, i) => {
         const members = 'last' in range && range.last <= 0 ? [] : lists[i];

@@ -1,4 +1,4 @@
-import { ID_PATTERN } from '../updates/keys.js';
+import { ID_PATTERN } from '../ids.js';
 
 export const NOTIFICATION_LEVELS = ['INFO', 'SUCCESS', 'WARNING', 'ERROR'] as const;
 export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];

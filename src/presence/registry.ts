@@ -1,12 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { defineScript, execChecked, readScript } from '../redis.js';
+import { withTimeout } from '../timeouts.js';
 
-const ADMIT_SCRIPT = readFileSync(new URL('./admit.lua', import.meta.url), 'utf8');
-
-type ScriptedRedis = Redis & {
-  heraldPresenceAdmit(numberOfKeys: number, ...keysAndArgs: string[]): Promise<number>;
-};
+const ADMIT_SCRIPT = readScript(new URL('./admit.lua', import.meta.url));
 
 export interface PresenceOptions {
   keyPrefix: string;
@@ -33,9 +30,8 @@ export interface OnlineUser {
  * readers when an instance's key is gone (a live one re-adds itself at its next write or
  * heartbeat). Redis's clock decides expiry, not the instances'.
  */
-export function createPresenceRegistry(connection: Redis, options: PresenceOptions) {
-  if (!('heraldPresenceAdmit' in connection)) connection.defineCommand('heraldPresenceAdmit', { lua: ADMIT_SCRIPT });
-  const redis = connection as ScriptedRedis;
+export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
+  const admitScript = defineScript<number>(redis, 'heraldPresenceAdmit', ADMIT_SCRIPT);
   const instanceId = options.instanceId ?? randomUUID();
   const base = `${options.keyPrefix}presence:{presence}:`;
   const indexKey = `${base}instances`;
@@ -52,7 +48,7 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
   function heartbeat(): Promise<unknown> {
     const tx = redis.multi().del(key);
     if (local.size > 0) tx.hset(key, Object.fromEntries(local));
-    return tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId).exec();
+    return execChecked(tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId));
   }
 
   /** Applies one user's new count; commands on one connection run in the order they were sent. */
@@ -66,7 +62,7 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
       local.delete(userId);
       tx.hdel(key, userId);
     }
-    report(tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId).exec());
+    report(execChecked(tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId)));
   }
 
   return {
@@ -88,10 +84,8 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
       if (timer) clearInterval(timer);
       timer = null;
       local.clear();
-      const removed = redis.multi().del(key).srem(indexKey, instanceId).exec().catch(() => undefined);
-      let wait: NodeJS.Timeout | undefined;
-      await Promise.race([removed, new Promise((resolve) => (wait = setTimeout(resolve, waitMs)))]);
-      clearTimeout(wait);
+      const removed = execChecked(redis.multi().del(key).srem(indexKey, instanceId)).catch(() => undefined);
+      await withTimeout(removed, waitMs, undefined);
     },
 
     /**
@@ -103,8 +97,7 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
     async admit(userId: string, max: number, waitMs = 1_000): Promise<boolean> {
       const count = (local.get(userId) ?? 0) + 1;
       local.set(userId, count);
-      const admitted = redis
-        .heraldPresenceAdmit(2, indexKey, key, instanceId, userId, String(count), String(max), String(options.ttlMs), instanceKey(''))
+      const admitted = admitScript(2, indexKey, key, instanceId, userId, String(count), String(max), String(options.ttlMs), instanceKey(''))
         .then(
           (result) => result === 1,
           (error: Error) => {
@@ -112,9 +105,7 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
             return true;
           },
         );
-      let wait: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([admitted, new Promise<boolean>((resolve) => (wait = setTimeout(resolve, waitMs, true)))]);
-      clearTimeout(wait);
+      const outcome = await withTimeout(admitted, waitMs, true);
       if (!outcome) change(userId, -1);
       return outcome;
     },
@@ -129,12 +120,10 @@ export function createPresenceRegistry(connection: Redis, options: PresenceOptio
       if (ids.length === 0) return [];
       const tx = redis.multi();
       for (const id of ids) tx.hgetall(instanceKey(id));
-      const results = (await tx.exec()) ?? [];
+      const results = (await execChecked(tx)) as Array<Record<string, string>>;
       const totals = new Map<string, number>();
       const gone: string[] = [];
-      results.forEach(([error, value], i) => {
-        if (error) throw error;
-        const counts = value as Record<string, string>;
+      results.forEach((counts, i) => {
         if (Object.keys(counts).length === 0) gone.push(ids[i]);
         for (const [userId, count] of Object.entries(counts)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count));
       });

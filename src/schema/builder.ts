@@ -4,9 +4,9 @@ import type { TokenVerifier, Viewer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import type { DocumentStore } from '../jobs/documents.js';
 import type { JobControl } from '../jobs/control.js';
-import type { ResourceRegistry } from '../jobs/resources.js';
 import type { NotificationStore } from '../notifications/store.js';
 import type { PresenceRegistry } from '../presence/registry.js';
+import type { ResourceRegistry } from '../resources/registry.js';
 import type { UpdateHub } from '../updates/hub.js';
 import type { UpdateStore } from '../updates/store.js';
 

@@ -1,23 +1,25 @@
 import { canAccess } from '../auth/access.js';
 import { clientError, ErrorCode } from '../errors.js';
-import type { ResourceRecord } from '../jobs/resources.js';
+import type { ResourceKind, ResourceRecord } from '../resources/registry.js';
 import { decodeCursor, type Cursor } from '../updates/cursor.js';
-import { ID_PATTERN } from '../updates/keys.js';
-import type { ResourceKind } from '../updates/types.js';
+import { ID_PATTERN } from '../ids.js';
 import type { Context } from './builder.js';
+
+/** Refuses an argument: BAD_USER_INPUT, with the argument named so a client can point at the field. */
+export function badInput(argument: string, message: string): never {
+  throw clientError(ErrorCode.BadUserInput, message, { argument });
+}
 
 /** Ids end up in Redis keys: anything else is refused before it gets near one. */
 export function validId(value: string, argument: string): string {
-  if (!ID_PATTERN.test(value)) {
-    throw clientError(ErrorCode.BadUserInput, `${argument} must be 1 to 128 letters, digits or _ . : @ -`, { argument });
-  }
+  if (!ID_PATTERN.test(value)) badInput(argument, `${argument} must be 1 to 128 letters, digits or _ . : @ -`);
   return value;
 }
 
 export function validCursor(value: string | null | undefined, argument = 'after'): Cursor | null {
   if (value === null || value === undefined) return null;
   const cursor = decodeCursor(value);
-  if (!cursor) throw clientError(ErrorCode.BadUserInput, `${argument} is not a cursor this server issued`, { argument });
+  if (!cursor) badInput(argument, `${argument} is not a cursor this server issued`);
   return cursor;
 }
 

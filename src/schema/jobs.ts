@@ -3,7 +3,7 @@ import { isProjectMember } from '../auth/access.js';
 import type { JobView, Started } from '../jobs/control.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
-import { accessibleResource, validId } from './guards.js';
+import { accessibleResource, badInput, validId } from './guards.js';
 
 const JobStateEnum = builder.enumType('JobState', {
   values: ['WAITING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
@@ -64,10 +64,6 @@ const StartQueryInput = builder.inputType('StartQueryInput', {
 });
 
 const TEXT_TYPES = /^(text\/|application\/(json|xml|x-markdown|markdown)|$)/;
-
-function badInput(argument: string, message: string): never {
-  throw clientError(ErrorCode.BadUserInput, message, { argument });
-}
 
 function projectOf(context: Context, projectId: string | number | null | undefined, argument: string): string | null {
   if (projectId === null || projectId === undefined) return null;

@@ -19,8 +19,8 @@ import type { OnlineUser } from '../presence/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
 import { builder } from './builder.js';
-import { validCursor } from './guards.js';
-import { HistoryGapRef } from './progress.js';
+import { badInput, validCursor } from './guards.js';
+import { HistoryGapRef } from './history-gap.js';
 
 /** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
 interface NotificationItem {
@@ -88,10 +88,6 @@ function gapItem(viewer: Viewer, gap: HistoryGap): NotificationItem {
       createdAt: new Date().toISOString(),
     },
   };
-}
-
-function badInput(argument: string, message: string): never {
-  throw clientError(ErrorCode.BadUserInput, message, { argument });
 }
 
 /** Runs a notifications-module call, turning its input errors into BAD_USER_INPUT. */

@@ -1,20 +1,20 @@
 import { clientError, ErrorCode } from '../errors.js';
 import { isProjectMember } from '../auth/access.js';
-import { refOf } from '../jobs/resources.js';
+import { refOf, type ResourceKind } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { mapStream, type EventStream } from '../updates/event-stream.js';
 import { CursorAheadError, openStream, type HistoryGap, type OpenStreamOptions, type StreamEvent } from '../updates/stream.js';
 import {
   isTerminal,
   type ProjectEntry,
-  type ResourceKind,
   type StreamEntry,
   type Update,
   type UpdateEntry,
   type UpdateStatus,
 } from '../updates/types.js';
 import { builder, SHARED_RESULTS, type Context } from './builder.js';
-import { accessibleResource, validCursor, validId } from './guards.js';
+import { accessibleResource, badInput, validCursor, validId } from './guards.js';
+import { HistoryGapRef } from './history-gap.js';
 
 /**
  * One item of a resource stream as the schema serves it: a stored update, or a gap notice. Every
@@ -70,8 +70,9 @@ function itemOf(kind: ResourceKind, id: string, seq: number, epoch: string | nul
   return { kind, queryId: id, cursor, seq, event, status, progress, message, timestamp, data, gap, token, text };
 }
 
+/** The store keeps kinds as producers gave them; every producer of a stream the API serves uses a ResourceKind. */
 function fromEntry(entry: UpdateEntry): ProgressItem {
-  return itemOf(entry.kind, entry.id, entry.seq, entry.epoch, entry.update, null);
+  return itemOf(entry.kind as ResourceKind, entry.id, entry.seq, entry.epoch, entry.update, null);
 }
 
 function fromGap(kind: ResourceKind, id: string, gap: HistoryGap, latest: UpdateEntry | null): ProgressItem {
@@ -94,27 +95,6 @@ const ResourceKindEnum = builder.enumType('ResourceKind', {
 
 const UpdateStatusEnum = builder.enumType('UpdateStatus', {
   values: ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
-});
-
-const GapReasonEnum = builder.enumType('HistoryGapReason', {
-  description: 'Why updates after a cursor cannot be delivered.',
-  values: {
-    TRIMMED: { description: 'They are older than the history kept (HISTORY_LIMIT).' },
-    EPOCH_CHANGED: {
-      description: 'The cursor belongs to a history Redis has since lost (flushed, or restored without AOF).',
-    },
-  } as const,
-});
-
-export const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').implement({
-  description:
-    'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
-  fields: (t) => ({
-    reason: t.expose('reason', { type: GapReasonEnum }),
-    resumesAfter: t.exposeInt('resumesAfter', {
-      description: 'The stream goes on with the updates after this seq (in the current epoch).',
-    }),
-  }),
 });
 
 const ProgressUpdateRef = builder.interfaceRef<ProgressItem>('ProgressUpdate').implement({
@@ -176,7 +156,7 @@ async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
   try {
     return await openStream(options);
   } catch (error) {
-    if (error instanceof CursorAheadError) throw clientError(ErrorCode.BadUserInput, `after: ${error.message}`);
+    if (error instanceof CursorAheadError) badInput('after', `after: ${error.message}`);
     throw error;
   }
 }
@@ -221,7 +201,7 @@ builder.queryField('recentUpdates', (t) =>
     },
     resolve: async (_root, args, context) => {
       const limit = args.limit ?? 10;
-      if (!Number.isInteger(limit) || limit < 1) throw clientError(ErrorCode.BadUserInput, 'limit must be at least 1', { argument: 'limit' });
+      if (!Number.isInteger(limit) || limit < 1) badInput('limit', 'limit must be at least 1');
       const record = await accessibleResource(context, String(args.id), args.kind);
       const { store, config } = context.services;
       const read = await store.resourceHistory(refOf(record))({ last: Math.min(limit, config.updates.historyLimit) });

@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { ErrorCode } from '../errors.js';
 import { answerProbe, sendText } from '../metrics.js';
+import { withTimeout } from '../timeouts.js';
 import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
@@ -52,13 +53,11 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, dr
     }
     if (await answerProbe(path, metrics.registry, res)) return;
     if (path === '/readyz') {
-      const ready = await Promise.race([
-        redis.ping().then(
-          () => true,
-          () => false,
-        ),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref()),
-      ]);
+      const pinged = redis.ping().then(
+        () => true,
+        () => false,
+      );
+      const ready = await withTimeout(pinged, 1_000, false);
       return sendText(res, ready ? 200 : 503, ready ? 'ready\n' : 'redis is not answering\n');
     }
     const length = Number(req.headers['content-length'] ?? 0);

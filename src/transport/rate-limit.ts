@@ -2,6 +2,7 @@ import { getOperationAST, Kind, type GraphQLError, type OperationDefinitionNode 
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { clientError, ErrorCode } from '../errors.js';
+import { execChecked } from '../redis.js';
 import type { Context } from '../schema/builder.js';
 
 export interface RateLimiterOptions {
@@ -24,11 +25,10 @@ export function createRateLimiter(redis: Redis, options: RateLimiterOptions) {
     /** Counts a hit; resolves with 0 when it is allowed, else the milliseconds until the window ends. */
     async hit(subject: string): Promise<number> {
       const key = `${options.keyPrefix}limits:${options.name}:${subject}`;
-      const results = await redis.multi().set(key, 0, 'PX', options.windowMs, 'NX').incr(key).pttl(key).exec();
-      const [error, count] = results?.[1] ?? [new Error('rate limit count was aborted'), 0];
-      if (error) throw error;
-      const remainingMs = Number(results?.[2]?.[1] ?? options.windowMs);
-      return (count as number) > options.limit ? Math.max(remainingMs, 1) : 0;
+      const [, count, remainingMs] = (await execChecked(
+        redis.multi().set(key, 0, 'PX', options.windowMs, 'NX').incr(key).pttl(key),
+      )) as [unknown, number, number];
+      return count > options.limit ? Math.max(remainingMs, 1) : 0;
     },
   };
 }

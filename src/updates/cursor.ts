@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /** A position in one stream: the epoch of its history and the seq of the last update seen. */
 export interface Cursor {
   epoch: string;
@@ -5,6 +7,14 @@ export interface Cursor {
 }
 
 const EPOCH = /^[a-z0-9]{1,32}$/;
+
+/**
+ * A new epoch for a history that starts (again): a cursor from a lost history then names another
+ * epoch, so a subscriber resuming from it learns it missed something instead of skipping ahead.
+ */
+export function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}
 
 /** Cursors are opaque to clients; base64url keeps them URL- and header-safe. */
 export function encodeCursor(cursor: Cursor): string {

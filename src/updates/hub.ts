@@ -33,8 +33,9 @@ function unmetered(): DeliveryMeter {
  * lost connection and that resync, messages are held back from listeners: history has them, and a
  * stream merged from several channels must not see a later one before the resync fills the earlier.
  */
-export function createUpdateHub(publisher: Redis, subscriber: Redis, meter: DeliveryMeter = unmetered()) {
-  const pubsub = new RedisPubSub({ publisher, subscriber });
+export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmetered()) {
+  // The hub never publishes; RedisPubSub opens connections of its own unless it is given both.
+  const pubsub = new RedisPubSub({ publisher: subscriber, subscriber });
   const resyncListeners = new Set<() => void>();
   let wasReady = subscriber.status === 'ready';
   let suspended = false;

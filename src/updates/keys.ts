@@ -1,3 +1,4 @@
+import { ID_PATTERN } from '../ids.js';
 import type { ResourceRef } from './types.js';
 
 /** The Redis keys and pub/sub channel of one stream (a resource's or a project's). */
@@ -13,9 +14,6 @@ export interface StreamAddress {
 export interface ResourceStreamAddress extends StreamAddress {
   appendIds: string;
 }
-
-/** Ids become parts of keys and hash tags, so they are limited to characters that cannot break them. */
-export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 function assertId(id: string): void {
   if (!ID_PATTERN.test(id)) throw new Error(`invalid id for a Redis key: ${JSON.stringify(id)}`);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { defineScript, readScript } from '../redis.js';
+import { newEpoch } from './cursor.js';
 import { projectStream, resourceStream, type StreamAddress } from './keys.js';
 import {
   isTerminal,
@@ -12,8 +13,8 @@ import {
 } from './types.js';
 
 /** The append script, shipped as a file so producers in other languages can load the same one. */
-export const APPEND_SCRIPT = readFileSync(new URL('./append.lua', import.meta.url), 'utf8');
-const READ_SCRIPT = readFileSync(new URL('./read.lua', import.meta.url), 'utf8');
+export const APPEND_SCRIPT = readScript(new URL('./append.lua', import.meta.url));
+const READ_SCRIPT = readScript(new URL('./read.lua', import.meta.url));
 
 /** Which part of a stream's history to read: what follows a seq (at most `limit` entries), or the newest. */
 export type HistoryRange = { after: number; limit?: number } | { last: number };
@@ -45,29 +46,26 @@ export class StreamEndedError extends Error {
   override name = 'StreamEndedError';
 }
 
-type ScriptedRedis = Redis & {
-  heraldAppend(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string | null>;
-  /** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
-  heraldRead(numberOfKeys: number, ...keysAndArgs: string[]): Promise<[Array<string | null>, string[], string[]]>;
-};
-
-function newEpoch(): string {
-  return randomBytes(8).toString('hex');
+/** For `.catch()` on a terminal append: the stream having ended already is what the caller wanted. */
+export function ignoreStreamEnded(error: unknown): void {
+  if (!(error instanceof StreamEndedError)) throw error;
 }
+
+/** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
+type ReadReply = [Array<string | null>, string[], string[]];
 
 /**
  * The update store: the only code that writes progress. Knows Redis and nothing of GraphQL.
  */
 export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
   const { keyPrefix, historyLimit, ttlSeconds } = options;
-  if (!('heraldAppend' in connection)) connection.defineCommand('heraldAppend', { lua: APPEND_SCRIPT });
-  if (!('heraldRead' in connection)) connection.defineCommand('heraldRead', { lua: READ_SCRIPT });
-  const redis = connection as ScriptedRedis;
+  const appendScript = defineScript<string | null>(connection, 'heraldAppend', APPEND_SCRIPT);
+  const readScript = defineScript<ReadReply>(connection, 'heraldRead', READ_SCRIPT);
 
   async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
     const args =
       'after' in range ? ['after', String(range.after), String(range.limit ?? -1)] : ['last', String(Math.max(range.last, 1))];
-    const [[seq, epoch, final], first, stored] = await redis.heraldRead(2, address.meta, address.history, ...args);
+    const [[seq, epoch, final], first, stored] = await readScript(2, address.meta, address.history, ...args);
     const members = 'last' in range && range.last <= 0 ? [] : stored;
     return {
       epoch,
@@ -104,7 +102,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         keys.push(project.meta, project.history);
         args.push(project.channel, newEpoch());
       }
-      const entry = await redis.heraldAppend(keys.length, ...keys, ...args);
+      const entry = await appendScript(keys.length, ...keys, ...args);
       if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
       return JSON.parse(entry) as UpdateEntry;
     },

@@ -1,6 +1,3 @@
-/** The kinds of resource whose progress Herald streams. */
-export type ResourceKind = 'file' | 'query';
-
 export type UpdateStatus = 'QUEUED' | 'PROCESSING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 /** After one of these a resource's stream is closed: nothing more is appended. */
@@ -11,7 +8,8 @@ const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAIL
  * project shares the project's Redis hash slot, so one script can append to both streams.
  */
 export interface ResourceRef {
-  kind: ResourceKind;
+  /** What the resource is (`file`, `query`): opaque to the store, which makes it part of keys and channels. */
+  kind: string;
   id: string;
   projectId?: string | null;
 }
@@ -42,7 +40,7 @@ export interface StreamEntry {
 
 /** One stored update of one resource, exactly as it is kept in history and published. */
 export interface UpdateEntry extends StreamEntry {
-  kind: ResourceKind;
+  kind: string;
   id: string;
   update: Update;
 }

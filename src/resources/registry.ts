@@ -1,10 +1,16 @@
 import type { Redis } from 'ioredis';
-import type { Owned } from '../auth/access.js';
-import type { ResourceKind, ResourceRef } from '../updates/types.js';
+import { execChecked } from '../redis.js';
+import type { ResourceRef } from '../updates/types.js';
 
-/** A file or query someone started: who owns it and where its updates live. */
-export interface ResourceRecord extends Owned {
+/** The kinds of resource the API streams: what the jobs produce, and what other producers may register. */
+export const RESOURCE_KINDS = ['file', 'query'] as const;
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+/** A file or query someone started: who owns it (and shares it with a project) and where its updates live. */
+export interface ResourceRecord {
   kind: ResourceKind;
+  ownerId: string;
+  projectId: string | null;
   /** Also the id of its BullMQ job. */
   id: string;
   name: string | null;
@@ -20,17 +26,18 @@ export function createResourceRegistry(redis: Redis, keyPrefix: string, ttlSecon
   const key = (id: string) => `${keyPrefix}resource:{${id}}`;
   return {
     async create(record: ResourceRecord): Promise<void> {
-      await redis
-        .multi()
-        .hset(key(record.id), {
-          kind: record.kind,
-          ownerId: record.ownerId,
-          projectId: record.projectId ?? '',
-          name: record.name ?? '',
-          createdAt: record.createdAt,
-        })
-        .expire(key(record.id), ttlSeconds)
-        .exec();
+      await execChecked(
+        redis
+          .multi()
+          .hset(key(record.id), {
+            kind: record.kind,
+            ownerId: record.ownerId,
+            projectId: record.projectId ?? '',
+            name: record.name ?? '',
+            createdAt: record.createdAt,
+          })
+          .expire(key(record.id), ttlSeconds),
+      );
     },
 
     async get(id: string): Promise<ResourceRecord | null> {
