@@ -18,6 +18,8 @@ const RACES = 3_000;
 const AT_ONCE = 40;
 const HISTORY = 150;
 const EVENT_WAIT_MS = 50;
+const LONG_STREAM = 200_000;
+const BATCH = 1_000;
 /** Printed with a failure, so the same sequence of races can be run again (LEAK_SEED=...). */
 const SEED = Number(process.env.LEAK_SEED ?? Date.now() % 2 ** 31);
 
@@ -33,7 +35,9 @@ let done: ResourceRef;
 let epoch: string;
 
 beforeAll(async () => {
-  herald = await startHerald({ HISTORY_LIMIT: '1000', MAX_CONNECTIONS_PER_USER: '1000' }, { workers: false });
+  // The long SSE stream's subscriber may be two batches behind: it must get every update live.
+  const env = { HISTORY_LIMIT: '1000', MAX_CONNECTIONS_PER_USER: '1000', SUBSCRIBER_QUEUE_LIMIT: String(4 * BATCH) };
+  herald = await startHerald(env, { workers: false });
   publisher = createPublisher({ env: { REDIS_URL: redisUrl(), KEY_PREFIX: herald.config.keyPrefix, HISTORY_LIMIT: '1000' } });
   token = await herald.token('lee');
   [busy, quiet, done] = await Promise.all([1, 2, 3].map(() => publisher.register({ kind: 'file', ownerId: 'lee' })));
@@ -245,3 +249,80 @@ it('returns to its baseline of heap, streams and Redis subscriptions after thous
     await producer;
   }
 }, 180_000);
+
+/**
+ * One raw SSE subscription to `file` (confirmed once the response has come) that tells, through
+ * `reached`, when it has received the update with a given seq.
+ */
+async function followSse(file: ResourceRef, abort: AbortController) {
+  const response = await fetch(`${herald.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      query: 'subscription($id: ID!) { fileProgress(fileId: $id) { seq } }',
+      variables: { id: file.id },
+    }),
+    signal: abort.signal,
+  });
+  let seq = 0;
+  let events = 0;
+  const waiting = { seq: Infinity, resolve: () => {} };
+  const reading = (async () => {
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let tail = '';
+    for (;;) {
+      const { value, done: over } = await reader.read();
+      if (over) return;
+      const text = tail + value;
+      const last = [...text.matchAll(/"seq":(\d+)\}/g)].at(-1);
+      if (last) seq = Math.max(seq, Number(last[1]));
+      events += text.split('event: next').length - tail.split('event: next').length;
+      tail = text.slice(-32);
+      if (seq >= waiting.seq) waiting.resolve();
+    }
+  })().catch((error: unknown) => {
+    if (!abort.signal.aborted) throw error;
+  });
+  return {
+    reading,
+    /** Updates received: every one, when none was skipped for a slow consumer. */
+    events: () => events,
+    reached: (target: number) =>
+      new Promise<void>((resolve) => {
+        if (seq >= target) return resolve();
+        waiting.seq = target;
+        waiting.resolve = resolve;
+      }),
+  };
+}
+
+it('holds no memory for the updates a long-lived SSE subscription has delivered', async () => {
+  const file = await publisher.register({ kind: 'file', ownerId: 'lee' });
+  // A first update before the subscription, so that it is replayed and everything after it arrives live.
+  await publisher.append(file, { event: 'processing_started', status: 'PROCESSING' });
+  const abort = new AbortController();
+  const follower = await followSse(file, abort);
+  let appended = 1;
+  /** Appends a batch at once (ioredis pipelines them) while the subscriber takes the previous one: nothing queues up. */
+  const feed = async (count: number) => {
+    for (const end = appended + count; appended < end; appended += BATCH) {
+      const batch = Array.from({ length: BATCH }, () => publisher.append(file, { event: 'token', status: 'PROCESSING' }));
+      await follower.reached(appended);
+      await Promise.all(batch);
+    }
+    await follower.reached(appended);
+  };
+  try {
+    await feed(5 * BATCH);
+    const baseline = await heapAfterGc();
+    await feed(LONG_STREAM);
+    const after = await heapAfterGc();
+    expect(follower.events()).toBe(appended);
+    // With Promise.race against a never-settling promise per next(): 86 MB.
+    expect((after - baseline) / 1024 / 1024).toBeLessThan(6);
+  } finally {
+    abort.abort();
+    await follower.reading;
+  }
+  await waitFor(async () => (await metric('herald_live_streams')) === 0);
+}, 300_000);
