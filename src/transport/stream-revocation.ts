@@ -6,58 +6,91 @@ import { clientError, ErrorCode } from '../errors.js';
 import type { Context } from '../schema/builder.js';
 import { isAsyncIterable } from './async-iterable.js';
 
-type Results = AsyncIterable<ExecutionResult>;
+type Step = IteratorResult<ExecutionResult, undefined>;
 
+const DONE: Step = { value: undefined, done: true };
 
-/** `source`, until `viewer` is revoked: then one UNAUTHENTICATED result, and the end. */
-function untilRevoked(source: Results, viewer: Viewer, revocations: RevocationList): AsyncIterableIterator<ExecutionResult> {
-  const iterator = source[Symbol.asyncIterator]();
-  let revoke = () => {};
-  const revoked = new Promise<null>((resolve) => (revoke = () => resolve(null)));
-  let isRevoked = false;
-  let ended = false;
-  const stopListening = revocations.onRevoked((userId, at) => {
-    if (ended || isRevoked || userId !== viewer.id || !revokes(at, viewer)) return 0;
-    isRevoked = true;
-    revoke();
-    return 1;
-  });
-  const end = async (): Promise<IteratorResult<ExecutionResult, undefined>> => {
-    ended = true;
-    stopListening();
-    await iterator.return?.();
-    return { value: undefined, done: true };
-  };
-  return {
-    async next() {
-      if (ended) return { value: undefined, done: true };
-      const step = await Promise.race([iterator.next(), revoked]);
-      if (step === null) {
-        await end();
-        return { value: { errors: [clientError(ErrorCode.Unauthenticated, 'access revoked: sign in again')] }, done: false };
-      }
-      if (step.done) await end();
-      return step;
-    },
-    return: end,
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+/**
+ * An SSE subscription's results until its viewer is revoked (then one UNAUTHENTICATED result, and
+ * the end) or its request is aborted. A revocation interrupts the pending `next()` through a
+ * resolver held for that call only: racing each call against one long-lived "revoked" promise left
+ * a reaction on it per call, and each reaction held its result, so a long stream grew the server
+ * by every update it delivered. The abort matters because Yoga's SSE response may never tell the
+ * stream that its client has gone (a request aborted while the subscription was starting, or a
+ * socket closed while nothing was being written).
+ */
+class SseResults implements AsyncIterableIterator<ExecutionResult, undefined> {
+  private ended = false;
+  private revoked = false;
+  /** Settles the pending `next()` early; set only while one is pending. */
+  private interrupt: ((step: Promise<Step>) => void) | null = null;
+  private readonly stopListening: () => void;
+  private readonly abort = () => void this.return();
+
+  constructor(
+    private readonly source: AsyncIterator<ExecutionResult>,
+    viewer: Viewer,
+    revocations: RevocationList,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.stopListening = revocations.onRevoked((userId, at) => {
+      if (this.ended || this.revoked || userId !== viewer.id || !revokes(at, viewer)) return 0;
+      this.revoked = true;
+      const interrupt = this.interrupt;
+      this.interrupt = null;
+      interrupt?.(this.revokedStep());
+      return 1;
+    });
+    if (signal?.aborted) this.abort();
+    else signal?.addEventListener('abort', this.abort, { once: true });
+  }
+
+  next(): Promise<Step> {
+    if (this.ended) return Promise.resolve(DONE);
+    if (this.revoked) return this.revokedStep();
+    return new Promise((resolve, reject) => {
+      this.interrupt = resolve;
+      this.source.next().then((step) => {
+        if (this.interrupt !== resolve) return;
+        this.interrupt = null;
+        resolve(step.done ? this.return() : step);
+      }, reject);
+    });
+  }
+
+  async return(): Promise<Step> {
+    if (this.ended) return DONE;
+    this.ended = true;
+    this.stopListening();
+    this.signal?.removeEventListener('abort', this.abort);
+    await this.source.return?.();
+    return DONE;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private async revokedStep(): Promise<Step> {
+    await this.return();
+    return { value: { errors: [clientError(ErrorCode.Unauthenticated, 'access revoked: sign in again')] }, done: false };
+  }
 }
 
 /**
  * Ends a revoked user's SSE subscriptions with an UNAUTHENTICATED result, as a revocation closes
- * their WebSockets. WebSocket operations are left alone: closing the socket ends them.
+ * their WebSockets, and ends an SSE subscription whose request is aborted. WebSocket operations
+ * are left alone: closing the socket ends them.
  */
 export function useStreamRevocation(revocations: RevocationList): Plugin<Context> {
   return {
     onSubscribe({ args }) {
-      const { viewer, connection } = args.contextValue;
+      const { viewer, connection, request } = args.contextValue;
       if (connection) return;
       return {
         onSubscribeResult({ result, setResult }) {
-          if (isAsyncIterable<ExecutionResult>(result)) setResult(untilRevoked(result, viewer, revocations));
+          if (!isAsyncIterable<ExecutionResult>(result)) return;
+          setResult(new SseResults(result[Symbol.asyncIterator](), viewer, revocations, request?.signal));
         },
       };
     },
