@@ -286,7 +286,11 @@ function withGapOnNext(stream: EventStream<StreamEvent<ProjectEntry>>): EventStr
       gap = event.gap;
       return undefined;
     }
-    const item = gap ? { ...projectItem(event.entry), gap } : projectItem(event.entry);
+    const shared = projectItem(event.entry);
+    if (!gap) return shared;
+    // A new object named field by field: a spread would copy the execution cache that sits on the
+    // shared item under symbols, and this subscriber would get another's result without its gap.
+    const item: ProjectItem = { cursor: shared.cursor, update: shared.update, gap };
     gap = null;
     return item;
   });
