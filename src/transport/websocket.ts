@@ -313,13 +313,13 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     logger.info({ err: error.message, code: error.code }, 'websocket error');
   };
 
-  wss.on('connection', (socket) => {
+  wss.on('connection', (socket, request) => {
     socket.on('error', socketError);
     if (!speaksGraphqlWs(socket)) {
       socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    new ProtocolSession(socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
+    new ProtocolSession(socket, request.socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
   });
 
   return {
