@@ -1,6 +1,6 @@
 import type { ExecutionArgs, ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
-import { CloseCode as ProtocolCloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
+import { handleProtocols, type SubscribePayload } from 'graphql-ws';
 import type { Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { revokes, type RevocationList } from '../auth/revocations.js';
@@ -316,7 +316,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   wss.on('connection', (socket, request) => {
     socket.on('error', socketError);
     if (!speaksGraphqlWs(socket)) {
-      socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
     new ProtocolSession(socket, request.socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
@@ -327,7 +327,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     async close(): Promise<void> {
       stopKeepAlive();
       stopRevocations();
-      for (const socket of wss.clients) socket.close(1001, 'Going away');
+      for (const socket of wss.clients) socket.close(CloseCode.GoingAway, 'Going away');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

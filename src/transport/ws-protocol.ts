@@ -1,6 +1,5 @@
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import {
-  CloseCode as ProtocolCloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
   MessageType,
   parseMessage,
@@ -10,6 +9,7 @@ import {
 } from 'graphql-ws';
 import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { CloseCode } from '../errors.js';
 import type { EventStream, Sink } from '../updates/event-stream.js';
 
 /** What starting an operation gives: errors before it ran, one result, or a stream of results. */
@@ -122,10 +122,10 @@ export class ProtocolSession {
     private readonly options: SessionOptions,
   ) {
     this.initTimer = setTimeout(() => {
-      if (!this.initReceived) this.close(ProtocolCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+      if (!this.initReceived) this.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, options.initTimeoutMs);
     socket.on('message', (data: Buffer) => {
-      this.receive(data.toString()).catch(() => this.close(ProtocolCloseCode.InternalServerError, 'Internal server error'));
+      this.receive(data.toString()).catch(() => this.close(CloseCode.InternalServerError, 'Internal server error'));
     });
     socket.once('close', (code: number) => {
       this.stopAll();
@@ -156,11 +156,11 @@ export class ProtocolSession {
     try {
       message = parseMessage(data);
     } catch {
-      return this.close(ProtocolCloseCode.BadRequest, 'Invalid message received');
+      return this.close(CloseCode.BadRequest, 'Invalid message received');
     }
     switch (message.type) {
       case MessageType.ConnectionInit: {
-        if (this.initReceived) return this.close(ProtocolCloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
+        if (this.initReceived) return this.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
         this.initReceived = true;
         this.clearInitTimer();
         const payload = message.payload && typeof message.payload === 'object' ? message.payload : undefined;
@@ -183,7 +183,7 @@ export class ProtocolSession {
         return;
       }
       default:
-        return this.close(ProtocolCloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
+        return this.close(CloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
     }
   }
 
@@ -193,8 +193,8 @@ export class ProtocolSession {
   }
 
   private async subscribe(id: string, payload: SubscribePayload): Promise<void> {
-    if (!this.acknowledged) return this.close(ProtocolCloseCode.Unauthorized, 'Unauthorized');
-    if (this.running.has(id)) return this.close(ProtocolCloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
+    if (!this.acknowledged) return this.close(CloseCode.Unauthorized, 'Unauthorized');
+    if (this.running.has(id)) return this.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
     const operation = new Operation(this, id);
     this.running.set(id, operation);
     try {
