@@ -129,7 +129,13 @@ export interface WebSocketOptions {
 export function attachWebSocketServer(options: WebSocketOptions) {
   const { server, yoga, verify, logger, metrics, presence, revocations } = options;
   const { limits } = options.config;
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes, handleProtocols });
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    maxPayload: limits.maxRequestBytes,
+    handleProtocols,
+    perMessageDeflate: options.config.websocket.perMessageDeflate,
+  });
   const byUser = new Map<string, Set<Connection>>();
   let connectionCount = 0;
 
