@@ -355,7 +355,7 @@ describe('caps', () => {
     expect((await run((await tab(b.wsUrl, bob)).client, mark)).data).toEqual({ markNotificationsRead: 0 });
   });
 
-  it('closes a socket that sends a message over the size limit with 1009, and answers a body over it with 413', async () => {
+  it('closes a socket that sends a message over the size limit with 1009 and serves the next, and answers a body over it with 413', async () => {
     const [h] = await instances(1, { MAX_UPLOAD_BYTES: '1000', MAX_CONTENT_BYTES: '1000' });
     expect(h.config.limits.maxRequestBytes).toBe(1000 + 64 * 1024);
     const token = await h.token('alice');
@@ -380,6 +380,10 @@ describe('caps', () => {
 
     expect(bystander.closeCode()).toBeNull();
     expect((await run(bystander.client, ME)).data!.me).toMatchObject({ id: 'alice' });
+    // The server goes on accepting connections, and the limit counted that one message only.
+    const after = await tab(h.wsUrl, token);
+    expect((await run(after.client, ME)).data!.me).toMatchObject({ id: 'alice' });
+    expect(await limitHits(h, 'websocket_message_size')).toBe(1);
   });
 });
 
