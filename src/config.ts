@@ -80,6 +80,7 @@ const schema = z
     WS_KEEPALIVE_MS: int(100, 3_600_000).default(12_000),
     WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
     WS_SLOW_CONSUMER_MS: int(100, 3_600_000).default(10_000),
+    WS_PERMESSAGE_DEFLATE: z.stringbool({ error: 'must be true or false' }).default(false),
     REVOCATION_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     JOB_ATTEMPTS: int(1, 100).default(3),
     JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
@@ -228,6 +229,12 @@ export interface Config {
     maxBufferedBytes: number;
     /** How long a connection may stay over maxBufferedBytes (WS_SLOW_CONSUMER_MS, default 10 s) before it is closed with 4413. */
     slowConsumerMs: number;
+    /**
+     * Offer permessage-deflate (WS_PERMESSAGE_DEFLATE, default off). It shrinks messages of 1 KiB
+     * and more (ws' threshold) for clients that accept it, at the cost of CPU and of a zlib context
+     * per connection (tens of KB each); off, a fan-out's frames go out as serialized, once per result.
+     */
+    perMessageDeflate: boolean;
   };
   auth: {
     /**
@@ -345,6 +352,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keepAliveMs: e.WS_KEEPALIVE_MS,
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       slowConsumerMs: e.WS_SLOW_CONSUMER_MS,
+      perMessageDeflate: e.WS_PERMESSAGE_DEFLATE,
     },
     auth: {
       revocationTtlSeconds: e.REVOCATION_TTL_SECONDS,

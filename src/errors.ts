@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import { CloseCode as ProtocolCloseCode } from 'graphql-ws/client';
 
 /** The error codes of the contract, carried in `extensions.code`. */
 export const ErrorCode = {
@@ -25,24 +26,34 @@ export function clientError(code: ErrorCode, message: string, extra: Record<stri
 }
 
 /**
- * WebSocket close codes Herald uses beyond graphql-ws's own. graphql-ws clients retry 4403 (a
- * retry with the revoked token then gets 4401) and give up on 4401 and 4429.
+ * Every WebSocket close code Herald sends, in one place: RFC 6455's, graphql-ws's protocol codes
+ * (taken from its enum, so they cannot drift from what graphql-ws clients expect) and Herald's
+ * own. graphql-ws clients retry 1001, 4403 (a retry with the revoked token then gets 4401), 4408
+ * and 4413, and give up on the rest (`herald/client` also retries 4429 and 4500, and 4401 with a fresh token).
+ * A message over the size limit is closed with 1009 by ws itself, not by Herald.
  */
 export const CloseCode = {
-  /** No, bad or expired token: sign in again, then resume. */
-  Unauthorized: 4401,
+  /** The server is stopping (a deploy): reconnect, to another instance, and resume. */
+  GoingAway: 1001,
+  InternalServerError: ProtocolCloseCode.InternalServerError,
+  /** A message that is not one of graphql-ws's, or not JSON. */
+  BadRequest: ProtocolCloseCode.BadRequest,
+  /** No, bad or expired token (also graphql-ws's code for a subscribe before connection_ack): sign in again, then resume. */
+  Unauthorized: ProtocolCloseCode.Unauthorized,
   /** An admin revoked the user's access (`revokeUser`): their tokens issued until then no longer work. */
-  Revoked: 4403,
+  Revoked: ProtocolCloseCode.Forbidden,
+  SubprotocolNotAcceptable: ProtocolCloseCode.SubprotocolNotAcceptable,
+  ConnectionInitialisationTimeout: ProtocolCloseCode.ConnectionInitialisationTimeout,
+  SubscriberAlreadyExists: ProtocolCloseCode.SubscriberAlreadyExists,
+  TooManyInitialisationRequests: ProtocolCloseCode.TooManyInitialisationRequests,
   /**
    * The user already has MAX_CONNECTIONS_PER_USER connections open over every instance. graphql-ws
    * uses the same number for a repeated connection_init; the reason tells the two apart.
    */
-  TooManyConnections: 4429,
+  TooManyConnections: ProtocolCloseCode.TooManyInitialisationRequests,
   /**
    * The client stopped reading: more than WS_MAX_BUFFERED_BYTES waited unsent for it for
    * WS_SLOW_CONSUMER_MS. graphql-ws clients retry it; resuming from the last cursor loses nothing.
    */
   SlowConsumer: 4413,
-  /** A message over the size limit (the larger of MAX_UPLOAD_BYTES and MAX_CONTENT_BYTES, plus 64 KiB); sent by ws itself. */
-  MessageTooBig: 1009,
 } as const;

@@ -1,4 +1,5 @@
 import type { FormattedExecutionResult } from 'graphql';
+import type { IncomingMessage } from 'node:http';
 import type { Client } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -353,7 +354,7 @@ describe('caps', () => {
     expect((await run((await tab(b.wsUrl, bob)).client, mark)).data).toEqual({ markNotificationsRead: 0 });
   });
 
-  it('closes a socket that sends a message over the size limit with 1009, and answers a body over it with 413', async () => {
+  it('closes a socket that sends a message over the size limit with 1009 and serves the next, and answers a body over it with 413', async () => {
     const [h] = await instances(1, { MAX_UPLOAD_BYTES: '1000', MAX_CONTENT_BYTES: '1000' });
     expect(h.config.limits.maxRequestBytes).toBe(1000 + 64 * 1024);
     const token = await h.token('alice');
@@ -378,6 +379,10 @@ describe('caps', () => {
 
     expect(bystander.closeCode()).toBeNull();
     expect((await run(bystander.client, ME)).data!.me).toMatchObject({ id: 'alice' });
+    // The server goes on accepting connections, and the limit counted that one message only.
+    const after = await tab(h.wsUrl, token);
+    expect((await run(after.client, ME)).data!.me).toMatchObject({ id: 'alice' });
+    expect(await limitHits(h, 'websocket_message_size')).toBe(1);
   });
 });
 
@@ -418,5 +423,55 @@ describe('keep-alive', () => {
     expect(healthy.closeCode()).toBeNull();
     expect((await run(healthy.client, ME)).data!.me).toMatchObject({ id: 'alice' });
     expect(await metric(h, 'herald_dead_connections_total')).toBe(1);
+  });
+});
+
+describe('permessage-deflate', () => {
+  const BODY = 'x'.repeat(10_000);
+  const SEND_TO_SELF = 'mutation($input: SendNotificationInput!) { sendNotification(input: $input) { body } }';
+
+  /**
+   * A raw socket that offers permessage-deflate (as ws and browsers do) runs one mutation whose
+   * result carries a 10,000-character body: the extension the server accepted, the body that
+   * arrived, and the bytes the socket read for it all.
+   */
+  async function sendLargeResult(h: Herald): Promise<{ extensions: string | undefined; body: string; bytesRead: number }> {
+    const token = await h.token('alice');
+    const socket = new WebSocket(h.wsUrl, 'graphql-transport-ws', { perMessageDeflate: true });
+    sockets.push(socket);
+    const upgraded = new Promise<IncomingMessage>((resolve) => socket.once('upgrade', resolve));
+    const messages: { type: string; payload?: { data: { sendNotification: { body: string } } } }[] = [];
+    const arrived = (type: string) => waitFor(() => messages.some((message) => message.type === type));
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+    await arrived('connection_ack');
+    const input = { target: { kind: 'USER', id: 'alice' }, title: 'large', body: BODY };
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: SEND_TO_SELF, variables: { input } } }));
+    await arrived('complete');
+    const response = await upgraded;
+    const next = messages.find((message) => message.type === 'next');
+    return {
+      extensions: response.headers['sec-websocket-extensions'],
+      body: next!.payload!.data.sendNotification.body,
+      bytesRead: response.socket.bytesRead,
+    };
+  }
+
+  it('is not offered by default: a client that asks for it gets plain frames', async () => {
+    const [h] = await instances(1);
+    const { extensions, body, bytesRead } = await sendLargeResult(h);
+    expect(extensions).toBeUndefined();
+    expect(body).toBe(BODY);
+    expect(bytesRead).toBeGreaterThan(BODY.length);
+  });
+
+  it('compresses messages for a client that negotiates it when WS_PERMESSAGE_DEFLATE is on', async () => {
+    const [h] = await instances(1, { WS_PERMESSAGE_DEFLATE: 'true' });
+    const { extensions, body, bytesRead } = await sendLargeResult(h);
+    expect(extensions).toMatch(/^permessage-deflate/);
+    expect(body).toBe(BODY);
+    // The headers, the ack, and the result deflated from over 10 KB to a few hundred bytes.
+    expect(bytesRead).toBeLessThan(BODY.length / 4);
   });
 });

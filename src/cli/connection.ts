@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { CloseCode } from '../errors.js';
-import { createHeraldClient, HeraldError, type HeraldClient } from '../client/index.js';
+import { CONNECTION_CLOSED, createHeraldClient, HeraldError, type HeraldClient } from '../client/index.js';
 import { CliError, ExitCode, usageError, type CliEnv } from './command.js';
 import { printNotice } from './output.js';
 
@@ -78,7 +78,7 @@ export async function withClient<T>(
   try {
     return await Promise.race([work(client), neverConnected]);
   } catch (error) {
-    if (!(error instanceof HeraldError) || error.code !== 'CONNECTION_CLOSED') throw error;
+    if (!(error instanceof HeraldError) || error.code !== CONNECTION_CLOSED) throw error;
     // A mutation fails at the first close, before the client could report a refused token as such.
     if (lastClose.code === CloseCode.Unauthorized) throw new HeraldError(lastClose.reason || 'token refused', 'UNAUTHENTICATED', [], lastClose.code);
     if (!connected) throw unreachable();

@@ -1,6 +1,6 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type GraphQLFormattedError } from 'graphql';
-import { CloseCode as ProtocolCloseCode, createClient, type FormattedExecutionResult, type SubscribePayload } from 'graphql-ws/client';
+import { createClient, type FormattedExecutionResult, type SubscribePayload } from 'graphql-ws/client';
 import { CloseCode, ErrorCode } from '../errors.js';
 import { createChannel } from './channel.js';
 import {
@@ -61,7 +61,13 @@ export interface Resume<TItem> {
   positionOf?(item: TItem): { key: string; seq: number; gap: boolean };
 }
 
-/** Why an operation failed: `code` is the contract's error code, or CONNECTION_CLOSED. */
+/**
+ * The `code` of a HeraldError when the connection closed before a mutation's result: unlike the
+ * contract's codes, it says nothing of whether the mutation took effect.
+ */
+export const CONNECTION_CLOSED = 'CONNECTION_CLOSED';
+
+/** Why an operation failed: `code` is the contract's error code, or {@link CONNECTION_CLOSED}. */
 export class HeraldError extends Error {
   override name = 'HeraldError';
   constructor(
@@ -133,7 +139,7 @@ const projectResume: Resume<ProjectUpdate> = {
 const notificationResume: Resume<NotificationItem> = { cursorOf: (item) => item.cursor };
 
 /** Closes graphql-ws does not retry by itself but after which the server may well accept us. */
-const RETRY_LATER = new Set<number>([CloseCode.TooManyConnections, ProtocolCloseCode.InternalServerError]);
+const RETRY_LATER = new Set<number>([CloseCode.TooManyConnections, CloseCode.InternalServerError]);
 /** Auth closes in a row, with no connection acknowledged between them, before giving up. */
 const MAX_AUTH_REFUSALS = 2;
 /** How long a socket nothing uses stays open, for the next operation. */
@@ -335,7 +341,7 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
   function execute<TData>(document: TypedDocumentNode<TData, never>, variables: unknown, atMostOnce: boolean): Promise<TData> {
     return new Promise<TData>((resolve, reject) => {
       let result: FormattedExecutionResult<Record<string, unknown>, unknown> | undefined;
-      const closedEarly = () => new HeraldError('the connection closed before the result', 'CONNECTION_CLOSED', [], lastClose?.code ?? null);
+      const closedEarly = () => new HeraldError('the connection closed before the result', CONNECTION_CLOSED, [], lastClose?.code ?? null);
       const settle = (error: HeraldError | null) => {
         stopWatchingCloses();
         stop();
@@ -412,7 +418,7 @@ function toHeraldError(cause: unknown): HeraldError {
     return new HeraldError(errors.map((e) => e.message).join('; '), typeof code === 'string' ? code : ErrorCode.Internal, errors);
   }
   if (isCloseLike(cause)) {
-    return new HeraldError(`connection closed: ${cause.code} ${cause.reason}`.trim(), closeErrorCodes[cause.code] ?? 'CONNECTION_CLOSED', [], cause.code);
+    return new HeraldError(`connection closed: ${cause.code} ${cause.reason}`.trim(), closeErrorCodes[cause.code] ?? CONNECTION_CLOSED, [], cause.code);
   }
   return new HeraldError(cause instanceof Error ? cause.message : String(cause), ErrorCode.Internal);
 }

@@ -1,6 +1,6 @@
 import type { ExecutionArgs, ExecutionResult, GraphQLFormattedError } from 'graphql';
 import { GraphQLError, getOperationAST } from 'graphql';
-import { CloseCode as ProtocolCloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
+import { handleProtocols, type SubscribePayload } from 'graphql-ws';
 import type { Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { revokes, type RevocationList } from '../auth/revocations.js';
@@ -118,20 +118,46 @@ export interface WebSocketOptions {
   config: Pick<Config, 'limits' | 'websocket'>;
 }
 
-/**
- * graphql-ws (`graphql-transport-ws`) on the same port and path as Yoga, executing through
- * Yoga's envelop so limits, error codes and masking are the same on every transport. The token
- * comes in connection_init; a missing, bad, expired or revoked one closes the socket with 4401, a
- * later expiry with 4401 (a timer), a revocation with 4403, and a user's connection beyond the
- * cap with 4429. `refreshToken` re-authenticates a connection in place through the
- * ConnectionHandle on its operations' context.
- */
-export function attachWebSocketServer(options: WebSocketOptions) {
-  const { server, yoga, verify, logger, metrics, presence, revocations } = options;
-  const { limits } = options.config;
-  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxRequestBytes, handleProtocols });
+/** The connections of this process by user (connection state): what a revocation closes and presence counts. */
+function createConnectionRegistry(presence: PresenceRegistry, metrics: Metrics) {
   const byUser = new Map<string, Set<Connection>>();
-  let connectionCount = 0;
+  return {
+    /** An admitted connection counts for its user, here and in presence, from now until {@link remove}. */
+    add(connection: Connection, viewer: Viewer): void {
+      connection.viewer = viewer;
+      connection.present = true;
+      metrics.connections.inc();
+      const mine = byUser.get(viewer.id) ?? new Set();
+      byUser.set(viewer.id, mine.add(connection));
+    },
+    /** Takes a closed connection off, once, if it ever counted. */
+    remove(connection: Connection): void {
+      if (!connection.present || !connection.viewer) return;
+      connection.present = false;
+      presence.disconnected(connection.viewer.id);
+      metrics.connections.dec();
+      const mine = byUser.get(connection.viewer.id);
+      mine?.delete(connection);
+      if (mine?.size === 0) byUser.delete(connection.viewer.id);
+    },
+    of(userId: string): Iterable<Connection> {
+      return byUser.get(userId) ?? [];
+    },
+  };
+}
+type ConnectionRegistry = ReturnType<typeof createConnectionRegistry>;
+
+interface AuthOptions extends Pick<WebSocketOptions, 'verify' | 'presence' | 'revocations' | 'metrics' | 'logger'> {
+  registry: ConnectionRegistry;
+  maxConnectionsPerUser: number;
+}
+
+/**
+ * Who may stay connected (upgrade + auth): the token of connection_init (4401), the per-user cap
+ * (4429), the token's expiry (4401 when it passes, moved by `refreshToken`) and revocations (4403).
+ */
+function createWebSocketAuth(options: AuthOptions) {
+  const { verify, presence, revocations, metrics, logger, registry, maxConnectionsPerUser } = options;
 
   function closeUnauthorized(socket: WebSocket, reason: string) {
     metrics.authFailures.inc({ transport: 'websocket' });
@@ -149,16 +175,9 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     }, delay);
   }
 
-  function reauthenticate(connection: Connection, viewer: Viewer) {
-    if (connection.isClosed || viewer.id !== connection.viewer?.id) return;
-    connection.viewer = viewer;
-    armExpiry(connection);
-    logger.info({ connectionId: connection.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
-  }
-
   const stopRevocations = revocations.onRevoked((userId, revokedAt) => {
     let closed = 0;
-    for (const connection of byUser.get(userId) ?? []) {
+    for (const connection of registry.of(userId)) {
       if (connection.socket.readyState !== WebSocket.OPEN || !revokes(revokedAt, connection.viewer!)) continue;
       connection.socket.close(CloseCode.Revoked, 'Access revoked');
       metrics.revokedConnections.inc();
@@ -168,62 +187,53 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     return closed;
   });
 
-  /** One line per connection that spoke graphql-ws, admitted or not: who, how it ended, how long it lasted. */
-  function closed(connection: Connection, code: number) {
-    connection.isClosed = true;
-    clearTimeout(connection.expiryTimer);
-    const durationMs = Date.now() - connection.openedAt;
-    logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');
-    if (!connection.present || !connection.viewer) return;
-    presence.disconnected(connection.viewer.id);
-    metrics.connections.dec();
-    const mine = byUser.get(connection.viewer.id);
-    mine?.delete(connection);
-    if (mine?.size === 0) byUser.delete(connection.viewer.id);
-  }
+  return {
+    /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
+    async admit(connection: Connection, authorization: unknown): Promise<boolean> {
+      const { socket } = connection;
+      let viewer: Viewer;
+      try {
+        viewer = await verify(bearerToken(authorization));
+      } catch (error) {
+        if (!(error instanceof InvalidTokenError)) throw error;
+        closeUnauthorized(socket, error.message.slice(0, 120));
+        return false;
+      }
+      if (connection.isClosed) return false;
+      if (!(await presence.admit(viewer.id, maxConnectionsPerUser))) {
+        metrics.limitsHit.inc({ limit: 'connections_per_user' });
+        socket.close(CloseCode.TooManyConnections, `Too many connections: at most ${maxConnectionsPerUser} per user`);
+        return false;
+      }
+      if (connection.isClosed) {
+        presence.disconnected(viewer.id);
+        return false;
+      }
+      registry.add(connection, viewer);
+      // A revocation applied while Redis was counting the connection could not find it to close it.
+      if (revocations.isRevoked(viewer)) {
+        socket.close(CloseCode.Revoked, 'Access revoked');
+        return false;
+      }
+      armExpiry(connection);
+      return true;
+    },
+    reauthenticate(connection: Connection, viewer: Viewer): void {
+      if (connection.isClosed || viewer.id !== connection.viewer?.id) return;
+      connection.viewer = viewer;
+      armExpiry(connection);
+      logger.info({ connectionId: connection.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
+    },
+    stop: stopRevocations,
+  };
+}
 
-  /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
-  async function admit(connection: Connection, authorization: unknown): Promise<boolean> {
-    const { socket } = connection;
-    let viewer: Viewer;
-    try {
-      viewer = await verify(bearerToken(authorization));
-    } catch (error) {
-      if (!(error instanceof InvalidTokenError)) throw error;
-      closeUnauthorized(socket, error.message.slice(0, 120));
-      return false;
-    }
-    if (connection.isClosed) return false;
-    if (!(await presence.admit(viewer.id, limits.maxConnectionsPerUser))) {
-      metrics.limitsHit.inc({ limit: 'connections_per_user' });
-      socket.close(CloseCode.TooManyConnections, `Too many connections: at most ${limits.maxConnectionsPerUser} per user`);
-      return false;
-    }
-    if (connection.isClosed) {
-      presence.disconnected(viewer.id);
-      return false;
-    }
-    connection.viewer = viewer;
-    connection.present = true;
-    metrics.connections.inc();
-    const mine = byUser.get(viewer.id) ?? new Set();
-    byUser.set(viewer.id, mine.add(connection));
-    // A revocation applied while Redis was counting the connection could not find it to close it.
-    if (revocations.isRevoked(viewer)) {
-      socket.close(CloseCode.Revoked, 'Access revoked');
-      return false;
-    }
-    armExpiry(connection);
-    return true;
-  }
-
-  const { maskError } = options.errors;
-  /** Errors an operation is refused with, masked (and counted) like every other error sent. */
-  const refused = (errors: readonly GraphQLError[]): OperationOutcome => ({
-    errors: withoutHttp(errors.map((error) => maskError(error))),
-  });
-  /** The JSON of each result, masked and serialized once however many subscribers it goes to (kept on the result, invisible to JSON). */
-  function serialize(result: ExecutionResult & { [PAYLOAD]?: string }): string {
+/**
+ * The JSON of each result (fan-out), masked and serialized once however many subscribers it goes
+ * to: kept on the result under a symbol, invisible to JSON.
+ */
+function createResultSerializer(maskError: ErrorShaper['maskError']) {
+  return (result: ExecutionResult & { [PAYLOAD]?: string }): string => {
     let json = result[PAYLOAD];
     if (json === undefined) {
       const errors = result.errors?.map((error) => maskError(error));
@@ -231,103 +241,153 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       result[PAYLOAD] = json;
     }
     return json;
-  }
+  };
+}
 
-  async function start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
-    const viewer = connection.viewer!;
-    const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-      viewer,
-      connection,
-      params: payload,
-    });
-    let document;
-    try {
-      document = parse(payload.query);
-    } catch (error) {
-      return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
-    }
-    const errors = validate(schema, document);
-    if (errors.length > 0) return refused(errors);
-    const operation = getOperationAST(document, payload.operationName);
-    if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
-    if (operation.operation === 'subscription') {
-      if (connection.subscriptions.size >= limits.maxSubscriptionsPerConnection) {
-        metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
-        const error = clientError(
-          ErrorCode.RateLimited,
-          `too many subscriptions: at most ${limits.maxSubscriptionsPerConnection} per connection; complete one first`,
-          { limit: 'subscriptions_per_connection' },
-        );
-        return refused([error]);
+interface OperationOptions extends Pick<WebSocketOptions, 'yoga' | 'errors' | 'subscribe' | 'metrics' | 'logger'> {
+  maxSubscriptionsPerConnection: number;
+}
+
+/**
+ * How a subscribe message runs (protocol): parsed, validated and executed through Yoga's envelop,
+ * so limits, error codes and masking are those of HTTP; subscriptions capped per connection.
+ */
+function createOperationRunner(options: OperationOptions) {
+  const { yoga, metrics, logger, maxSubscriptionsPerConnection } = options;
+  const { maskError } = options.errors;
+  /** Errors an operation is refused with, masked (and counted) like every other error sent. */
+  const refused = (errors: readonly GraphQLError[]): OperationOutcome => ({
+    errors: withoutHttp(errors.map((error) => maskError(error))),
+  });
+
+  return {
+    async start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+      const viewer = connection.viewer!;
+      const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
+        viewer,
+        connection,
+        params: payload,
+      });
+      let document;
+      try {
+        document = parse(payload.query);
+      } catch (error) {
+        return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
       }
-      connection.subscriptions.add(id);
-    }
-    metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
-    const args: ExecutionArgs = {
-      schema,
-      document,
-      operationName: payload.operationName,
-      variableValues: payload.variables,
-      contextValue: await contextFactory(),
-    };
-    // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
-    // chain per update: their one hook, error masking, is done by `serialize`, once per result.
-    const result = operation.operation === 'subscription' ? await options.subscribe(args) : await execute(args);
-    if (isEventStream(result)) return { stream: result as EventStream<ExecutionResult> };
-    if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
-    return { result };
-  }
-
-  const connections: ConnectionServer = {
-    admit,
-    start,
-    serialize,
-    failed(connection, id, error) {
+      const errors = validate(schema, document);
+      if (errors.length > 0) return refused(errors);
+      const operation = getOperationAST(document, payload.operationName);
+      if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
+      if (operation.operation === 'subscription') {
+        if (connection.subscriptions.size >= maxSubscriptionsPerConnection) {
+          metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
+          const error = clientError(
+            ErrorCode.RateLimited,
+            `too many subscriptions: at most ${maxSubscriptionsPerConnection} per connection; complete one first`,
+            { limit: 'subscriptions_per_connection' },
+          );
+          return refused([error]);
+        }
+        connection.subscriptions.add(id);
+      }
+      metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
+      const args: ExecutionArgs = {
+        schema,
+        document,
+        operationName: payload.operationName,
+        variableValues: payload.variables,
+        contextValue: await contextFactory(),
+      };
+      // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
+      // chain per update: their one hook, error masking, is done by `serialize`, once per result.
+      const result = operation.operation === 'subscription' ? await options.subscribe(args) : await execute(args);
+      if (isEventStream(result)) return { stream: result as EventStream<ExecutionResult> };
+      if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
+      return { result };
+    },
+    failed(connection: Connection, id: string, error: unknown): GraphQLFormattedError[] {
       logger.error(
         { err: error instanceof Error ? error.message : String(error), connectionId: connection.id, userId: connection.viewer?.id, id },
         'subscription failed',
       );
       return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);
     },
+  };
+}
+
+/**
+ * graphql-ws (`graphql-transport-ws`) on the same port and path as Yoga, executing through
+ * Yoga's envelop so limits, error codes and masking are the same on every transport. The token
+ * comes in connection_init; a missing, bad, expired or revoked one closes the socket with 4401, a
+ * later expiry with 4401 (a timer), a revocation with 4403, and a user's connection beyond the
+ * cap with 4429. `refreshToken` re-authenticates a connection in place through the
+ * ConnectionHandle on its operations' context.
+ */
+export function attachWebSocketServer(options: WebSocketOptions) {
+  const { server, logger, metrics, presence } = options;
+  const { limits, websocket } = options.config;
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    maxPayload: limits.maxRequestBytes,
+    handleProtocols,
+    perMessageDeflate: websocket.perMessageDeflate,
+  });
+  const registry = createConnectionRegistry(presence, metrics);
+  const auth = createWebSocketAuth({ ...options, registry, maxConnectionsPerUser: limits.maxConnectionsPerUser });
+  const operations = createOperationRunner({ ...options, maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection });
+  const connections: ConnectionServer = {
+    admit: auth.admit,
+    reauthenticate: auth.reauthenticate,
+    start: operations.start,
+    failed: operations.failed,
+    serialize: createResultSerializer(options.errors.maskError),
     slowConsumer(connection) {
       metrics.slowConsumerCloses.inc();
       logger.info({ connectionId: connection.id, userId: connection.viewer?.id }, 'websocket closed: client stopped reading');
     },
-    reauthenticate,
-    closed,
+    /** One line per connection that spoke graphql-ws, admitted or not: who, how it ended, how long it lasted. */
+    closed(connection, code) {
+      connection.isClosed = true;
+      clearTimeout(connection.expiryTimer);
+      const durationMs = Date.now() - connection.openedAt;
+      logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');
+      registry.remove(connection);
+    },
     logger,
   };
   const sessionOptions: SessionOptions = {
     initTimeoutMs: 10_000,
-    maxBufferedBytes: options.config.websocket.maxBufferedBytes,
-    slowConsumerMs: options.config.websocket.slowConsumerMs,
+    maxBufferedBytes: websocket.maxBufferedBytes,
+    slowConsumerMs: websocket.slowConsumerMs,
     slowConsumerCloseCode: CloseCode.SlowConsumer,
   };
+  const stopKeepAlive = startKeepAlive(wss, websocket.keepAliveMs, () => metrics.deadConnections.inc());
 
-  const stopKeepAlive = startKeepAlive(wss, options.config.websocket.keepAliveMs, () => metrics.deadConnections.inc());
-
-  // ws has already closed or destroyed the socket when it reports an error (1009 for a message
-  // over maxPayload, 1002 for a protocol error). It is a client's or the network's doing: counted and logged.
+  // ws has already closed or destroyed the socket when it reports an error: 1009 for a message over
+  // maxPayload (ws sends it without a reason), 1002 for a protocol error. It is a client's or the
+  // network's doing: counted and logged.
   const socketError = (error: Error & { code?: string }) => {
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
     logger.info({ err: error.message, code: error.code }, 'websocket error');
   };
 
-  wss.on('connection', (socket) => {
+  let connectionCount = 0;
+  wss.on('connection', (socket, request) => {
     socket.on('error', socketError);
     if (!speaksGraphqlWs(socket)) {
-      socket.close(ProtocolCloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
+      socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    new ProtocolSession(socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
+    new ProtocolSession(socket, request.socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
   });
 
   return {
     wss,
     async close(): Promise<void> {
       stopKeepAlive();
-      stopRevocations();
-      for (const socket of wss.clients) socket.close(1001, 'Going away');
+      auth.stop();
+      for (const socket of wss.clients) socket.close(CloseCode.GoingAway, 'Going away');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

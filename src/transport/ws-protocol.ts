@@ -1,6 +1,5 @@
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import {
-  CloseCode as ProtocolCloseCode,
   GRAPHQL_TRANSPORT_WS_PROTOCOL,
   MessageType,
   parseMessage,
@@ -8,8 +7,9 @@ import {
   type Message,
   type SubscribePayload,
 } from 'graphql-ws';
-import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { CloseCode } from '../errors.js';
 import type { EventStream, Sink } from '../updates/event-stream.js';
 
 /** What starting an operation gives: errors before it ran, one result, or a stream of results. */
@@ -84,28 +84,6 @@ class Operation implements Sink<ExecutionResult> {
   }
 }
 
-/** The header of a final text frame from a server (unmasked) carrying `length` bytes. */
-function headerLength(length: number): number {
-  return length < 126 ? 2 : length < 65_536 ? 4 : 10;
-}
-
-function writeHeader(buffer: Buffer, at: number, length: number): number {
-  buffer[at] = 0x81;
-  if (length < 126) {
-    buffer[at + 1] = length;
-    return at + 2;
-  }
-  if (length < 65_536) {
-    buffer[at + 1] = 126;
-    buffer.writeUInt16BE(length, at + 2);
-    return at + 4;
-  }
-  buffer[at + 1] = 127;
-  buffer.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2);
-  buffer.writeUInt32BE(length >>> 0, at + 6);
-  return at + 10;
-}
-
 /** True when a WebSocket asked for the one subprotocol Herald speaks. */
 export function speaksGraphqlWs(socket: WebSocket): boolean {
   return socket.protocol === GRAPHQL_TRANSPORT_WS_PROTOCOL;
@@ -127,29 +105,27 @@ export class ProtocolSession {
   private readonly running = new Map<string, Operation>();
   /** Until connection_init arrives. */
   private initTimer: NodeJS.Timeout | null;
-  /**
-   * This tick's frames, written together on the next (see {@link flush}): each is a message in
-   * three parts, so a `next` payload is copied into the write as it is rather than first into a
-   * concatenated message string.
-   */
-  private pending: string[] = [];
-  /** Their length in UTF-16 units: close enough to bytes to tell when the socket is over its limit. */
-  private pendingLength = 0;
-  /** The pending frames go over maxBufferedBytes: their write resumes the subscriptions once it is flushed. */
-  private pendingOverLimit = false;
+  /** True from the first frame of a tick until the end of it: the transport is corked meanwhile (see {@link write}). */
+  private corked = false;
   /** Running while the socket has more than maxBufferedBytes unsent. */
   private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socket: WebSocket,
+    /**
+     * The connection ws writes the socket's frames to: the upgrade request's socket. Only corked,
+     * so that a tick's frames leave in one write; were ws to write elsewhere, frames would go out
+     * one write each, no less correct.
+     */
+    private readonly transport: Writable,
     private readonly hooks: SessionHooks,
     private readonly options: SessionOptions,
   ) {
     this.initTimer = setTimeout(() => {
-      if (!this.initReceived) this.close(ProtocolCloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+      if (!this.initReceived) this.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
     }, options.initTimeoutMs);
     socket.on('message', (data: Buffer) => {
-      this.receive(data.toString()).catch(() => this.close(ProtocolCloseCode.InternalServerError, 'Internal server error'));
+      this.receive(data.toString()).catch(() => this.close(CloseCode.InternalServerError, 'Internal server error'));
     });
     socket.once('close', (code: number) => {
       this.stopAll();
@@ -159,7 +135,7 @@ export class ProtocolSession {
 
   /** Closes the socket and stops every operation at once, without waiting for the closing handshake. */
   close(code: number, reason: string): void {
-    this.flush();
+    this.uncork();
     this.socket.close(code, reason);
     this.stopAll();
   }
@@ -180,11 +156,11 @@ export class ProtocolSession {
     try {
       message = parseMessage(data);
     } catch {
-      return this.close(ProtocolCloseCode.BadRequest, 'Invalid message received');
+      return this.close(CloseCode.BadRequest, 'Invalid message received');
     }
     switch (message.type) {
       case MessageType.ConnectionInit: {
-        if (this.initReceived) return this.close(ProtocolCloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
+        if (this.initReceived) return this.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
         this.initReceived = true;
         this.clearInitTimer();
         const payload = message.payload && typeof message.payload === 'object' ? message.payload : undefined;
@@ -207,7 +183,7 @@ export class ProtocolSession {
         return;
       }
       default:
-        return this.close(ProtocolCloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
+        return this.close(CloseCode.BadRequest, `Unexpected message of type ${message.type} received`);
     }
   }
 
@@ -217,8 +193,8 @@ export class ProtocolSession {
   }
 
   private async subscribe(id: string, payload: SubscribePayload): Promise<void> {
-    if (!this.acknowledged) return this.close(ProtocolCloseCode.Unauthorized, 'Unauthorized');
-    if (this.running.has(id)) return this.close(ProtocolCloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
+    if (!this.acknowledged) return this.close(CloseCode.Unauthorized, 'Unauthorized');
+    if (this.running.has(id)) return this.close(CloseCode.SubscriberAlreadyExists, `Subscriber for ${id} already exists`);
     const operation = new Operation(this, id);
     this.running.set(id, operation);
     try {
@@ -267,27 +243,32 @@ export class ProtocolSession {
     this.hooks.ended(id);
   }
 
-  /**
-   * Sends a `next` frame; false once the socket has too much unsent (see write). `frameStart` is the
-   * operation's frame up to its payload, built once per operation.
-   */
+  /** Sends a `next` frame; false once the socket has too much unsent (see write). */
   next(frameStart: string, result: ExecutionResult): boolean {
-    return this.write(frameStart, this.hooks.serialize(result), '}');
+    return this.write(frameStart + this.hooks.serialize(result) + '}');
   }
 
   /**
-   * Queues a frame, the message `head + body + tail`, for this tick's write; false once the socket
-   * has more than maxBufferedBytes unsent. Subscriptions then stop sending (they catch up from
-   * history later), the write carries a callback that resumes them once it is flushed, and a timer
-   * closes the socket if it never is.
+   * Sends a message, one frame framed (and compressed, when negotiated) by ws. A tick's messages
+   * leave together: the first corks the transport until the end of the tick, so a replay of a
+   * hundred updates, or a subscriber's share of a burst, costs one system call rather than one per
+   * frame. False once the socket has more than maxBufferedBytes unsent: subscriptions then stop
+   * sending (they catch up from history later), the message's callback resumes them once it is
+   * written, and a timer closes the socket if it never is. Messages for a socket ws has closed are
+   * dropped: the client resumes from its last cursor.
    */
-  private write(head: string, body = '', tail = ''): boolean {
+  private write(message: string): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return true;
-    if (this.pending.length === 0) process.nextTick(() => this.flush());
-    this.pending.push(head, body, tail);
-    this.pendingLength += head.length + body.length + tail.length;
-    if (this.socket.bufferedAmount + this.pendingLength <= this.options.maxBufferedBytes) return true;
-    this.pendingOverLimit = true;
+    if (!this.corked) {
+      this.corked = true;
+      this.transport.cork();
+      process.nextTick(() => this.uncork());
+    }
+    if (this.socket.bufferedAmount + message.length <= this.options.maxBufferedBytes) {
+      this.socket.send(message);
+      return true;
+    }
+    this.socket.send(message, () => this.flushed());
     this.stallTimer ??= setTimeout(() => {
       this.hooks.slowConsumer();
       this.close(this.options.slowConsumerCloseCode, 'Too much unread data: reconnect and resume from your last cursor');
@@ -295,37 +276,10 @@ export class ProtocolSession {
     return false;
   }
 
-  /**
-   * Writes the tick's frames as one buffer in one call: a replay of a hundred updates, or a
-   * subscriber's share of a burst, then costs one allocation and one system call instead of two
-   * of each per frame through ws's sender. The frames are unmasked, unfragmented, uncompressed text
-   * frames (RFC 6455 5.2), which is all ws would write here: Herald's server has no
-   * permessage-deflate. They go straight to ws's socket (`_socket`, stable across ws 8), which ws
-   * counts in `bufferedAmount`; ws itself writes only control frames (ping, pong, close), which may
-   * come between messages. Frames still pending when ws has closed the socket are dropped: the
-   * client resumes from its last cursor.
-   */
-  private flush(): void {
-    const frames = this.pending;
-    if (frames.length === 0) return;
-    const callback = this.pendingOverLimit ? () => this.flushed() : undefined;
-    this.pending = [];
-    this.pendingLength = 0;
-    this.pendingOverLimit = false;
-    if (this.socket.readyState !== WebSocket.OPEN) return;
-    const lengths = frames.map((part) => Buffer.byteLength(part));
-    let size = 0;
-    for (let i = 0; i < frames.length; i += 3) {
-      const length = lengths[i] + lengths[i + 1] + lengths[i + 2];
-      size += headerLength(length) + length;
-    }
-    const buffer = Buffer.allocUnsafe(size);
-    let at = 0;
-    for (let i = 0; i < frames.length; i += 3) {
-      at = writeHeader(buffer, at, lengths[i] + lengths[i + 1] + lengths[i + 2]);
-      for (let part = i; part < i + 3; part += 1) if (lengths[part] > 0) at += buffer.write(frames[part], at, lengths[part], 'utf8');
-    }
-    (this.socket as unknown as { _socket: Socket })._socket.write(buffer, callback);
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.transport.uncork();
   }
 
   /** A frame sent over the limit has gone out: once the rest has too, the subscriptions go on. */
