@@ -30,11 +30,12 @@ export function clientError(code: ErrorCode, message: string, extra: Record<stri
  * (taken from its enum, so they cannot drift from what graphql-ws clients expect) and Herald's
  * own. graphql-ws clients retry 1001, 4403 (a retry with the revoked token then gets 4401), 4408
  * and 4413, and give up on the rest (`herald/client` also retries 4429 and 4500, and 4401 with a fresh token).
- * A message over the size limit is closed with 1009 by ws itself, not by Herald.
  */
 export const CloseCode = {
   /** The server is stopping (a deploy): reconnect, to another instance, and resume. */
   GoingAway: 1001,
+  /** A message over the size limit (MAX_UPLOAD_BYTES plus room for the document); the reason names the limit. */
+  MessageTooBig: 1009,
   InternalServerError: ProtocolCloseCode.InternalServerError,
   /** A message that is not one of graphql-ws's, or not JSON. */
   BadRequest: ProtocolCloseCode.BadRequest,

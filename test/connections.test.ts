@@ -361,11 +361,13 @@ describe('caps', () => {
     const bystander = await tab(h.wsUrl, token);
     const socket = new WebSocket(h.wsUrl, 'graphql-transport-ws');
     sockets.push(socket);
-    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('open', resolve));
     socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}`, padding: 'x'.repeat(70 * 1024) } }));
-    expect(await closed).toBe(1009);
+    expect(await closed).toEqual({ code: 1009, reason: `Message over ${h.config.limits.maxRequestBytes} bytes` });
     expect(await limitHits(h, 'websocket_message_size')).toBe(1);
 
     const body = JSON.stringify({ query: '{ me { id } }', variables: { padding: 'x'.repeat(70 * 1024) } });

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { CloseCode } from '../errors.js';
+import { CloseCode, ErrorCode } from '../errors.js';
 import { CONNECTION_CLOSED, createHeraldClient, HeraldError, type HeraldClient } from '../client/index.js';
 import { CliError, ExitCode, usageError, type CliEnv } from './command.js';
 import { printNotice } from './output.js';
@@ -80,7 +80,7 @@ export async function withClient<T>(
   } catch (error) {
     if (!(error instanceof HeraldError) || error.code !== CONNECTION_CLOSED) throw error;
     // A mutation fails at the first close, before the client could report a refused token as such.
-    if (lastClose.code === CloseCode.Unauthorized) throw new HeraldError(lastClose.reason || 'token refused', 'UNAUTHENTICATED', [], lastClose.code);
+    if (lastClose.code === CloseCode.Unauthorized) throw new HeraldError(lastClose.reason || 'token refused', ErrorCode.Unauthenticated, [], lastClose.code);
     if (!connected) throw unreachable();
     throw new CliError(ExitCode.Unreachable, `the connection to ${url} was lost before the result (close ${error.closeCode ?? 'unknown'}); it may or may not have taken effect`);
   } finally {

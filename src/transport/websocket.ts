@@ -316,6 +316,19 @@ function createOperationRunner(options: OperationOptions) {
 }
 
 /**
+ * ws closes a socket whose message is over `maxPayload` with 1009 and no reason (by design,
+ * websockets/ws#2224), calling the socket's public `close`. A client should learn which limit it
+ * hit, so the server makes its sockets from this subclass (ws' `WebSocket` option) to add one.
+ */
+function socketClassNamingSizeLimit(maxBytes: number): typeof WebSocket {
+  return class extends WebSocket {
+    override close(code?: number, reason?: string | Buffer): void {
+      super.close(code, code === CloseCode.MessageTooBig && !reason ? `Message over ${maxBytes} bytes` : reason);
+    }
+  };
+}
+
+/**
  * graphql-ws (`graphql-transport-ws`) on the same port and path as Yoga, executing through
  * Yoga's envelop so limits, error codes and masking are the same on every transport. The token
  * comes in connection_init; a missing, bad, expired or revoked one closes the socket with 4401, a
@@ -330,6 +343,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     server,
     path: '/graphql',
     maxPayload: limits.maxRequestBytes,
+    WebSocket: socketClassNamingSizeLimit(limits.maxRequestBytes),
     handleProtocols,
     perMessageDeflate: websocket.perMessageDeflate,
   });
@@ -365,7 +379,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   const stopKeepAlive = startKeepAlive(wss, websocket.keepAliveMs, () => metrics.deadConnections.inc());
 
   // ws has already closed or destroyed the socket when it reports an error: 1009 for a message over
-  // maxPayload (ws sends it without a reason), 1002 for a protocol error. It is a client's or the
+  // maxPayload, 1002 for a protocol error. It is a client's or the
   // network's doing: counted and logged.
   const socketError = (error: Error & { code?: string }) => {
     if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitsHit.inc({ limit: 'websocket_message_size' });
