@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ServerKind } from './shared.js';
 
-export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const;
+export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S8'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** The scenarios `--profile` can run again under node --cpu-prof. */
 export type ProfiledScenario = 'S1' | 'S2' | 'S5';
@@ -19,6 +19,8 @@ export interface Params {
   s4: { connections: number };
   s5: { clients: number; updates: number };
   s6: { files: number; sections: number; concurrency: number };
+  /** Plain-text documents of 0.1, 1 and 5 MB (the default MAX_CONTENT_BYTES), those up to `largestMb`. */
+  s8: { largestMb: number };
   /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
   heraldEnv: Record<string, string>;
 }
@@ -30,6 +32,7 @@ const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'herald
   s4: { connections: 5_000 },
   s5: { clients: 1_000, updates: 100 },
   s6: { files: 300, sections: 100, concurrency: 8 },
+  s8: { largestMb: 5 },
 };
 
 const QUICK: typeof FULL = {
@@ -39,16 +42,17 @@ const QUICK: typeof FULL = {
   s4: { connections: 200 },
   s5: { clients: 50, updates: 100 },
   s6: { files: 10, sections: 30, concurrency: 4 },
+  s8: { largestMb: 1 },
 };
 
 export const USAGE = `npm run bench -- [options]
 
   --quick                 tiny sizes and short runs: a sanity check in about a minute
-  --scenarios S1,S3       which scenarios (default all: S1..S6)
-  --servers herald,raw    which servers (default herald,raw,stock; S5 and S6 are Herald's only)
+  --scenarios S1,S3       which scenarios (default all of them)
+  --servers herald,raw    which servers (default herald,raw,stock; S5, S6 and S8 are Herald's only)
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
   --profile-scenario S2   profile S2 (fan-out) or S5 (resume) instead of S1
-  --set s1.rate=4000      override any size (s1..s6 fields below); repeatable
+  --set s1.rate=4000      override any size (s1..s8 fields below); repeatable
 
   s1.connections s1.rate s1.durationMs        S1 many topics
   s2.connections s2.rate s2.durationMs        S2 fan-out
@@ -56,6 +60,7 @@ export const USAGE = `npm run bench -- [options]
   s4.connections                              S4 idle memory
   s5.clients s5.updates                       S5 resume
   s6.files s6.sections s6.concurrency         S6 end to end
+  s8.largestMb                                S8 large documents (0.1, 1, 5 MB)
 
 Environment: BENCH_QUICK=1, BENCH_SCENARIOS, BENCH_SERVERS work like the flags.
 HERALD_<NAME>=value is passed to the Herald child as <NAME>=value.
@@ -81,7 +86,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
   const quick = values.quick ?? env.BENCH_QUICK === '1';
   const sizes = structuredClone(quick ? QUICK : FULL) as unknown as Record<string, Record<string, number>>;
   for (const assignment of values.set ?? []) {
-    const match = /^(s[1-6])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment);
+    const match = /^(s[1-7])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment);
     if (!match || !(match[2] in (sizes[match[1]] ?? {}))) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
     sizes[match[1]][match[2]] = Number(match[3]);
   }

@@ -63,7 +63,19 @@ export interface Results {
   rows: Row[];
   s3Steps: Partial<Record<ServerKind, Step[]>>;
   profile: ProfileSummary | null;
+  /** S8: one document at a time through the API and a worker. */
+  documents: DocumentRun[];
   durationS: number;
+}
+
+/** One S8 document: from the startFileProcessing request to its terminal update on a subscription. */
+export interface DocumentRun {
+  mb: number;
+  bytes: number;
+  status: string;
+  message: string | null;
+  seconds: number;
+  updates: number;
 }
 
 const TITLES: Record<Scenario, (p: Params) => string> = {
@@ -75,7 +87,19 @@ const TITLES: Record<Scenario, (p: Params) => string> = {
   S4: (p) => `S4 idle memory: ${p.s4.connections} connections, one subscription each`,
   S5: (p) => `S5 resume: ${p.s5.clients} clients each resuming ${p.s5.updates} updates from a cursor at once`,
   S6: (p) => `S6 end to end: ${p.s6.files} files through BullMQ workers (concurrency ${p.s6.concurrency}) to subscribers`,
+  S8: (p) => `S8 large documents: plain text up to ${p.s8.largestMb} MB, one at a time, through the API and one worker`,
 };
+
+/** S8's table: seconds per MB should stay flat as documents grow. */
+function documentsTable(results: Results): string {
+  if (results.documents.length === 0) return '';
+  let out = `\n### ${TITLES.S8(results.params)}\n\n| MB | bytes | ended | s | s / MB | updates |\n| ---: | ---: | --- | ---: | ---: | ---: |\n`;
+  for (const d of results.documents) {
+    const ended = d.status === 'COMPLETED' ? d.status : `${d.status}: ${d.message ?? ''}`;
+    out += `| ${d.mb} | ${num(d.bytes)} | ${ended} | ${num(d.seconds, 2)} | ${num(d.seconds / (d.bytes / 2 ** 20), 2)} | ${d.updates} |\n`;
+  }
+  return out;
+}
 
 function num(value: number | null | undefined, digits = 0): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return '–';
@@ -292,6 +316,7 @@ export function printReport(results: Results): string {
     'Latency: producer publish to client receive, one monotonic clock. CPU µs / update: utime+stime of the server process per delivered update. ' +
     `RSS / sub: VmRSS growth from idle to all subscribed, per subscription.${results.params.quick ? ' **Quick mode: tiny sizes, not the issue\'s figures.**' : ''} Run took ${results.durationS} s.\n`;
   for (const scenario of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const) out += scenarioTable(results, scenario);
+  out += documentsTable(results);
   out += '\n### Targets\n\n| figure | target | measured | status |\n| --- | --- | --- | --- |\n';
   for (const t of targets(results)) out += `| ${t.figure} | ${t.target} | ${t.measured} | ${t.status} |\n`;
   const loadLimited = results.rows.filter((r) => (r.clientCpuPercent ?? 0) >= 90);

@@ -11,7 +11,9 @@ import { Redis } from 'ioredis';
 import { signToken } from '../src/auth/token.js';
 import { ensureRedisServer, freePort, startRedisServer, type RedisServer } from '../src/dev/redis-server.js';
 import { encodeCursor } from '../src/updates/cursor.js';
-import { makeDocument } from '../test/helpers/documents.js';
+import { Client, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { makeDocument, makePlainText } from '../test/helpers/documents.js';
 import { parseParams, type Params, type ProfiledScenario, type Scenario } from './params.js';
 import {
   canPin,
@@ -27,7 +29,7 @@ import {
   type Child,
 } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
-import { printReport, type Row, type Results, type Step } from './report.js';
+import { printReport, type DocumentRun, type Row, type Results, type Step } from './report.js';
 import {
   createPeer,
   nowUs,
@@ -590,6 +592,81 @@ async function endToEnd(bench: Bench): Promise<Row> {
   }
 }
 
+/** Sizes of S8's documents, in MB: 0.1, 1 and 5 (the default MAX_CONTENT_BYTES). */
+const DOCUMENT_MB = [0.1, 1, 5];
+
+/** Follows one file's stream to its terminal update, counting the updates on the way. */
+function followFile(client: Client, fileId: string, after: string): Promise<{ status: string; message: string | null; updates: number }> {
+  const query = 'subscription F($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { status message } }';
+  return new Promise((resolve, reject) => {
+    let updates = 0;
+    let last: { status: string; message: string | null } = { status: 'NONE', message: null };
+    client.subscribe<{ fileProgress: { status: string; message: string | null } }>(
+      { query, variables: { fileId, after } },
+      {
+        next: (value) => {
+          if (!value.data) return;
+          updates += 1;
+          last = value.data.fileProgress;
+        },
+        error: reject,
+        complete: () => resolve({ ...last, updates }),
+      },
+    );
+  });
+}
+
+/**
+ * S8: plain-text documents of growing size, one at a time, each timed from its startFileProcessing
+ * request to its terminal update; the API and one worker on core 0, as in S6.
+ */
+async function largeDocuments(bench: Bench): Promise<DocumentRun[]> {
+  let server: Server | null = null;
+  let worker: Child | null = null;
+  let client: Client | null = null;
+  try {
+    await bench.admin.flushall();
+    server = await startServer(bench, 'herald', 'S8-herald');
+    worker = spawnPinned('S8-worker', 'src/worker.ts', {
+      core: SERVER_CORE,
+      env: { REDIS_URL: bench.redis.url, KEY_PREFIX, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '1', ...bench.params.heraldEnv },
+    });
+    bench.children.push(worker);
+    client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${bench.token}` } });
+    const mutation = 'mutation Start($input: StartFileProcessingInput!) { startFileProcessing(input: $input) { fileId cursor } }';
+    const processDocument = async (name: string, content: string) => {
+      const response = await fetch(`${server!.httpUrl}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${bench.token}` },
+        body: JSON.stringify({ query: mutation, variables: { input: { name, content } } }),
+      });
+      const body = (await response.json()) as { data?: { startFileProcessing: { fileId: string; cursor: string } }; errors?: unknown };
+      if (!body.data) throw new Error(`startFileProcessing failed: ${JSON.stringify(body.errors).slice(0, 300)}`);
+      const { fileId, cursor } = body.data.startFileProcessing;
+      return followFile(client!, fileId, cursor);
+    };
+    // A small document first, untimed: the worker is up and warm before the first measurement.
+    await processDocument('warm-up.txt', makePlainText(1_000).content);
+    const runs: DocumentRun[] = [];
+    for (const mb of DOCUMENT_MB.filter((size) => size <= bench.params.s8.largestMb)) {
+      const { content } = makePlainText(Math.floor(mb * 2 ** 20));
+      const startedAt = performance.now();
+      const ended = await processDocument(`bench-${mb}mb.txt`, content);
+      const run = { mb, bytes: Buffer.byteLength(content), ...ended, seconds: (performance.now() - startedAt) / 1000 };
+      log(`S8 ${mb} MB: ${run.status} in ${run.seconds.toFixed(2)} s, ${run.updates} updates`);
+      runs.push(run);
+    }
+    return runs;
+  } finally {
+    await client?.dispose();
+    if (server) await stopServer(bench, server);
+    if (worker) {
+      await worker.stop();
+      bench.children = bench.children.filter((c) => c !== worker);
+    }
+  }
+}
+
 function notApplicable(scenario: Scenario, kind: ServerKind): Row {
   return { ...rowOf(scenario, kind, null, null), na: true, notes: ['n/a: Herald only (no history, no cursors)'] };
 }
@@ -675,6 +752,7 @@ async function main(): Promise<void> {
     rows: [],
     s3Steps: {},
     profile: null,
+    documents: [],
     durationS: 0,
   };
   try {
@@ -689,7 +767,8 @@ async function main(): Promise<void> {
         } else if (scenario === 'S4') results.rows.push(await idleMemory(bench, kind));
         else if (kind !== 'herald') results.rows.push(notApplicable(scenario, kind));
         else if (scenario === 'S5') results.rows.push(await resume(bench));
-        else results.rows.push(await endToEnd(bench));
+        else if (scenario === 'S6') results.rows.push(await endToEnd(bench));
+        else results.documents = await largeDocuments(bench);
       }
     }
     if (params.profile && params.servers.includes('herald')) results.profile = await profile(bench, params.profile);

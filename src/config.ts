@@ -90,6 +90,7 @@ const schema = z
     WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
     CHUNK_CHARS: int(100, 1_000_000).default(2_000),
     CLASSIFY_BATCH: int(1, 10_000).default(25),
+    PROGRESS_UPDATES: int(1, 100_000).default(50),
     TOKEN_FLUSH_TOKENS: int(1, 10_000).default(8),
     TOKEN_FLUSH_MS: int(1, 60_000).default(50),
     NOTIFICATION_RETENTION_COUNT: int(1, 100_000).default(1_000),
@@ -271,6 +272,11 @@ export interface Config {
     stalledIntervalMs: number;
     chunkChars: number;
     classifyBatch: number;
+    /**
+     * Most extraction_progress, and most sentence_classification, updates of one document (PROGRESS_UPDATES,
+     * default 50): a watcher sees a bounded stream however large the document.
+     */
+    progressUpdates: number;
     tokenFlushTokens: number;
     tokenFlushMs: number;
   };
@@ -375,6 +381,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
       chunkChars: e.CHUNK_CHARS,
       classifyBatch: e.CLASSIFY_BATCH,
+      progressUpdates: e.PROGRESS_UPDATES,
       tokenFlushTokens: e.TOKEN_FLUSH_TOKENS,
       tokenFlushMs: e.TOKEN_FLUSH_MS,
     },

@@ -85,6 +85,20 @@ describe('queryProgress', () => {
     expect(run.items.at(-1)!.text).toContain('Dough rises when yeast ferments sugar. [1]');
   });
 
+  it('never quotes the same passage twice, even when documents repeat it', async () => {
+    const repeated = 'Workers retry failed jobs with exponential backoff.';
+    const notes = [1, 2, 3].map((i) => `# Part ${i}\n${repeated}\nPart ${i} covers a different topic entirely.`).join('\n\n');
+    const first = await processFile('notes.md', `${notes}\n\nA failed job is retried by the workers until attempts run out.`);
+    const copy = await processFile('copy.md', `WORKERS  retry failed jobs with\nexponential backoff.`);
+    const run = await ask('How do workers retry failed jobs?', [first, copy]);
+    const done = run.items.at(-1)!;
+    expect(done).toMatchObject({ event: 'done', status: 'COMPLETED' });
+    const sources = (done.data as { sources: Array<{ text: string }> }).sources.map((s) => s.text.toLowerCase());
+    expect(sources.length).toBeGreaterThan(1);
+    expect(new Set(sources).size).toBe(sources.length);
+    expect(done.text!.toLowerCase().split(repeated.toLowerCase())).toHaveLength(2);
+  });
+
   it('says so when nothing in the documents matches', async () => {
     const fileId = await processFile('cooking.txt', COOKING);
     const run = await ask('quantum chromodynamics', [fileId]);

@@ -19,7 +19,7 @@ let herald: Herald;
 let token: string;
 
 beforeAll(async () => {
-  herald = await startHerald({ CHUNK_CHARS: '120', CLASSIFY_BATCH: '2', HISTORY_LIMIT: '5000' });
+  herald = await startHerald({ CHUNK_CHARS: '120', CLASSIFY_BATCH: '2', PROGRESS_UPDATES: '10000', HISTORY_LIMIT: '5000' });
   token = await herald.token('rita');
 });
 afterAll(async () => {

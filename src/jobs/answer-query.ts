@@ -1,5 +1,5 @@
 import type { AnswerSummary } from '../summaries.js';
-import { selectPassages } from './answer/extractive.js';
+import { distinctPassages, selectPassages } from './answer/extractive.js';
 import type { AnswerGenerator, Passage } from './answer/generator.js';
 import type { DocumentStore } from './documents.js';
 import type { QueryJobData } from './queues.js';
@@ -17,7 +17,7 @@ export interface AnswerSettings {
 }
 
 /**
- * Answers a question from processed files: ranks their sentences with BM25 (retrieving), then
+ * Answers a question from processed files: ranks their distinct sentences with BM25 (retrieving), then
  * streams the generator's answer as coalesced token updates (generating, token) and ends with
  * done. A file that is not processed yet fails the attempt, so the retry can find it ready.
  */
@@ -38,7 +38,7 @@ export async function answerQuery(
     sentences.forEach((sentence, sentenceIndex) => passages.push({ text: sentence.text, fileId, sentenceIndex, score: 0 }));
   }
   signal.throwIfAborted();
-  const ranked = createBm25Index(passages)
+  const ranked = createBm25Index(distinctPassages(passages))
     .search(data.question, settings.candidates)
     .map(({ doc, score }) => ({ ...doc, score }));
   await publish({

@@ -1,30 +1,38 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { UnrecoverableError } from 'bullmq';
+import type { FileSummary } from '../summaries.js';
 import type { DocumentStore, StoredSentence } from './documents.js';
 import type { FileJobData } from './queues.js';
 import type { JobContext } from './run-attempt.js';
 import { SENTENCE_CLASSES, classifySentence, type SentenceClass } from './text/classify.js';
 import { countWords, splitChunks, splitSentences } from './text/segment.js';
 
-/** What a processed file yields, returned as the job's result and in processing_completed. */
-export interface FileSummary {
-  chunks: number;
-  sentences: number;
-  words: number;
-  classes: Record<SentenceClass, number>;
-}
-
 export interface FileProcessingSettings {
   chunkChars: number;
   classifyBatch: number;
+  /** Most updates of each phase, extraction and classification. */
+  progressUpdates: number;
 }
 
 /** Share of the progress bar given to extraction; classification takes the rest. */
 const EXTRACTION_SHARE = 50;
 
+/** Whether finishing item `done` of `total` moves a phase of `steps` updates on to its next step (always for the last). */
+function reachesStep(done: number, total: number, steps: number): boolean {
+  const step = (count: number) => Math.floor((count * steps) / total);
+  return done === total || step(done) > step(done - 1);
+}
+
 /**
- * Processes one document: splits it into chunks and sentences (extraction_progress per chunk),
- * classifies the sentences in batches (sentence_classification), stores them for queries, and
- * ends with a summary (processing_completed).
+ * Processes one document: splits it into chunks and sentences (extraction_progress), classifies the
+ * sentences in batches (sentence_classification, carrying that batch's sentences), stores them for
+ * queries, and ends with a summary (processing_completed). Each phase publishes at most
+ * `progressUpdates` updates, each of bounded size, so a watcher, a replay and the history see a
+ * bounded stream: for a larger document an update covers several chunks (`sentences` counts what
+ * they yielded) and only every few batches is published; a small one gets an update per chunk and
+ * per batch.
+ * The work yields to the event loop after every chunk and batch, so a cancel, the job timeout and
+ * BullMQ's lock renewal are served however long the document.
  */
 export async function processFile(
   data: FileJobData,
@@ -44,37 +52,44 @@ export async function processFile(
 
   const chunks = splitChunks(content, settings.chunkChars);
   const extracted: Array<{ text: string; chunk: number }> = [];
+  let reported = 0;
+  let words = 0;
   for (const [index, chunk] of chunks.entries()) {
-    signal.throwIfAborted();
-    const sentences = splitSentences(chunk);
-    for (const text of sentences) extracted.push({ text, chunk: index });
+    await nextTurn(undefined, { signal });
+    words += countWords(chunk);
+    for (const text of splitSentences(chunk)) extracted.push({ text, chunk: index });
+    if (!reachesStep(index + 1, chunks.length, settings.progressUpdates)) continue;
     await publish({
       event: 'extraction_progress',
       status: 'PROCESSING',
       progress: round(((index + 1) / chunks.length) * EXTRACTION_SHARE),
       message: `Extracted chunk ${index + 1} of ${chunks.length}`,
-      data: { current: index + 1, total: chunks.length, sentences: sentences.length },
+      data: { current: index + 1, total: chunks.length, sentences: extracted.length - reported },
     });
+    reported = extracted.length;
   }
   if (extracted.length === 0) throw new UnrecoverableError('the document contains no text');
 
   const classified: StoredSentence[] = [];
   const classes = Object.fromEntries(SENTENCE_CLASSES.map((c) => [c, 0])) as Record<SentenceClass, number>;
-  for (let start = 0; start < extracted.length; start += settings.classifyBatch) {
-    signal.throwIfAborted();
-    const batch = extracted.slice(start, start + settings.classifyBatch).map((sentence, offset) => {
+  const batches = Math.ceil(extracted.length / settings.classifyBatch);
+  for (let batch = 0; batch < batches; batch += 1) {
+    await nextTurn(undefined, { signal });
+    const start = batch * settings.classifyBatch;
+    const sentences = extracted.slice(start, start + settings.classifyBatch).map((sentence, offset) => {
       const stored: StoredSentence = { ...sentence, class: classifySentence(sentence.text) };
       classes[stored.class] += 1;
       classified.push(stored);
       return { index: start + offset, text: stored.text, class: stored.class };
     });
-    const done = start + batch.length;
+    if (!reachesStep(batch + 1, batches, settings.progressUpdates)) continue;
+    const done = classified.length;
     await publish({
       event: 'sentence_classification',
       status: 'PROCESSING',
       progress: round(EXTRACTION_SHARE + (done / extracted.length) * (100 - EXTRACTION_SHARE)),
       message: `Classified ${done} of ${extracted.length} sentences`,
-      data: { current: done, total: extracted.length, sentences: batch },
+      data: { current: done, total: extracted.length, sentences },
     });
   }
 
@@ -82,7 +97,7 @@ export async function processFile(
   const summary: FileSummary = {
     chunks: chunks.length,
     sentences: classified.length,
-    words: countWords(content),
+    words,
     classes,
   };
   await publish({

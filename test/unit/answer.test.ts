@@ -3,6 +3,7 @@ import type { Passage } from '../../src/jobs/answer/generator.js';
 import {
   NO_PASSAGE_ANSWER,
   createExtractiveGenerator,
+  distinctPassages,
   selectPassages,
 } from '../../src/jobs/answer/extractive.js';
 
@@ -39,6 +40,20 @@ describe('selectPassages', () => {
       ['y', 1],
       ['z', 2],
     ]);
+  });
+
+  it('never repeats a passage, whatever file, position, spacing or case it comes from', () => {
+    const repeated: Passage[] = [
+      { text: 'Retries back off.', fileId: 'a', sentenceIndex: 1, score: 9 },
+      { text: 'Retries back off.', fileId: 'a', sentenceIndex: 5, score: 8 },
+      { text: 'retries  back\noff.', fileId: 'b', sentenceIndex: 0, score: 7 },
+      { text: 'Jobs fail for good after the last attempt.', fileId: 'b', sentenceIndex: 2, score: 1 },
+    ];
+    expect(selectPassages(repeated, 3).map((p) => [p.text, p.fileId, p.citation])).toEqual([
+      ['Retries back off.', 'a', 1],
+      ['Jobs fail for good after the last attempt.', 'b', 2],
+    ]);
+    expect(distinctPassages(repeated).map((p) => p.sentenceIndex)).toEqual([1, 2]);
   });
 
   it('rejects a non-positive maximum', () => {

@@ -1,5 +1,13 @@
-import { describe, it, expect } from 'vitest';
-import { countWords, splitChunks, splitSentences, stem, tokenize } from '../../src/jobs/text/segment.js';
+import { afterEach, describe, it, expect, vi } from 'vitest';
+import {
+  SEGMENT_WINDOW_CHARS,
+  countWords,
+  segmentsOf,
+  splitChunks,
+  splitSentences,
+  stem,
+  tokenize,
+} from '../../src/jobs/text/segment.js';
 import { SENTENCE_CLASSES, classifySentence } from '../../src/jobs/text/classify.js';
 import { createBm25Index } from '../../src/jobs/text/bm25.js';
 
@@ -160,6 +168,52 @@ describe('tokenize', () => {
   it('counts words including stop words', () => {
     expect(countWords('Hello, world. It is 3.5 degrees!')).toBe(6);
     expect(countWords('   ')).toBe(0);
+  });
+});
+
+/** Plain text with no blank line: one paragraph, as a pasted or exported document often is. */
+function plainText(sentences: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < sentences; i += 1) {
+    parts.push(`Sentence ${i} says that topic ${i % 97} grew by ${i % 13} percent, e.g. in Dr. Smith's "report".`);
+    if (i % 7 === 6) parts.push('\n');
+  }
+  return parts.join(' ');
+}
+
+describe('segmentsOf', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('finds the same segments as one Intl.Segmenter call over the whole text', () => {
+    const text = `${plainText(40)} 東京は日本の首都です。それは大きい。 ${'x'.repeat(2 * SEGMENT_WINDOW_CHARS + 1)} The end… really?! Yes.`;
+    for (const granularity of ['word', 'sentence'] as const) {
+      const segmenter = new Intl.Segmenter(undefined, { granularity });
+      const whole = [...segmenter.segment(text)].map(({ segment, index, isWordLike }) => ({ segment, index, isWordLike }));
+      expect([...segmentsOf(segmenter, text)]).toEqual(whole);
+    }
+  });
+
+  it('processes a document four times larger with at most four times the segmenter work', () => {
+    const inputs: number[] = [];
+    const segment = Intl.Segmenter.prototype.segment;
+    vi.spyOn(Intl.Segmenter.prototype, 'segment').mockImplementation(function (this: Intl.Segmenter, input: string) {
+      inputs.push(input.length);
+      return segment.call(this, input);
+    });
+    /** What a file job does with the text; V8's segmenter costs each call's input length per segment found. */
+    const work = (text: string) => {
+      inputs.length = 0;
+      for (const chunk of splitChunks(text, 2_000)) splitSentences(chunk);
+      countWords(text);
+      return { longest: Math.max(...inputs), chars: inputs.reduce((sum, n) => sum + n, 0) };
+    };
+    const small = work(plainText(250));
+    const large = work(plainText(1_000));
+    expect(large.longest).toBeLessThanOrEqual(SEGMENT_WINDOW_CHARS);
+    expect(small.longest).toBeLessThanOrEqual(SEGMENT_WINDOW_CHARS);
+    expect(large.chars).toBeLessThanOrEqual(4.2 * small.chars);
   });
 });
 

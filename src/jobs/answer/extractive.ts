@@ -9,32 +9,49 @@ export interface CitedPassage extends Passage {
   citation: number;
 }
 
+/** Collapses whitespace, as a passage's text appears in an answer. */
+function collapse(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Keeps the first of passages that say the same thing (equal text once whitespace is collapsed and
+ * case ignored), so a sentence repeated in a document, or the same document processed twice, is
+ * ranked and quoted once.
+ */
+export function distinctPassages<T extends { text: string }>(passages: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return passages.filter((passage) => {
+    const key = collapse(passage.text).toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /**
  * The single place that decides which passages an extractive answer uses, so the
  * generator and whoever reports the answer's sources always agree.
  * Passages are ranked by score (highest first, input order on ties); empty ones and
- * repeats of the same file and sentence are skipped; at most `maxSentences` are kept.
- * Returned text has its whitespace collapsed, exactly as it appears in the answer.
+ * repeats of a passage already chosen ({@link distinctPassages}) are skipped; at most
+ * `maxSentences` are kept. Returned text has its whitespace collapsed, exactly as it
+ * appears in the answer.
  */
 export function selectPassages(passages: readonly Passage[], maxSentences: number): CitedPassage[] {
   assertMaxSentences(maxSentences);
   const ranked = passages
     .map((passage, order) => ({ passage, order, rank: Number.isNaN(passage.score) ? -Infinity : passage.score }))
-    .sort((a, b) => b.rank - a.rank || a.order - b.order);
-  const selected: CitedPassage[] = [];
-  const seen = new Set<string>();
+    .sort((a, b) => b.rank - a.rank || a.order - b.order)
+    .map(({ passage }) => ({ ...passage, text: collapse(passage.text) }))
+    .filter((passage) => passage.text !== '');
   const citations = new Map<string, number>();
-  for (const { passage } of ranked) {
-    if (selected.length >= maxSentences) break;
-    const text = passage.text.replace(/\s+/g, ' ').trim();
-    const key = `${passage.fileId}\u0000${passage.sentenceIndex}`;
-    if (!text || seen.has(key)) continue;
-    seen.add(key);
-    const citation = citations.get(passage.fileId) ?? citations.size + 1;
-    citations.set(passage.fileId, citation);
-    selected.push({ ...passage, text, citation });
-  }
-  return selected;
+  return distinctPassages(ranked)
+    .slice(0, maxSentences)
+    .map((passage) => {
+      const citation = citations.get(passage.fileId) ?? citations.size + 1;
+      citations.set(passage.fileId, citation);
+      return { ...passage, citation };
+    });
 }
 
 /**
