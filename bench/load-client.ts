@@ -263,7 +263,7 @@ serveRequests({
     let nextIndex = 0;
     let failures = 0;
     let firstFailure = '';
-    const opened: Connection[] = new Array(request.subscriptions.length);
+    const opened = new Array<Connection>(request.subscriptions.length);
     async function lane() {
       while (nextIndex < request.subscriptions.length) {
         const index = nextIndex++;
@@ -347,7 +347,7 @@ function report(request: { expected?: number[] }): ClientReport {
   const wallUs = Math.max(nowUs() - measureStartUs, 1);
   let received = 0;
   let lost = 0;
-  let gaps = 0;
+  const gaps = 0;
   let duplicated = 0;
   let outOfOrder = 0;
   let completed = 0;

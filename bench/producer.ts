@@ -149,7 +149,7 @@ serveRequests({
     for (let round = 0; round < request.perTopic; round += 1) {
       for (const topic of topics) {
         while (inFlight >= MAX_IN_FLIGHT) await sleep(1);
-        publish(topic);
+        void publish(topic);
       }
     }
     await drain(start + 120e6);
@@ -174,7 +174,7 @@ serveRequests({
       if (now > hardStopUs) break;
       const due = Math.min(total, Math.floor(((now - startUs) * rate) / 1e6)) - sent;
       for (let k = 0; k < due && inFlight < MAX_IN_FLIGHT; k += 1) {
-        publish(topics[next]);
+        void publish(topics[next]);
         perTopic[next] += 1;
         next = next + 1 === topics.length ? 0 : next + 1;
         sent += 1;

@@ -49,7 +49,7 @@ export function summarizeProfile(file: string, window: [number, number] | null, 
   for (let i = 0; i < profile.samples.length; i += 1) {
     t += profile.timeDeltas[i];
     const weight = profile.timeDeltas[i + 1] ?? 0;
-    if (inWindow && (t < window![0] || t > window![1])) continue;
+    if (inWindow && (t < window[0] || t > window[1])) continue;
     self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + weight);
   }
   const functions = new Map<string, { name: string; where: string; us: number }>();

@@ -54,6 +54,7 @@ interface Reply {
 }
 
 /** Child side: answers the runner's requests with the handler of each request type. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each handler declares its own request type
 export function serveRequests(handlers: Record<string, (request: any) => unknown>): void {
   if (!process.send) throw new Error('this process must be started by bench/run.ts (it needs an IPC channel)');
   process.on('message', (message: Request) => {
@@ -109,7 +110,7 @@ export function createPeer(child: import('node:child_process').ChildProcess, nam
           waiting.delete(rpc);
           reject(new Error(`${name}: no answer to ${type} within ${timeoutMs} ms`));
         }, timeoutMs);
-        waiting.set(rpc, { resolve: resolve as (value: unknown) => void, reject, timer });
+        waiting.set(rpc, { resolve, reject, timer });
         child.send({ rpc, type, ...payload });
       });
     },

@@ -56,7 +56,7 @@ export function buildApp(config: Config, options: AppOptions) {
     ttlSeconds: config.auth.revocationTtlSeconds,
     onError: (error) => logger.warn({ err: error.message }, 'could not load revocations'),
   });
-  const verify = createTokenVerifier(config.jwtSecret, revocations.check);
+  const verify = createTokenVerifier(config.jwtSecret, (viewer) => revocations.check(viewer));
   const services: Services = {
     config,
     store,
@@ -69,7 +69,7 @@ export function buildApp(config: Config, options: AppOptions) {
     verifyToken: verify,
     revocations,
   };
-  const subscribe = createSubscriptionExecutor(metrics.subscriptionOpened);
+  const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
   const maxBodyBytes = config.limits.maxRequestBytes;
   const yoga = createYogaServer({

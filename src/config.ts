@@ -58,7 +58,7 @@ const schema = z
     UPDATE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     HERALD_INSTANCE: z
       .string()
-      .regex(/^[A-Za-z0-9_:.\/@-]{1,128}$/, 'letters, digits and _ : . / @ - only, at most 128')
+      .regex(/^[A-Za-z0-9_:./@-]{1,128}$/, 'letters, digits and _ : . / @ - only, at most 128')
       .optional(),
     WORKER_METRICS_PORT: int(0, 65535).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -75,7 +75,7 @@ function rawConnection(payload: Record<string, unknown>, timeoutMs = 10_000): Pr
     }, timeoutMs);
     socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload })));
     socket.on('message', (data) => {
-      const message = JSON.parse(String(data)) as { type: string };
+      const message = JSON.parse((data as Buffer).toString()) as { type: string };
       if (message.type === 'connection_ack') ackedAt = Date.now();
     });
     socket.on('error', (error) => {

@@ -61,7 +61,7 @@ function expectWholeStream(updates: FileUpdate[]) {
 function recordingAfters(afters: Array<string | null>) {
   return class extends WebSocket {
     override send(data: Parameters<WebSocket['send']>[0]) {
-      const message = JSON.parse(String(data)) as { type: string; payload?: { variables?: { after?: string | null } } };
+      const message = JSON.parse((data as Buffer).toString()) as { type: string; payload?: { variables?: { after?: string | null } } };
       const variables = message.payload?.variables;
       if (message.type === 'subscribe' && variables && 'after' in variables) afters.push(variables.after ?? null);
       super.send(data);

@@ -20,7 +20,7 @@ const clients: Client[] = [];
 const sockets: WebSocket[] = [];
 afterAll(async () => {
   for (const socket of sockets) socket.terminate();
-  await Promise.all(clients.map((client) => client.dispose()));
+  await Promise.all(clients.map((client) => Promise.resolve(client.dispose())));
   await Promise.all(started.map((h) => h.stop()));
 });
 
@@ -400,7 +400,7 @@ describe('keep-alive', () => {
     sockets.push(socket);
     let pings = 0;
     socket.on('ping', () => (pings += 1));
-    const acked = new Promise<void>((resolve) => socket.on('message', (data) => String(data).includes('connection_ack') && resolve()));
+    const acked = new Promise<void>((resolve) => socket.on('message', (data) => (data as Buffer).toString().includes('connection_ack') && resolve()));
     const closed = new Promise<{ code: number; at: number }>((resolve) => socket.on('close', (code) => resolve({ code, at: Date.now() })));
     await new Promise((resolve) => socket.on('open', resolve));
     socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));

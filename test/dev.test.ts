@@ -14,7 +14,7 @@ const workdir = mkdtempSync(join(tmpdir(), 'herald-dev-'));
 afterAll(() => rmSync(workdir, { recursive: true, force: true }));
 
 it('npm run dev starts Redis, the API and a worker, prints a usable token, and stops cleanly', async () => {
-  const env: Record<string, string> = { ...process.env, PORT: '0', LOG_LEVEL: 'warn' } as Record<string, string>;
+  const env: Record<string, string> = { ...process.env, PORT: '0', LOG_LEVEL: 'warn' };
   delete env.REDIS_URL;
   delete env.JWT_SECRET;
   const child = spawn(process.execPath, ['--import', require.resolve('tsx'), new URL('../src/dev.ts', import.meta.url).pathname], {

@@ -196,7 +196,7 @@ describe('delivery', () => {
       const target = i % 2 === 0 ? { kind: 'ROLE', id: 'crew' } : { kind: 'USER', id: 'rae' };
       await send(h, admin, { target, title: `old ${i}` });
     }
-    let sending: Promise<Item> | null = null;
+    let sending: Promise<Item> | undefined;
     const run = watch(h, token, 'ws', null, (items) => {
       if (items.length === 3) sending ??= send(h, admin, { target: { kind: 'GLOBAL' }, title: 'new' });
       return titled('new')(items);
@@ -503,7 +503,7 @@ describe('the merged stream', () => {
 
   async function take(stream: AsyncIterableIterator<NotificationStreamEvent>, count: number): Promise<NotificationStreamEvent[]> {
     const events: NotificationStreamEvent[] = [];
-    while (events.length < count) events.push((await stream.next()).value!);
+    while (events.length < count) events.push((await stream.next()).value);
     await stream.return!();
     return events;
   }

@@ -15,7 +15,7 @@ const ONLINE = '{ onlineUsers { id connections } }';
 const PRESENCE = { PRESENCE_HEARTBEAT_MS: '200', PRESENCE_TTL_MS: '1000' };
 
 const started: Herald[] = [];
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
   await Promise.all(started.map((h) => h.stop()));

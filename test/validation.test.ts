@@ -66,7 +66,7 @@ function messages(errors: unknown): string {
 /** The request was refused with BAD_USER_INPUT only, nothing was done, and the message says why. */
 function expectBadInput(body: GraphQLBody<unknown>, message: RegExp) {
   // No data at all, or (for a nullable field such as `job`) only nulls.
-  expect(Object.values((body.data ?? {}) as object).filter((value) => value !== null)).toEqual([]);
+  expect(Object.values(body.data ?? {}).filter((value) => value !== null)).toEqual([]);
   expect(codes(body)).toEqual(['BAD_USER_INPUT']);
   expect(messages(body)).toMatch(message);
 }
@@ -414,7 +414,7 @@ describe('request size', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` },
       body: stream,
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(response.status).toBe(413);
     expect(codes(await response.json())).toEqual(['BAD_USER_INPUT']);
   });

@@ -23,7 +23,7 @@ wss.on('connection', (socket) => {
   socket.on('message', (data) => {
     let topic: unknown;
     try {
-      topic = (JSON.parse(String(data)) as { subscribe?: unknown }).subscribe;
+      topic = (JSON.parse((data as Buffer).toString()) as { subscribe?: unknown }).subscribe;
     } catch {
       topic = undefined;
     }

@@ -1,4 +1,4 @@
-import { SignJWT, jwtVerify } from 'jose';
+import { SignJWT, jwtVerify, type CryptoKey } from 'jose';
 import { z } from 'zod';
 import { ID_PATTERN } from '../ids.js';
 

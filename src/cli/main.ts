@@ -78,7 +78,7 @@ function report(error: unknown): ExitCode {
 }
 
 const { HERALD_URL, HERALD_TOKEN, JWT_SECRET } = process.env;
-main(process.argv.slice(2), { HERALD_URL, HERALD_TOKEN, JWT_SECRET })
+void main(process.argv.slice(2), { HERALD_URL, HERALD_TOKEN, JWT_SECRET })
   .catch(report)
   .then((code) => {
     // Exit explicitly, once the output is flushed: graphql-ws leaves its idle-close timer (5 s)

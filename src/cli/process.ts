@@ -63,7 +63,7 @@ ${connectionHelp}`,
         if (last?.status === 'COMPLETED') process.stdout.write(`Completed: ${describeSummary(last.data as FileSummary)}\n`);
         return exitCodeOf(last);
       },
-      display.notice,
+      (text) => display.notice(text),
     );
   },
 };

@@ -52,7 +52,7 @@ function hasRedisServer(): boolean {
 export function ensureRedisServer(log: (line: string) => void = console.log): void {
   if (hasRedisServer()) return;
   const isRoot = process.getuid?.() === 0;
-  let hasApt = false;
+  let hasApt: boolean;
   try {
     execFileSync('apt-get', ['--version'], { stdio: 'ignore' });
     hasApt = true;

@@ -7,7 +7,7 @@ import type { CancelWatcher } from './cancel.js';
 export interface JobContext {
   signal: AbortSignal;
   /** Appends an update to the job's resource; throws once the job was cancelled or timed out. */
-  publish(update: UpdateInput): Promise<UpdateEntry>;
+  publish: (update: UpdateInput) => Promise<UpdateEntry>;
 }
 
 /** The reason BullMQ records for a cancelled job. */
@@ -104,7 +104,7 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
       message: `Attempt ${attempt} of ${attempts} failed: ${reason}. Retrying in ${retryInMs} ms.`,
       data: { attempt, attempts, reason, retryInMs },
     });
-    throw new Error(reason);
+    throw new Error(reason, { cause: error });
   } finally {
     cancel.release();
   }

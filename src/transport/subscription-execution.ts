@@ -76,7 +76,7 @@ function makePlan(schema: GraphQLSchema, document: DocumentNode, operationName: 
 
 function planFor(args: ExecutionArgs): Plan | null {
   let byOperation = plans.get(args.document);
-  if (!byOperation) plans.set(args.document, (byOperation = new Map()));
+  if (!byOperation) plans.set(args.document, (byOperation = new Map<string, Plan | null>()));
   const name = args.operationName ?? '';
   if (!byOperation.has(name)) byOperation.set(name, makePlan(args.schema, args.document, args.operationName ?? undefined));
   return byOperation.get(name)!;
@@ -129,7 +129,7 @@ class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
       return (carrier[FIRST_RESULT] = this.run(event));
     }
     if (carrier[FIRST_KEY] === key) return carrier[FIRST_RESULT]!;
-    const more = (carrier[MORE_RESULTS] ??= new Map());
+    const more = (carrier[MORE_RESULTS] ??= new Map<string, Result>());
     let result = more.get(key);
     if (!result) more.set(key, (result = this.run(event)));
     return result;

@@ -37,7 +37,7 @@ export function collect<T>(
       clearTimeout(timer);
       resolve(result);
     };
-    unsubscribe = (client as Subscriber).subscribe(
+    unsubscribe = client.subscribe(
       { query: typeof query === 'string' ? query : print(query), variables: variables as Record<string, unknown> },
       {
         next(value) {

@@ -93,8 +93,7 @@ describe('createExtractiveGenerator', () => {
     const controller = new AbortController();
     const reason = new Error('client went away');
     const iterator = createExtractiveGenerator()
-      .generate({ question: 'q', passages }, controller.signal)
-      [Symbol.asyncIterator]();
+      .generate({ question: 'q', passages }, controller.signal)[Symbol.asyncIterator]();
     expect((await iterator.next()).value).toBe('Herald');
     expect((await iterator.next()).value).toBe(' streams');
     controller.abort(reason);
