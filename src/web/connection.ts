@@ -1,5 +1,6 @@
 import type { ConnectionState, HeraldClient } from '../client/index.js';
 import { find } from './dom.js';
+import { describeRoundTrip } from './round-trip.js';
 
 function describe(state: ConnectionState): string {
   switch (state.status) {
@@ -12,16 +13,6 @@ function describe(state: ConnectionState): string {
     case 'closed':
       return state.code === null || state.code === 1000 ? 'Disconnected' : `Disconnected (${state.code}${state.reason ? `: ${state.reason}` : ''})`;
   }
-}
-
-/**
- * The round trip of the connection's last ping, or "–" before it has answered one: a number
- * would be made up. Below the browser's timer resolution (0.1 ms) it reads "< 0.1 ms", not "0.0 ms".
- */
-export function describeRoundTrip(ms: number | null): string {
-  if (ms === null) return 'round trip –';
-  if (ms < 0.1) return '< 0.1 ms round trip';
-  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms round trip`;
 }
 
 /**

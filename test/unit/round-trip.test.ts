@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeRoundTrip } from '../../src/web/connection.js';
+import { describeRoundTrip } from '../../src/web/round-trip.js';
 
 describe('the round trip the live page shows', () => {
   it('is a dash until measured, and never 0.0 ms', () => {
