@@ -23,7 +23,7 @@ export const redisRestart: FaultScenario = {
     let herald: Herald | undefined;
     let restart: Promise<void> | undefined;
     try {
-      herald = await startHerald({ REDIS_URL: redis.url, CHUNK_CHARS: '100', HISTORY_LIMIT: '10000' });
+      herald = await startHerald({ REDIS_URL: redis.url, CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' });
       const token = await herald.token('rae');
       const { fileId, cursor } = await startFile(herald, token, 400);
       const log = new DeliveryLog();

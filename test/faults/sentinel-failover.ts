@@ -30,7 +30,7 @@ export const sentinelFailover: FaultScenario = {
     let cluster: Cluster | undefined;
     try {
       group = await startSentinelGroup({ downAfterMs: DOWN_AFTER_MS, failoverTimeoutMs: 3_000 });
-      cluster = await startCluster({ CHUNK_CHARS: '100', HISTORY_LIMIT: '10000' }, { apis: 1, workers: 1 }, group.env);
+      cluster = await startCluster({ CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' }, { apis: 1, workers: 1 }, group.env);
       const api = clientsFor(cluster.apiUrls[0]);
       const token = await api.token('sol');
       const { fileId, cursor } = await startFile(api, token, 400);
