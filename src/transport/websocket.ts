@@ -393,7 +393,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;
     }
-    new ProtocolSession(socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
+    new ProtocolSession(socket, request.socket, new Connection(connections, socket, ++connectionCount), sessionOptions);
   });
 
   return {
