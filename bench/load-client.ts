@@ -6,6 +6,7 @@
  * duplicated, out of order) and measures publish-to-receive latency on the producer's clock.
  */
 import WebSocket from 'ws';
+import { nth } from '../test/helpers/elements.js';
 import { nowUs, serveRequests, sleep, type ClientReport, type ServerKind, type SubscriptionSpec } from './shared.js';
 
 const NEXT = Buffer.from('"type":"next"');
@@ -66,7 +67,7 @@ function readInt(data: Buffer, at: number): number {
   let value = 0;
   let digits = 0;
   for (let i = at; i < data.length; i += 1) {
-    const c = data[i];
+    const c = data[i]!;
     if (c < 48 || c > 57) break;
     value = value * 10 + (c - 48);
     digits += 1;
@@ -77,7 +78,7 @@ function readInt(data: Buffer, at: number): number {
 function recordLatency(us: number): void {
   if (us < 0) us = 0;
   const bucket = Math.min(Math.floor(us / BUCKET_US), BUCKETS - 1);
-  histogram[bucket] += 1;
+  histogram[bucket]! += 1;
   samples += 1;
   if (us > maxLatencyUs) maxLatencyUs = us;
 }
@@ -87,7 +88,7 @@ function percentileMs(p: number): number {
   const rank = Math.ceil(samples * p);
   let seen = 0;
   for (let i = 0; i < BUCKETS; i += 1) {
-    seen += histogram[i];
+    seen += histogram[i]!;
     if (seen >= rank) return ((i + 1) * BUCKET_US) / 1000;
   }
   return maxLatencyUs / 1000;
@@ -260,15 +261,15 @@ serveRequests({
     connections = [];
     const started = Date.now();
     const concurrency = request.concurrency ?? 100;
-    let nextIndex = 0;
+    const pending = request.subscriptions.entries();
     let failures = 0;
     let firstFailure = '';
     const opened = new Array<Connection>(request.subscriptions.length);
     async function lane() {
-      while (nextIndex < request.subscriptions.length) {
-        const index = nextIndex++;
+      // The lanes share one iterator, so each subscription is opened by exactly one of them.
+      for (const [index, spec] of pending) {
         try {
-          opened[index] = await open(request.url, request.token, request.subscriptions[index], request.subscribeNow);
+          opened[index] = await open(request.url, request.token, spec, request.subscribeNow);
         } catch (error) {
           failures += 1;
           firstFailure ||= (error as Error).message;
@@ -361,7 +362,7 @@ function report(request: { expected?: number[] }): ClientReport {
     if (c.completed) completed += 1;
     // Due: what the producer says it published to the topic; end to end, everything up to the
     // terminal update (or, for a stream that never ended, up to the last seq seen).
-    const due = request.expected ? request.expected[c.topic] : (c.finalSeq || c.lastSeq) - c.base;
+    const due = request.expected ? nth(request.expected, c.topic) : (c.finalSeq || c.lastSeq) - c.base;
     lost += Math.max(0, due - c.received);
     if (c.caughtUpUs > 0) {
       caughtUp += 1;

@@ -86,9 +86,10 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
   const quick = values.quick ?? env.BENCH_QUICK === '1';
   const sizes = structuredClone(quick ? QUICK : FULL) as unknown as Record<string, Record<string, number>>;
   for (const assignment of values.set ?? []) {
-    const match = /^(s[1-7])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment);
-    if (!match || !(match[2] in (sizes[match[1]] ?? {}))) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
-    sizes[match[1]][match[2]] = Number(match[3]);
+    const [, scenario = '', setting = '', value] = /^(s[1-7])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment) ?? [];
+    const settings = sizes[scenario];
+    if (!settings || !(setting in settings)) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
+    settings[setting] = Number(value);
   }
   const scenarios = (values.scenarios ?? env.BENCH_SCENARIOS ?? SCENARIOS.join(','))
     .split(',')

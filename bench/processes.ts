@@ -82,7 +82,8 @@ export function spawnPinned(name: string, entry: string, options: SpawnOptions):
   }
   if (canPin) command.push('taskset', '-c', String(options.core));
   command.push(process.execPath, ...(options.nodeArgs ?? []), '--import', 'tsx', entry);
-  const child = spawn(command[0], command.slice(1), {
+  const [executable = process.execPath, ...args] = command;
+  const child = spawn(executable, args, {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'production', ...options.env },
     stdio: ['ignore', log, log, ...(options.ipc ? (['ipc'] as const) : [])],
@@ -144,12 +145,12 @@ export function rssKb(pid: number): number {
 export function coreTimes(): Array<{ busy: number; total: number }> {
   const cores: Array<{ busy: number; total: number }> = [];
   for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
-    const match = /^cpu(\d+)\s+(.*)$/.exec(line);
-    if (!match) continue;
-    const values = match[2].trim().split(/\s+/).map(Number);
+    const [, core, fields = ''] = /^cpu(\d+)\s+(.*)$/.exec(line) ?? [];
+    if (core === undefined) continue;
+    const values = fields.trim().split(/\s+/).map(Number);
     const total = values.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = values[3] + (values[4] ?? 0);
-    cores[Number(match[1])] = { busy: total - idle, total };
+    const idle = (values[3] ?? 0) + (values[4] ?? 0);
+    cores[Number(core)] = { busy: total - idle, total };
   }
   return cores;
 }

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { createResourceRegistry } from '../src/resources/registry.js';
 import { resourceStream } from '../src/updates/keys.js';
 import { APPEND_SCRIPT } from '../src/updates/store.js';
+import { nth } from '../test/helpers/elements.js';
 import {
   baselineChannel,
   heraldUpdate,
@@ -133,7 +134,7 @@ serveRequests({
 
   /** One update on each listed topic, so the runner can tell when every subscription is live. */
   async prime(request: { topics: number[] }) {
-    const replies = await Promise.all(request.topics.map((index) => publish(topics[index], 'prime')));
+    const replies = await Promise.all(request.topics.map((index) => publish(nth(topics, index), 'prime')));
     // Herald returns the stored entry: its seq and epoch are what a resume cursor names.
     return kind === 'herald'
       ? replies.map((reply) => {
@@ -174,8 +175,8 @@ serveRequests({
       if (now > hardStopUs) break;
       const due = Math.min(total, Math.floor(((now - startUs) * rate) / 1e6)) - sent;
       for (let k = 0; k < due && inFlight < MAX_IN_FLIGHT; k += 1) {
-        void publish(topics[next]);
-        perTopic[next] += 1;
+        void publish(topics[next]!);
+        perTopic[next]! += 1;
         next = next + 1 === topics.length ? 0 : next + 1;
         sent += 1;
       }

@@ -34,8 +34,8 @@ function where(url: string): { file: string; group: string } {
   if (!url) return { file: '(native)', group: 'V8 / native (GC, program, builtins)' };
   if (url.startsWith('node:')) return { file: url, group: 'Node internals (net, stream, timers)' };
   const path = url.startsWith('file://') ? fileURLToPath(url) : url;
-  const modules = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(path);
-  if (modules) return { file: `${modules[1]}/${modules[2]}`, group: modules[1] };
+  const [, pkg, inPackage] = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(path) ?? [];
+  if (pkg !== undefined) return { file: `${pkg}/${inPackage}`, group: pkg };
   const file = relative(root, path);
   return { file, group: file.startsWith('src/') ? `herald ${file.split('/').slice(0, 2).join('/')}` : file };
 }
@@ -46,11 +46,11 @@ export function summarizeProfile(file: string, window: [number, number] | null, 
   const inWindow = window !== null && window[0] < profile.endTime && window[1] > profile.startTime;
   const self = new Map<number, number>();
   let t = profile.startTime;
-  for (let i = 0; i < profile.samples.length; i += 1) {
-    t += profile.timeDeltas[i];
+  for (const [i, sample] of profile.samples.entries()) {
+    t += profile.timeDeltas[i] ?? 0;
     const weight = profile.timeDeltas[i + 1] ?? 0;
     if (inWindow && (t < window[0] || t > window[1])) continue;
-    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + weight);
+    self.set(sample, (self.get(sample) ?? 0) + weight);
   }
   const functions = new Map<string, { name: string; where: string; us: number }>();
   const groups = new Map<string, number>();

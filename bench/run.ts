@@ -14,6 +14,7 @@ import { encodeCursor } from '../src/updates/cursor.js';
 import { Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { makeDocument, makePlainText } from '../test/helpers/documents.js';
+import { nth } from '../test/helpers/elements.js';
 import { parseParams, type Params, type ProfiledScenario, type Scenario } from './params.js';
 import {
   canPin,
@@ -197,7 +198,7 @@ async function prepare(bench: Bench, kind: ServerKind, name: string, connections
   await sleep(1_000);
   const rssAfterKb = rssKb(server.child.pid);
   const subsPerTopic = new Array<number>(topics).fill(0);
-  for (const spec of specs) subsPerTopic[spec.topic] += 1;
+  for (const spec of specs) subsPerTopic[spec.topic] = nth(subsPerTopic, spec.topic) + 1;
   return {
     server,
     rssBeforeKb,
@@ -252,8 +253,9 @@ function openCpuWindow(bench: Bench, serverPid: number): (startedInside?: number
     const insideUs = sumCpuUs(startedInside);
     const cores = coreBusyPercent(cores0, coreTimes());
     const wallUs = Math.max(nowUs() - t0, 1);
+    const [serverCore = 0, loadCore = 0] = cores;
     const outside = canPin
-      ? [cores[0] - ((serverCpuUs + insideUs) / wallUs) * 100, cores[1] - (loadUs / wallUs) * 100].map((v) => Math.max(0, v))
+      ? [serverCore - ((serverCpuUs + insideUs) / wallUs) * 100, loadCore - (loadUs / wallUs) * 100].map((v) => Math.max(0, v))
       : [0, 0];
     return { serverCpuUs, redisCpuUs, wallUs, cores, outside };
   };
@@ -297,7 +299,7 @@ async function measureRate(bench: Bench, prepared: Prepared, rate: number, durat
   await bench.client.call('measure');
   const produced = await bench.producer.call<Measured['produced']>('run', { rate, durationMs }, durationMs * 3 + 60_000);
   let expected = 0;
-  for (let topic = 0; topic < produced.perTopic.length; topic += 1) expected += produced.perTopic[topic] * prepared.subsPerTopic[topic];
+  for (const [topic, published] of produced.perTopic.entries()) expected += published * nth(prepared.subsPerTopic, topic);
   const waitEnd = await waitDelivered(bench, expected, 'received', Math.max(30_000, durationMs * 3));
   const cpu = closeWindow();
   const report = await bench.client.call<ClientReport>('report', { expected: produced.perTopic });
@@ -475,11 +477,10 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
     log(`  appended ${p.updates * p.clients} updates in ${burst.ms.toFixed(0)} ms`);
     await sleep(1_000);
     const rssBeforeKb = rssKb(server.child.pid);
-    const specs: SubscriptionSpec[] = ids.map((fileId, topic) => ({
-      topic,
-      base: anchors[topic].seq,
-      variables: { fileId, after: encodeCursor(anchors[topic]) },
-    }));
+    const specs: SubscriptionSpec[] = ids.map((fileId, topic) => {
+      const anchor = nth(anchors, topic);
+      return { topic, base: anchor.seq, variables: { fileId, after: encodeCursor(anchor) } };
+    });
     await bench.client.call('connect', { kind: 'herald', url: server.wsUrl, token: bench.token, query: HERALD_QUERY, subscriptions: specs, subscribeNow: false }, 300_000);
     const closeWindow = openCpuWindow(bench, server.child.pid);
     const t0 = nowUs();

@@ -24,13 +24,14 @@ const addressList = (example: string) =>
   z.string().transform((value, ctx) => {
     const addresses: RedisAddress[] = [];
     for (const entry of value.split(',').map((part) => part.trim())) {
-      const match = ADDRESS.exec(entry);
-      const port = Number(match?.[3]);
-      if (!match || port < 1 || port > 65535) {
+      const [, bracketed, plain, portText] = ADDRESS.exec(entry) ?? [];
+      const host = bracketed ?? plain;
+      const port = Number(portText);
+      if (host === undefined || port < 1 || port > 65535) {
         ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not host:port (a comma-separated list, e.g. ${example})` });
         return z.NEVER;
       }
-      addresses.push({ host: match[1] ?? match[2], port });
+      addresses.push({ host, port });
     }
     return addresses;
   });
@@ -100,8 +101,9 @@ const schema = z
   })
   .superRefine((env, ctx) => {
     const modes = REDIS_MODE_VARIABLES.filter((name) => env[name] !== undefined);
-    if (modes.length > 1) {
-      ctx.addIssue({ code: 'custom', path: [modes[1]], message: `set only one of ${REDIS_MODE_VARIABLES.join(', ')}, not ${modes.join(' and ')}` });
+    const [, second] = modes;
+    if (second !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [second], message: `set only one of ${REDIS_MODE_VARIABLES.join(', ')}, not ${modes.join(' and ')}` });
     }
     if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_MASTER) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_MASTER'], message: 'required with REDIS_SENTINELS: the master name the sentinels monitor' });

@@ -40,7 +40,8 @@ export async function answerProbe(path: string, registry: Registry, res: ServerR
 /** A small HTTP server with `/healthz` and `/metrics` only, for processes that serve nothing else (workers). */
 export async function serveMetrics(registry: Registry, options: { host: string; port: number; instance: string | null }) {
   const server = createServer((req, res) => {
-    answerProbe((req.url ?? '/').split('?', 1)[0], registry, res).then(
+    const [path = '/'] = (req.url ?? '/').split('?', 1);
+    answerProbe(path, registry, res).then(
       (answered) => answered || sendText(res, 404, 'not found\n'),
       () => sendText(res, 500, 'could not collect metrics\n'),
     );

@@ -143,7 +143,8 @@ export function readScript(url: URL): string {
  */
 export function defineScript<Reply>(connection: Redis, name: string, lua: string): ScriptCommand<Reply> {
   if (!(name in connection)) connection.defineCommand(name, { lua });
-  const command = (connection as unknown as Record<string, ScriptCommand<Reply>>)[name];
+  const command = (connection as unknown as Record<string, ScriptCommand<Reply> | undefined>)[name];
+  if (!command) throw new Error(`ioredis did not define the script command ${name}`);
   return command.bind(connection);
 }
 

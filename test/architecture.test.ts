@@ -63,7 +63,7 @@ function layerOf(file: string): Layer | undefined {
   if (ENTRY_FILES.has(file) || file.startsWith('dev/')) return 'entry';
   // The live page's server side (it bundles web/ for browsers) is served by transport/http.ts.
   if (file === 'web/page.ts') return 'transport';
-  const folder = file.split('/')[0];
+  const [folder = ''] = file.split('/');
   return folder in LAYERS ? (folder as Layer) : undefined;
 }
 

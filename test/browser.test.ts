@@ -17,7 +17,7 @@ const PAGE_WAIT = { timeout: 20_000 };
 /** GraphiQL is about 9 MB of script for the browser to parse: 15 to 26 s on this two-core machine when it is busy. */
 const GRAPHIQL_WAIT = { timeout: 60_000 };
 
-let cluster: Cluster;
+let cluster: Cluster<1, 1>;
 let browser: Browser;
 let api: HeraldClients;
 

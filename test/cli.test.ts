@@ -93,7 +93,7 @@ describe('herald (the command line)', () => {
     const run = await cli(['ask', 'Why does topic 2 matter?', '--file', file.fileId], { HERALD_TOKEN: token });
     expect(run).toMatchObject({ code: 0, stderr: '' });
     const [answer, ...rest] = run.stdout.split('\n');
-    expect(answer.trim().length).toBeGreaterThan(0);
+    expect(answer?.trim().length).toBeGreaterThan(0);
     expect(rest[0]).toBe('Sources:');
     expect(rest[1]).toMatch(new RegExp(`^  \\[1\\] file ${file.fileId}, sentence \\d+ \\(score [\\d.]+\\): `));
   });

@@ -15,7 +15,7 @@ import { clientsFor, startHerald, type Herald } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { waitFor } from './helpers/streams.js';
 
-let cluster: Cluster;
+let cluster: Cluster<1, 1>;
 let herald: Herald;
 const clients: HeraldClient[] = [];
 
@@ -115,7 +115,7 @@ describe('herald/client', () => {
     await streaming;
 
     expectWholeStream(updates);
-    expect(updates[0].event).toBe('queued');
+    expect(updates[0]?.event).toBe('queued');
     expect(states.filter((s) => s.status === 'reconnecting' && s.closeCode === 4401).length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 

@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { FileProgressDocument, StartFileProcessingDocument } from '../src/client/generated.js';
+import { nth } from './helpers/elements.js';
 import { clientsFor } from './helpers/herald.js';
 import { collect } from './helpers/streams.js';
 
@@ -33,8 +34,8 @@ it('npm run dev starts Redis, the API and a worker, prints a usable token, and s
       }
     });
   });
-  const url = /GraphiQL:\s+(http:\/\/\S+)\/graphql/.exec(output)![1];
-  const token = /valid 7 days\):\n\s+(\S+)/.exec(output)![1];
+  const url = nth(/GraphiQL:\s+(http:\/\/\S+)\/graphql/.exec(output)!, 1);
+  const token = nth(/valid 7 days\):\n\s+(\S+)/.exec(output)!, 1);
   const redisPort = Number(/Redis:\s+redis:\/\/127\.0\.0\.1:(\d+) \(embedded, data in \.data\/redis\)/.exec(output)![1]);
 
   const graphiql = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });

@@ -9,6 +9,7 @@ import {
   type ProjectProgressSubscription,
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
+import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { connect } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
@@ -54,7 +55,7 @@ describe('fileProgress', () => {
     expect(events[1]).toBe('processing_started');
     expect(events.at(-1)).toBe('processing_completed');
     const extraction = updates.filter((u) => u.event === 'extraction_progress');
-    const total = (extraction[0].data as { total: number }).total;
+    const total = (nth(extraction, 0).data as { total: number }).total;
     expect(total).toBeGreaterThan(1);
     expect(extraction.map((u) => (u.data as { current: number }).current)).toEqual(
       Array.from({ length: total }, (_, i) => i + 1),
@@ -81,7 +82,7 @@ describe('fileProgress', () => {
     const replay = await watchFile(herald.ws(alice), fileId);
     expect(replay.completed).toBe(true);
     expect(replay.items.map((u) => u.seq)).toEqual([last.seq - 2, last.seq - 1, last.seq]);
-    const resumed = await watchFile(herald.sse(alice), fileId, first.items[1].cursor);
+    const resumed = await watchFile(herald.sse(alice), fileId, nth(first.items, 1).cursor);
     expect(resumed.items.map((u) => u.seq)).toEqual(first.items.slice(2).map((u) => u.seq));
     expect(resumed.completed).toBe(true);
   });
@@ -111,8 +112,8 @@ describe('projectProgress', () => {
       until: (items) => items.filter((i) => ['COMPLETED', 'FAILED'].includes(i.update.status)).length === 3,
     });
     await new Promise((r) => setTimeout(r, 100));
-    const started = [await startFile(makeDocument(2), 'apollo'), await startFile(makeDocument(3), 'apollo', bob)];
-    const [fileA, fileB] = started.map((s) => s.fileId);
+    const started = [await startFile(makeDocument(2), 'apollo'), await startFile(makeDocument(3), 'apollo', bob)] as const;
+    const [fileA, fileB] = [started[0].fileId, started[1].fileId];
     const outside = (await startFile(makeDocument(1))).fileId;
     const files = await Promise.all(started.map((s) => watchFile(herald.ws(alice), s.fileId, s.cursor)));
     const { body } = await herald.http(bob, StartQueryDocument, {
@@ -126,13 +127,13 @@ describe('projectProgress', () => {
     expect(new Set(seen.map(resourceOf))).toEqual(new Set([fileA, fileB, queryId]));
     // Per resource, the project stream carries exactly that resource's updates, in seq order.
     for (const [index, id] of [fileA, fileB].entries()) {
-      expect(seen.filter((p) => resourceOf(p) === id).map((p) => p.update.seq)).toEqual(files[index].items.map((u) => u.seq));
+      expect(seen.filter((p) => resourceOf(p) === id).map((p) => p.update.seq)).toEqual(nth(files, index).items.map((u) => u.seq));
     }
     const cursors = seen.map((p) => p.cursor);
     expect(new Set(cursors).size).toBe(cursors.length);
 
     const from = Math.floor(seen.length / 2);
-    const resumed = await collect<ProjectUpdate>(herald.sse(bob), ProjectProgressDocument, { projectId: 'apollo', after: seen[from].cursor }, {
+    const resumed = await collect<ProjectUpdate>(herald.sse(bob), ProjectProgressDocument, { projectId: 'apollo', after: nth(seen, from).cursor }, {
       field: 'projectProgress',
       until: (items) => items.length === seen.length - from - 1,
     });

@@ -12,6 +12,7 @@ import {
 import { startWorkers } from '../src/jobs/workers.js';
 import { createLogger } from '../src/logger.js';
 import { makeDocument } from './helpers/documents.js';
+import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { metricValue, scrape } from './helpers/metrics.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
@@ -72,7 +73,7 @@ describe('jobs', () => {
     expect(Date.parse(done.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(done.createdAt));
     const { body } = await h.http(token, JobDocument, { id: '00000000-0000-0000-0000-000000000000' });
     expect(body.data!.job).toBeNull();
-    expect(body.errors?.[0].extensions?.code).toBe('NOT_FOUND');
+    expect(body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   });
 
   it('cancels a waiting job at once: removed, CANCELLED, and its stream completes', async () => {
@@ -164,7 +165,7 @@ describe('jobs', () => {
     });
     const events = run.items.map((u) => u.event);
     expect(events.slice(0, 3)).toEqual(['queued', 'retrieving', 'attempt_failed']);
-    const retry = run.items[2];
+    const retry = nth(run.items, 2);
     expect(retry.status).toBe('QUEUED');
     expect(retry.message).toContain(`file ${file.fileId} is not processed yet`);
     expect(retry.data).toMatchObject({ attempt: 1, attempts: 3, retryInMs: 300 });

@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { FileProgressDocument } from '../src/client/generated.js';
 import { createPublisher, type Publisher, type ResourceRef } from '../src/publisher.js';
 import { encodeCursor } from '../src/updates/cursor.js';
+import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { connect, redisUrl } from './helpers/redis.js';
 import { waitFor } from './helpers/streams.js';
@@ -40,7 +41,8 @@ beforeAll(async () => {
   herald = await startHerald(env, { workers: false });
   publisher = createPublisher({ env: { REDIS_URL: redisUrl(), KEY_PREFIX: herald.config.keyPrefix, HISTORY_LIMIT: '1000' } });
   token = await herald.token('lee');
-  [busy, quiet, done] = await Promise.all([1, 2, 3].map(() => publisher.register({ kind: 'file', ownerId: 'lee' })));
+  const register = () => publisher.register({ kind: 'file', ownerId: 'lee' });
+  [busy, quiet, done] = await Promise.all([register(), register(), register()]);
   for (const file of [busy, done]) {
     for (let i = 0; i < HISTORY; i += 1) {
       ({ epoch } = await publisher.append(file, { event: 'extraction_progress', status: 'PROCESSING', progress: i / 10 }));
@@ -82,7 +84,7 @@ interface Race {
 }
 
 function pickRace(next: () => number): Race {
-  const pick = <T>(options: readonly T[]): T => options[Math.floor(next() * options.length)];
+  const pick = <T>(options: readonly T[]): T => nth(options, Math.floor(next() * options.length));
   const point = pick(['sent', 'delay', 'event'] as const);
   const dispose: DisposePoint =
     point === 'sent' ? { at: 'sent' } : point === 'delay' ? { at: 'delay', ms: Math.floor(next() * 15) } : { at: 'event', count: 1 + Math.floor(next() * 40) };

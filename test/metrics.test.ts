@@ -59,7 +59,7 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     expect(run.errors).toEqual([]);
     expect(run.completed).toBe(true);
     updates = run.items;
-    expect(updates[0].event).toBe('queued');
+    expect(updates[0]?.event).toBe('queued');
     live = updates.length - 1;
     expect(live).toBeGreaterThan(5);
     // BullMQ reports the job done once its result is stored, a moment after its last update.

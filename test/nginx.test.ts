@@ -13,7 +13,7 @@ import { collect } from './helpers/streams.js';
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
 const env = { CHUNK_CHARS: '150' };
-let cluster: Cluster;
+let cluster: Cluster<2, 1>;
 let nginx: Nginx;
 
 beforeAll(async () => {

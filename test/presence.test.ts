@@ -1,6 +1,7 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
+import type { Tuple } from './helpers/elements.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
 import { redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
@@ -21,7 +22,7 @@ afterAll(async () => {
   await Promise.all(started.map((h) => h.stop()));
 });
 
-async function instances(count: number): Promise<Herald[]> {
+async function instances<const N extends number>(count: N): Promise<Tuple<Herald, N>> {
   const apps = await startInstances(count, PRESENCE);
   started.push(...apps);
   return apps;
@@ -57,7 +58,7 @@ describe('presence', () => {
   it("counts each user's connections over every instance, and takes closed ones off", async () => {
     const [a, b] = await instances(2);
     const [alice, bob] = await Promise.all([a.token('alice'), a.token('bob')]);
-    const aliceTabs = [await tab(a.wsUrl, alice), await tab(a.wsUrl, alice), await tab(b.wsUrl, alice)];
+    const aliceTabs = [await tab(a.wsUrl, alice), await tab(a.wsUrl, alice), await tab(b.wsUrl, alice)] as const;
     await tab(b.wsUrl, bob);
     const everyone = [
       { id: 'alice', connections: 3 },

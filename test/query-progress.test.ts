@@ -64,7 +64,7 @@ describe('queryProgress', () => {
     for (const update of tokens) {
       text += update.token;
       expect(update.text).toBe(text);
-      expect(update.queryId).toBe(updates[0].queryId);
+      expect(update.queryId).toBe(updates[0]?.queryId);
     }
     // Three tokens per update (TOKEN_FLUSH_TOKENS), the last one may carry fewer.
     expect(tokens.slice(0, -1).every((u) => u.token!.trim().split(/\s+/).length === 3)).toBe(true);

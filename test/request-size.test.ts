@@ -107,7 +107,7 @@ function expectRefusedWith413(outcome: Outcome) {
 }
 
 describe('a 50 MB body to a busy API process', () => {
-  let cluster: Cluster;
+  let cluster: Cluster<1, 0>;
   beforeAll(async () => {
     cluster = await startCluster({}, { apis: 1, workers: 0 });
   }, 60_000);

@@ -7,6 +7,7 @@ import {
 import { decodeCursor } from '../src/updates/cursor.js';
 import { createUpdateStore } from '../src/updates/store.js';
 import { makeDocument } from './helpers/documents.js';
+import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { metricValue, scrape } from './helpers/metrics.js';
 import { connect } from './helpers/redis.js';
@@ -88,7 +89,7 @@ describe('history gaps', () => {
       expect(run.items.slice(1).map((u) => u.seq)).toEqual([1, 2, 3, 4, 5].map((k) => last - 5 + k));
       expect(run.completed).toBe(true);
       // The gap notice's own cursor resumes right where it says.
-      const again = await watch(small, 'ws', file.fileId, run.items[0].cursor);
+      const again = await watch(small, 'ws', file.fileId, nth(run.items, 0).cursor);
       expect(again.items.map((u) => u.seq)).toEqual(run.items.slice(1).map((u) => u.seq));
     } finally {
       await small.stop();
@@ -98,7 +99,7 @@ describe('history gaps', () => {
   it('tells a client whose cursor comes from a history Redis has since lost', async () => {
     const file = await startFile(herald, makeDocument(2));
     const first = await watch(herald, 'ws', file.fileId, file.cursor);
-    const oldCursor = first.items[2].cursor;
+    const oldCursor = nth(first.items, 2).cursor;
     // Redis loses the resource's history (a flush, or a restore without AOF) ...
     const keys = await redis.keys(`${herald.config.keyPrefix}*${file.fileId}*`);
     await redis.del(...keys.filter((k) => k.includes('recent_updates') || k.includes('update_meta')));
@@ -124,6 +125,6 @@ describe('history gaps', () => {
       [1, 'processing_started'],
       [2, 'processing_completed'],
     ]);
-    expect(decodeCursor(items[1].cursor)!.epoch).not.toBe(decodeCursor(oldCursor)!.epoch);
+    expect(decodeCursor(nth(items, 1).cursor)!.epoch).not.toBe(decodeCursor(oldCursor)!.epoch);
   });
 });

@@ -9,7 +9,7 @@ import {
   type NotificationsSubscription,
 } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
-import { clientsFor } from './helpers/herald.js';
+import { clientsFor, type HeraldClients } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { collect, waitFor } from './helpers/streams.js';
 
@@ -17,12 +17,13 @@ type FileUpdate = FileProgressSubscription['fileProgress'];
 type Notification = NotificationsSubscription['notifications'];
 
 const env = { CHUNK_CHARS: '150', PRESENCE_HEARTBEAT_MS: '500', PRESENCE_TTL_MS: '1500' };
-let cluster: Cluster;
-let api: Array<ReturnType<typeof clientsFor>>;
+let cluster: Cluster<3, 2>;
+let api: [HeraldClients, HeraldClients, HeraldClients];
 
 beforeAll(async () => {
   cluster = await startCluster(env, { apis: 3, workers: 2 });
-  api = cluster.apiUrls.map((url) => clientsFor(url));
+  const [a, b, c] = cluster.apiUrls;
+  api = [clientsFor(a), clientsFor(b), clientsFor(c)];
 }, 60_000);
 
 afterAll(async () => {

@@ -16,7 +16,8 @@ afterAll(async () => {
 const NOTIFICATIONS = 'subscription { notifications { id title read event unreadCount } }';
 
 it('gives each viewer of the same notifications operation their own read state, over graphql-ws and SSE', async () => {
-  const [alice, bob] = await Promise.all(['alice', 'bob'].map((sub) => herald.token({ sub, projects: ['apollo'] })));
+  const member = (sub: string) => herald.token({ sub, projects: ['apollo'] });
+  const [alice, bob] = await Promise.all([member('alice'), member('bob')]);
   const sent = await herald.http(alice, SendNotificationDocument, { input: { target: { kind: 'PROJECT', id: 'apollo' }, title: 'deploy' } });
   const id = sent.body.data!.sendNotification.id;
   await herald.http(alice, MarkNotificationsReadDocument, { ids: [id] });

@@ -8,7 +8,7 @@ import { collect } from './helpers/streams.js';
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
 const env = { CHUNK_CHARS: '100', HISTORY_LIMIT: '5000' };
-let cluster: Cluster;
+let cluster: Cluster<1, 1>;
 beforeAll(async () => {
   cluster = await startCluster(env, { apis: 1, workers: 1 });
 }, 60_000);

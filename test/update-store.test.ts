@@ -5,12 +5,13 @@ import { createUpdateHub } from '../src/updates/hub.js';
 import { createUpdateStore, StreamEndedError } from '../src/updates/store.js';
 import { openStream, type StreamEvent } from '../src/updates/stream.js';
 import { isTerminal, type UpdateEntry, type ResourceRef } from '../src/updates/types.js';
+import { nth } from './helpers/elements.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
 
 const connections = Array.from({ length: 8 }, () => connect());
 const subscriber = connect();
 const keyPrefix = uniquePrefix();
-const store = createUpdateStore(connections[0], { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 });
+const store = createUpdateStore(nth(connections, 0), { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 });
 const stores = connections.map((c) => createUpdateStore(c, { keyPrefix, historyLimit: 10_000, ttlSeconds: 3600 }));
 const hub = createUpdateHub(subscriber);
 
@@ -50,7 +51,7 @@ describe('update store', () => {
     const liveProject = await collect(store.projectChannel('p-conc'), total);
     const appended = await Promise.all(
       Array.from({ length: total }, (_, i) =>
-        stores[i % stores.length].append(ref, { event: 'tick', status: 'PROCESSING', data: { i } }),
+        nth(stores, i % stores.length).append(ref, { event: 'tick', status: 'PROCESSING', data: { i } }),
       ),
     );
     expect(appended.map((e) => e.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
@@ -67,7 +68,7 @@ describe('update store', () => {
   });
 
   it('trims history to the limit and refuses appends after a terminal update', async () => {
-    const small = createUpdateStore(connections[1], { keyPrefix, historyLimit: 5, ttlSeconds: 3600 });
+    const small = createUpdateStore(nth(connections, 1), { keyPrefix, historyLimit: 5, ttlSeconds: 3600 });
     const ref: ResourceRef = { kind: 'query', id: 'trim' };
     for (let i = 0; i < 12; i += 1) await small.append(ref, { event: 'tick', status: 'PROCESSING' });
     await small.append(ref, { event: 'done', status: 'COMPLETED' });
@@ -77,7 +78,7 @@ describe('update store', () => {
     expect(read.final).toBe(true);
     await expect(small.append(ref, { event: 'late', status: 'PROCESSING' })).rejects.toBeInstanceOf(StreamEndedError);
     // The append ids that recognise a retried call are kept exactly as long as their entries.
-    const ids = await connections[1].zrange(resourceStream(keyPrefix, ref).appendIds, 0, -1, 'WITHSCORES');
+    const ids = await nth(connections, 1).zrange(resourceStream(keyPrefix, ref).appendIds, 0, -1, 'WITHSCORES');
     expect(ids.filter((_, i) => i % 2 === 1).map(Number)).toEqual([9, 10, 11, 12, 13]);
   });
 
@@ -88,7 +89,7 @@ describe('update store', () => {
     const channel = store.resourceChannel(ref);
     const publishing = (async () => {
       for (let i = 1; i <= total; i += 1) {
-        await stores[i % stores.length].append(ref, {
+        await nth(stores, i % stores.length).append(ref, {
           event: i === total ? 'done' : 'tick',
           status: i === total ? 'COMPLETED' : 'PROCESSING',
         });
@@ -124,7 +125,7 @@ describe('update store', () => {
   });
 
   it('says in-band when the cursor is older than the history kept, or from a lost epoch', async () => {
-    const small = createUpdateStore(connections[2], { keyPrefix, historyLimit: 3, ttlSeconds: 3600 });
+    const small = createUpdateStore(nth(connections, 2), { keyPrefix, historyLimit: 3, ttlSeconds: 3600 });
     const ref: ResourceRef = { kind: 'file', id: 'gap' };
     const first = await small.append(ref, { event: 'a', status: 'PROCESSING' });
     for (let i = 0; i < 5; i += 1) await small.append(ref, { event: 'b', status: 'PROCESSING' });
@@ -163,7 +164,7 @@ describe('update store', () => {
     await store.append(ref, { event: 'a', status: 'PROCESSING' });
     await store.append(ref, { event: 'b', status: 'PROCESSING' });
     const last = await store.append(ref, { event: 'c', status: 'COMPLETED' });
-    await connections[0].publish('nobody-publishes-here', JSON.stringify(last));
+    await nth(connections, 0).publish('nobody-publishes-here', JSON.stringify(last));
     const events = await drain(it, () => false);
     expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['a', 'b', 'c']);
   });

@@ -110,7 +110,7 @@ function encodeCursor(epoch: string, seq: number): string {
 }
 
 function decodeCursor(cursor: string): { epoch: string; seq: number } {
-  const [epoch, seq] = Buffer.from(cursor, 'base64url').toString().split(':');
+  const [epoch = '', seq] = Buffer.from(cursor, 'base64url').toString().split(':');
   return { epoch, seq: Number(seq) };
 }
 

@@ -62,7 +62,7 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
 
   async function read(): Promise<void> {
     const entries = await redis.zrangebyscore(key, nowSeconds() - options.ttlSeconds, '+inf', 'WITHSCORES');
-    for (let i = 0; i < entries.length; i += 2) apply(entries[i], Number(entries[i + 1]));
+    for (let i = 0; i < entries.length; i += 2) apply(entries[i]!, Number(entries[i + 1]));
   }
 
   /** Subscribes first, then reads, so no revocation falls between the two. */

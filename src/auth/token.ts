@@ -35,7 +35,7 @@ function key(secret: string): Uint8Array<ArrayBuffer> {
 export function bearerToken(header: unknown): string | null {
   if (typeof header !== 'string') return null;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match ? match[1] : null;
+  return match?.[1] ?? null;
 }
 
 /** Says whether a valid token's user has been revoked since it was issued. */

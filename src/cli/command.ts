@@ -53,9 +53,11 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /**
  * node:util parseArgs in strict mode with `positionals` arguments exactly, its errors turned into
- * usage errors so they print as one clear line.
+ * usage errors so they print as one clear line. The positionals come back as a tuple of the names'
+ * length, so a command reads them without checking each one again.
  */
-export function parse<const T extends Options>(command: string, args: string[], options: T, positionals: string[] = []) {
+export function parse<const T extends Options, const P extends readonly string[] = []>(command: string, args: string[], options: T, positionals?: P) {
+  const names: readonly string[] = positionals ?? [];
   let parsed;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -65,9 +67,9 @@ export function parse<const T extends Options>(command: string, args: string[], 
     }
     throw error;
   }
-  if (parsed.positionals.length !== positionals.length) {
-    const expected = positionals.length === 0 ? 'no arguments' : positionals.map((name) => `<${name}>`).join(' ');
+  if (parsed.positionals.length !== names.length) {
+    const expected = names.length === 0 ? 'no arguments' : names.map((name) => `<${name}>`).join(' ');
     throw usageError(`${command}: expected ${expected}, got ${parsed.positionals.length === 0 ? 'none' : parsed.positionals.map((p) => JSON.stringify(p)).join(' ')}`);
   }
-  return parsed;
+  return { values: parsed.values, positionals: parsed.positionals as { [K in keyof P]: string } };
 }

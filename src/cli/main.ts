@@ -33,10 +33,12 @@ const GLOBAL_WITH_VALUE = new Set(['--url', '--token']);
 
 /** Finds the command wherever the global options put it: `herald --url U watch ...` works too. */
 function splitCommand(argv: string[]): { name: string | null; args: string[] } {
-  for (let i = 0; i < argv.length; i += 1) {
-    if (argv[i] === '--') break;
-    if (GLOBAL_WITH_VALUE.has(argv[i])) i += 1;
-    else if (!argv[i].startsWith('-')) return { name: argv[i], args: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+  let skipValue = false;
+  for (const [i, arg] of argv.entries()) {
+    if (skipValue) skipValue = false;
+    else if (arg === '--') break;
+    else if (GLOBAL_WITH_VALUE.has(arg)) skipValue = true;
+    else if (!arg.startsWith('-')) return { name: arg, args: [...argv.slice(0, i), ...argv.slice(i + 1)] };
   }
   return { name: null, args: argv };
 }

@@ -55,9 +55,10 @@ ${connectionHelp}`,
     if (values.role !== undefined) targets.push({ kind: 'ROLE', id: values.role });
     if (values.project !== undefined) targets.push({ kind: 'PROJECT', id: values.project });
     if (values.global) targets.push({ kind: 'GLOBAL' });
-    if (targets.length !== 1) throw usageError('notify: give exactly one of --user, --role, --project and --global');
+    const [target, ...others] = targets;
+    if (target === undefined || others.length > 0) throw usageError('notify: give exactly one of --user, --role, --project and --global');
     if (values.title === undefined) throw usageError('notify: --title is required');
-    const input = { target: targets[0], title: values.title, body: values.body, level: level(values.level), data: json(values.data) };
+    const input = { target, title: values.title, body: values.body, level: level(values.level), data: json(values.data) };
     return withClient(values, env, async (client) => {
       const { sendNotification: sent } = await client.mutate(SendNotificationDocument, { input });
       process.stdout.write(`notification ${sent.id} sent to ${sent.target.kind.toLowerCase()}${sent.target.id === null ? '' : ` ${sent.target.id}`}\n`);

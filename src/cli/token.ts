@@ -9,7 +9,7 @@ const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
 /** `90`, `90s`, `15m`, `1h`, `7d` in seconds. */
 function parseTtl(value: string): number {
   const match = /^(\d+)([smhd]?)$/.exec(value);
-  const seconds = match ? Number(match[1]) * UNIT_SECONDS[match[2] || 's'] : 0;
+  const seconds = match ? Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? 0) : 0;
   if (seconds <= 0) throw usageError(`token: --ttl ${JSON.stringify(value)} is not a duration like 90s, 15m, 1h or 7d`);
   return seconds;
 }

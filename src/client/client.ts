@@ -414,7 +414,7 @@ function toHeraldError(cause: unknown): HeraldError {
   if (cause instanceof HeraldError) return cause;
   if (Array.isArray(cause) && cause.length > 0) {
     const errors = cause as GraphQLFormattedError[];
-    const code = errors[0].extensions?.code;
+    const code = errors[0]?.extensions?.code;
     return new HeraldError(errors.map((e) => e.message).join('; '), typeof code === 'string' ? code : ErrorCode.Internal, errors);
   }
   if (isCloseLike(cause)) {

@@ -4,7 +4,6 @@ import { newEpoch } from '../updates/cursor.js';
 import type { HistoryRange } from '../updates/store.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
 import {
-  NOTIFICATION_LEVELS,
   validNotification,
   type NotificationEntry,
   type NotificationInput,
@@ -64,7 +63,15 @@ export interface NotificationRef {
 /** Null for anything that is not an id this store made. */
 export function parseNotificationId(id: string): NotificationRef | null {
   const match = /^([a-z0-9]{1,32})-(\d{1,15})$/.exec(id);
-  return match ? { epoch: match[1], n: Number(match[2]) } : null;
+  const [, epoch, n] = match ?? [];
+  return epoch === undefined ? null : { epoch, n: Number(n) };
+}
+
+/** notify.lua's reply to each read-state operation. */
+interface ReadStateReply {
+  read: [marked: number, unread: number];
+  read_all: [marked: number, unread: number];
+  unread: [total: number, INFO: number, SUCCESS: number, WARNING: number, ERROR: number];
 }
 
 export interface MarkResult {
@@ -95,7 +102,7 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
   }
 
   /** Runs a read-state operation for one viewer: its keys are the viewer's, its receipts theirs. */
-  async function readState(op: 'read' | 'read_all' | 'unread', audience: Audience, ids: NotificationRef[] = []): Promise<number[]> {
+  async function readState<Op extends keyof ReadStateReply>(op: Op, audience: Audience, ids: NotificationRef[] = []): Promise<ReadStateReply[Op]> {
     const result = await run(
       op,
       [
@@ -114,7 +121,7 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
         ids: ids.map(({ epoch, n }) => [epoch, n]),
       },
     );
-    return result as number[];
+    return result as ReadStateReply[Op];
   }
 
   /** The watermark and the read set, to tell read from unread outside the script. */
@@ -156,9 +163,8 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
     },
 
     async unread(audience: Audience): Promise<{ total: number; byLevel: UnreadCounts }> {
-      const [total, ...levels] = await readState('unread', audience);
-      const byLevel = Object.fromEntries(NOTIFICATION_LEVELS.map((level, i) => [level, levels[i]])) as UnreadCounts;
-      return { total, byLevel };
+      const [total, INFO, SUCCESS, WARNING, ERROR] = await readState('unread', audience);
+      return { total, byLevel: { INFO, SUCCESS, WARNING, ERROR } };
     },
 
     /** Whether the viewer has read notification `n` of `source`. */
@@ -203,7 +209,7 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
       const [, counters, ...lists] = (await execChecked(tx)) as [number, Array<string | null>, ...string[][]];
       const sources = new Map<string, SourceRead>();
       requests.forEach(({ source, range }, i) => {
-        const members = 'last' in range && range.last <= 0 ? [] : lists[i];
+        const members = 'last' in range && range.last <= 0 ? [] : lists[i]!;
         sources.set(source, {
           seq: Number(counters[2 + 2 * i] ?? 0),
           trimmedUpTo: Number(counters[3 + 2 * i] ?? 0),

@@ -150,8 +150,11 @@ function replayStart(snapshot: NotificationSnapshot, replay: number): number {
   if (replay <= 0) return snapshot.lastN;
   const reads = [...snapshot.sources.values()];
   const ns = reads.flatMap((read) => read.entries.map((entry) => entry.n)).sort((a, b) => a - b);
-  let start = ns.length > replay ? ns[ns.length - replay - 1] : 0;
-  for (const read of reads) if (read.entries.length >= replay) start = Math.max(start, read.entries[0].n - 1);
+  let start = ns.at(-replay - 1) ?? 0;
+  for (const { entries } of reads) {
+    const [oldest] = entries;
+    if (oldest && entries.length >= replay) start = Math.max(start, oldest.n - 1);
+  }
   return start;
 }
 

@@ -124,7 +124,7 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
       const totals = new Map<string, number>();
       const gone: string[] = [];
       results.forEach((counts, i) => {
-        if (Object.keys(counts).length === 0) gone.push(ids[i]);
+        if (Object.keys(counts).length === 0) gone.push(ids[i]!);
         for (const [userId, count] of Object.entries(counts)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count));
       });
       if (gone.length > 0) await redis.srem(indexKey, ...gone);

@@ -41,16 +41,9 @@ export function createResourceRegistry(redis: Redis, keyPrefix: string, ttlSecon
     },
 
     async get(id: string): Promise<ResourceRecord | null> {
-      const fields = await redis.hgetall(key(id));
-      if (!fields.kind) return null;
-      return {
-        kind: fields.kind as ResourceKind,
-        id,
-        ownerId: fields.ownerId,
-        projectId: fields.projectId || null,
-        name: fields.name || null,
-        createdAt: fields.createdAt,
-      };
+      const { kind, ownerId, projectId, name, createdAt } = await redis.hgetall(key(id));
+      if (!kind || ownerId === undefined || createdAt === undefined) return null;
+      return { kind: kind as ResourceKind, id, ownerId, projectId: projectId || null, name: name || null, createdAt };
     },
   };
 }

@@ -35,7 +35,7 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: WebAsset, h
 /** Health, readiness, metrics and the live page beside Yoga, answered without touching GraphQL. */
 export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, drain }: HttpHandlerOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const [path, query = ''] = (req.url ?? '/').split('?', 2);
+    const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     if ((path === '/' || path === '/app.js') && (req.method === 'GET' || req.method === 'HEAD')) {
       const assets = await page.assets();
       if (path === '/') {

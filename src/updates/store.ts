@@ -52,7 +52,7 @@ export function ignoreStreamEnded(error: unknown): void {
 }
 
 /** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
-type ReadReply = [Array<string | null>, string[], string[]];
+type ReadReply = [[seq: string | null, epoch: string | null, final: string | null], string[], string[]];
 
 /**
  * The update store: the only code that writes progress. Knows Redis and nothing of GraphQL.

@@ -48,7 +48,10 @@ function bundle(): Promise<WebAsset> {
     legalComments: 'none',
     logLevel: 'silent',
   }).then(
-    (result) => assetOf(result.outputFiles[0].text),
+    ({ outputFiles: [bundle] }) => {
+      if (!bundle) throw new Error('esbuild wrote no bundle for the live page');
+      return assetOf(bundle.text);
+    },
     (error: unknown) => {
       bundling = null;
       throw error;

@@ -68,11 +68,13 @@ export function judge(history: number[], log: DeliveryLog): FaultResult {
   const seen = new Set<number>();
   let duplicated = 0;
   let outOfOrder = 0;
-  log.seqs.forEach((seq, i) => {
+  let previous = -Infinity;
+  for (const seq of log.seqs) {
     if (seen.has(seq)) duplicated += 1;
     seen.add(seq);
-    if (i > 0 && seq < log.seqs[i - 1]) outOfOrder += 1;
-  });
+    if (seq < previous) outOfOrder += 1;
+    previous = seq;
+  }
   const lost = history.filter((seq) => !seen.has(seq)).length;
   return { published, received: log.seqs.length, lost, duplicated, outOfOrder, recoverMs: log.recoverMs };
 }

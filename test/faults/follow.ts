@@ -5,6 +5,7 @@ import {
   type FileProgressSubscription,
 } from '../../src/client/generated.js';
 import { makeDocument } from '../helpers/documents.js';
+import { nth } from '../helpers/elements.js';
 import { clientsFor, type HeraldClients } from '../helpers/herald.js';
 import { collect } from '../helpers/streams.js';
 import type { DeliveryLog } from './fault.js';
@@ -70,7 +71,7 @@ export async function followFile(options: {
           field: 'fileProgress',
           timeoutMs: options.timeoutMs,
           until: (items) => {
-            const update = items[items.length - 1];
+            const update = nth(items, -1);
             if (attempt > 0 && items.length === 1) log.recovered();
             followed.updates.push(update);
             log.receive(update.seq);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRedisServer } from '../../src/dev/redis-server.js';
+import { nth } from '../helpers/elements.js';
 import { startHerald, type Herald } from '../helpers/herald.js';
 import { DeliveryLog, judge, type FaultScenario } from './fault.js';
 import { finalHistory, followFile, startFile } from './follow.js';
@@ -53,8 +54,9 @@ export const redisRestart: FaultScenario = {
       const attempts = updates.filter((u) => u.event === 'processing_started').length;
       const progress = updates.filter((u) => u.event === 'extraction_progress').map((u) => u.data as { current: number; total: number });
       const chunks = progress.map((p) => p.current);
-      assert.equal(new Set(chunks).size, progress[0].total, 'every chunk reported');
-      if (attempts === 1) assert.deepEqual(chunks, Array.from({ length: progress[0].total }, (_, i) => i + 1), 'each chunk reported once');
+      const { total } = nth(progress, 0);
+      assert.equal(new Set(chunks).size, total, 'every chunk reported');
+      if (attempts === 1) assert.deepEqual(chunks, Array.from({ length: total }, (_, i) => i + 1), 'each chunk reported once');
       return judge(await finalHistory(herald, token, fileId), log);
     } finally {
       await restart?.catch(() => undefined);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { nth } from '../helpers/elements.js';
 import { clientsFor } from '../helpers/herald.js';
 import { startCluster, type Cluster } from '../helpers/processes.js';
 import { startSentinelGroup, type SentinelGroup } from '../helpers/redis-server.js';
@@ -27,7 +28,7 @@ export const sentinelFailover: FaultScenario = {
   name: 'Redis primary SIGKILLed mid-job (Sentinel failover)',
   async run() {
     let group: SentinelGroup | undefined;
-    let cluster: Cluster | undefined;
+    let cluster: Cluster<1, 1> | undefined;
     try {
       group = await startSentinelGroup({ downAfterMs: DOWN_AFTER_MS, failoverTimeoutMs: 3_000 });
       cluster = await startCluster({ CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' }, { apis: 1, workers: 1 }, group.env);
@@ -53,7 +54,7 @@ export const sentinelFailover: FaultScenario = {
         },
       });
       assert.deepEqual(errors, [], 'the stream reported no error');
-      const last = updates[updates.length - 1];
+      const last = nth(updates, -1);
       assert.equal(last.event, 'processing_completed');
       assert.ok(
         group.replicas.map((replica) => replica.port).includes(await group.primaryPort()),

@@ -4,6 +4,7 @@ import { print } from 'graphql';
 import WebSocket from 'ws';
 import { FileProgressDocument } from '../../src/client/generated.js';
 import { createPublisher } from '../../src/publisher.js';
+import { nth } from '../helpers/elements.js';
 import { clientsFor } from '../helpers/herald.js';
 import { metricValue, scrape } from '../helpers/metrics.js';
 import { startCluster } from '../helpers/processes.js';
@@ -84,7 +85,7 @@ export const slowConsumer: FaultScenario = {
       await publisher.append(file, { event: 'queued', status: 'QUEUED' });
 
       const stalled = await stalledSubscriber(api.wsUrl, token, file.id);
-      const after = stalled.updates[0].cursor;
+      const after = nth(stalled.updates, 0).cursor;
       // The reader leaves out `data`: the server's memory then reflects what it keeps for the
       // stalled client, not the garbage of serializing 192 MB a second time.
       const reader = collect<Pick<FileUpdate, 'seq'>>(api.ws(token), READER_QUERY, { fileId: file.id, after }, { field: 'fileProgress', timeoutMs: 120_000 });

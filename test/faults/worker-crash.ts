@@ -49,7 +49,7 @@ export const workerCrash: FaultScenario = {
       const events = updates.map((u) => u.event);
       const interrupted = events.indexOf('attempt_interrupted');
       assert.ok(interrupted > 2, 'the stream says the attempt was interrupted, after it had started');
-      assert.equal(updates[interrupted].status, 'QUEUED');
+      assert.equal(updates[interrupted]?.status, 'QUEUED');
       assert.equal(events[interrupted + 1], 'processing_started', 'another worker started the job again');
       assert.equal(events.filter((e) => e === 'processing_started').length, 2, 'the job ran twice');
       assert.equal(events.at(-1), 'processing_completed');

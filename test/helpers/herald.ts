@@ -2,6 +2,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client } from 'graphql-ws';
+import { decodeJwt } from 'jose';
 import type { DestinationStream } from 'pino';
 import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.js';
@@ -9,6 +10,7 @@ import { signToken, type TokenClaims } from '../../src/auth/token.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startWorkers } from '../../src/jobs/workers.js';
 import { createLogger } from '../../src/logger.js';
+import type { Tuple } from './elements.js';
 import { redisUrl, uniquePrefix } from './redis.js';
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -134,6 +136,13 @@ export function clientsFor(url: string): HeraldClients {
   };
 }
 
+/** The token's `exp` in seconds, read without verifying it: tests compare it with what the server says. */
+export function expiryOf(token: string): number {
+  const { exp } = decodeJwt(token);
+  if (exp === undefined) throw new Error('the token has no exp claim');
+  return exp;
+}
+
 /** A graphql-ws client that never retries, so a test sees every close; tests observe closes through its events. */
 export function wsClient(wsUrl: string, token: string | null, options: { lazy?: boolean } = {}): Client {
   return createWsClient({
@@ -147,7 +156,8 @@ export function wsClient(wsUrl: string, token: string | null, options: { lazy?: 
 }
 
 /** API instances (no workers) on one Redis under one key prefix, as a deployment runs them. */
-export async function startInstances(count: number, env: Record<string, string> = {}): Promise<Herald[]> {
+export async function startInstances<const N extends number>(count: N, env: Record<string, string> = {}): Promise<Tuple<Herald, N>> {
   const keyPrefix = uniquePrefix();
-  return Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })));
+  const apps = await Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })));
+  return apps as Tuple<Herald, N>;
 }

@@ -11,10 +11,10 @@ const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 export function parseMetrics(text: string): Sample[] {
   const samples: Sample[] = [];
   for (const line of text.split('\n')) {
-    const match = SAMPLE.exec(line);
-    if (!match) continue;
-    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(LABEL)].map(([, key, value]) => [key, value]));
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
+    const [, name, labelText = '', value] = SAMPLE.exec(line) ?? [];
+    if (name === undefined) continue;
+    const labels = Object.fromEntries([...labelText.matchAll(LABEL)].map(([, key, labelValue]) => [key, labelValue]));
+    samples.push({ name, labels, value: Number(value) });
   }
   return samples;
 }

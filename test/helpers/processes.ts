@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/dev/redis-server.js';
+import { nth, type Tuple } from './elements.js';
 import { TEST_SECRET } from './herald.js';
 import { redisUrl, uniquePrefix } from './redis.js';
 
@@ -45,10 +46,10 @@ export function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_
 }
 
 /** API and worker processes on one Redis under one key prefix, as a deployment runs them. */
-export interface Cluster {
-  apiUrls: string[];
-  apis: Array<ReturnType<typeof spawnEntry>>;
-  workers: Array<ReturnType<typeof spawnEntry>>;
+export interface Cluster<A extends number = number, W extends number = number> {
+  apiUrls: Tuple<string, A>;
+  apis: Tuple<ReturnType<typeof spawnEntry>, A>;
+  workers: Tuple<ReturnType<typeof spawnEntry>, W>;
   /** Starts a new API process on the port of `apiUrls[index]` (after the one there died) and appends it to `apis`. */
   restartApi(index: number): Promise<void>;
   stop(): Promise<void>;
@@ -58,11 +59,11 @@ export interface Cluster {
  * Starts the cluster under a fresh key prefix; `settings` adds to its environment, and `redis` says
  * where Redis is (by default the suite's Redis; for Sentinel, REDIS_SENTINELS and REDIS_SENTINEL_MASTER).
  */
-export async function startCluster(
+export async function startCluster<const A extends number, const W extends number>(
   settings: Record<string, string>,
-  counts: { apis: number; workers: number },
+  counts: { apis: A; workers: W },
   redis: Record<string, string> = { REDIS_URL: redisUrl() },
-): Promise<Cluster> {
+): Promise<Cluster<A, W>> {
   const env = { ...redis, JWT_SECRET: TEST_SECRET, KEY_PREFIX: uniquePrefix(), ...settings };
   const apis: Cluster['apis'] = [];
   const workers: Cluster['workers'] = [];
@@ -90,8 +91,14 @@ export async function startCluster(
     await stop();
     throw error;
   }
-  const restartApi = (index: number) => startApi(Number(new URL(apiUrls[index]).port));
-  return { apiUrls, apis, workers, restartApi, stop };
+  const restartApi = (index: number) => startApi(Number(new URL(nth(apiUrls, index)).port));
+  return {
+    apiUrls: apiUrls as Tuple<string, A>,
+    apis: apis as Cluster<A>['apis'],
+    workers: workers as Cluster<number, W>['workers'],
+    restartApi,
+    stop,
+  };
 }
 
 /** Resolves with a child's exit code and the time it exited; set it up before signalling the child. */

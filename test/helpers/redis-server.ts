@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '../../src/dev/redis-server.js';
+import { nth } from './elements.js';
 import { connect } from './redis.js';
 import { waitFor } from './streams.js';
 
@@ -97,7 +98,7 @@ export async function startSentinelGroup(options: SentinelGroupOptions): Promise
         REDIS_SENTINEL_MASTER: masterName,
       },
       async primaryPort() {
-        const [, port] = await ask(sentinels[0].url, (redis) => redis.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[];
+        const [, port] = await ask(nth(sentinels, 0).url, (redis) => redis.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[];
         return Number(port);
       },
       stop,

@@ -20,9 +20,12 @@ export interface Bm25Index<T> {
   search(query: string, limit: number): Array<Bm25Hit<T>>;
 }
 
-interface Posting {
-  doc: number;
+interface Posting<T> {
+  index: number;
+  doc: T;
   tf: number;
+  /** The document's length in terms. */
+  length: number;
 }
 
 /**
@@ -43,19 +46,18 @@ export function createBm25Index<T extends { text: string }>(
   if (!Number.isFinite(b) || b < 0 || b > 1) throw new RangeError(`b must be between 0 and 1, got ${b}`);
 
   const snapshot = docs.slice();
-  const lengths = new Float64Array(snapshot.length);
-  const postings = new Map<string, Posting[]>();
+  const postings = new Map<string, Array<Posting<T>>>();
   let totalLength = 0;
-  snapshot.forEach((entry, index) => {
-    const terms = tokenize(entry.text);
-    lengths[index] = terms.length;
+  snapshot.forEach((doc, index) => {
+    const terms = tokenize(doc.text);
     totalLength += terms.length;
     const counts = new Map<string, number>();
     for (const term of terms) counts.set(term, (counts.get(term) ?? 0) + 1);
     for (const [term, tf] of counts) {
+      const posting = { index, doc, tf, length: terms.length };
       const list = postings.get(term);
-      if (list) list.push({ doc: index, tf });
-      else postings.set(term, [{ doc: index, tf }]);
+      if (list) list.push(posting);
+      else postings.set(term, [posting]);
     }
   });
   const n = snapshot.length;
@@ -68,22 +70,24 @@ export function createBm25Index<T extends { text: string }>(
   return {
     search(query: string, limit: number): Array<Bm25Hit<T>> {
       if (!(limit >= 1)) return [];
-      const scores = new Map<number, number>();
+      const hits = new Map<number, Bm25Hit<T>>();
       for (const term of new Set(tokenize(query))) {
         const list = postings.get(term);
         const weight = idf.get(term);
         if (!list || weight === undefined) continue;
-        for (const { doc, tf } of list) {
-          const norm = k1 * (1 - b + (b * lengths[doc]) / averageLength);
+        for (const { index, doc, tf, length } of list) {
+          const norm = k1 * (1 - b + (b * length) / averageLength);
           const score = (weight * tf * (k1 + 1)) / (tf + norm);
-          scores.set(doc, (scores.get(doc) ?? 0) + score);
+          const hit = hits.get(index);
+          if (hit) hit.score += score;
+          else hits.set(index, { doc, score });
         }
       }
-      return [...scores]
-        .filter(([, score]) => score > 0)
-        .sort(([docA, scoreA], [docB, scoreB]) => scoreB - scoreA || docA - docB)
+      return [...hits]
+        .filter(([, hit]) => hit.score > 0)
+        .sort(([indexA, hitA], [indexB, hitB]) => hitB.score - hitA.score || indexA - indexB)
         .slice(0, Math.floor(limit))
-        .map(([doc, score]) => ({ doc: snapshot[doc], score }));
+        .map(([, hit]) => hit);
     },
   };
 }

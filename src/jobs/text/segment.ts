@@ -29,7 +29,7 @@ export function* segmentsOf(segmenter: Intl.Segmenter, text: string): Generator<
       width *= 2;
       continue;
     }
-    const next = whole ? text.length : start + segments[segments.length - 1].index;
+    const next = whole ? text.length : start + segments.at(-1)!.index;
     for (const { segment, index, isWordLike } of segments) {
       if (start + index >= next) break;
       yield { segment, index: start + index, isWordLike };
@@ -158,7 +158,7 @@ function hardSplit(text: string, max: number): string[] {
   while (rest.length > max) {
     let cut = 0;
     for (let i = max; i > 0; i--) {
-      if (/\s/.test(rest[i])) {
+      if (/\s/.test(rest.charAt(i))) {
         cut = i;
         break;
       }
