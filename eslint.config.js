@@ -32,17 +32,5 @@ export default defineConfig(
       '@typescript-eslint/no-unsafe-member-access': 'off',
     },
   },
-  {
-    // TODO(#13): envelop's getEnveloped() and hook arguments are loosely typed, so `any` flows into these files;
-    // typing them is not done yet. Warnings, so that the rest of the rule set can be an error today.
-    files: ['src/transport/websocket.ts', 'src/transport/rate-limit.ts', 'src/transport/error-codes.ts'],
-    rules: {
-      '@typescript-eslint/no-unsafe-argument': 'warn',
-      '@typescript-eslint/no-unsafe-assignment': 'warn',
-      '@typescript-eslint/no-unsafe-member-access': 'warn',
-      '@typescript-eslint/no-unsafe-return': 'warn',
-      '@typescript-eslint/no-unsafe-enum-comparison': 'warn',
-    },
-  },
   { files: ['**/*.js'], extends: [tseslint.configs.disableTypeChecked] },
 );

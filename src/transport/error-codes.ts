@@ -82,7 +82,9 @@ export function createErrorShaper(logger: Logger, count: (code: string) => void)
       onValidate:
         () =>
         ({ result, setResult }) => {
-          if (result.length > 0) setResult(result.map((e) => counted(withCode(e, ErrorCode.BadUserInput))));
+          // graphql-js' validate returns GraphQLErrors; envelop types them loosely.
+          const errors = result as readonly GraphQLError[];
+          if (errors.length > 0) setResult(errors.map((e) => counted(withCode(e, ErrorCode.BadUserInput))));
         },
     };
   }

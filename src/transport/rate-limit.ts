@@ -1,4 +1,4 @@
-import { getOperationAST, Kind, type GraphQLError, type OperationDefinitionNode } from 'graphql';
+import { getOperationAST, Kind, OperationTypeNode, type DocumentNode, type GraphQLError, type OperationDefinitionNode } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Redis } from 'ioredis';
 import { clientError, ErrorCode } from '../errors.js';
@@ -57,8 +57,9 @@ export function useMutationRateLimit(
 ): Plugin<Context> {
   return {
     async onExecute({ args, setResultAndStopExecution }) {
-      const operation = getOperationAST(args.document, args.operationName);
-      if (operation?.operation !== 'mutation' || !isMetered(operation)) return;
+      // envelop types its arguments loosely (any): these are what graphql-js' execute receives.
+      const operation = getOperationAST(args.document as DocumentNode, args.operationName as string | null | undefined);
+      if (operation?.operation !== OperationTypeNode.MUTATION || !isMetered(operation)) return;
       const waitMs = await limiter.hit(args.contextValue.viewer.id);
       if (waitMs === 0) return;
       onLimited();

@@ -1,5 +1,5 @@
-import type { ExecutionArgs, ExecutionResult, GraphQLFormattedError } from 'graphql';
-import { GraphQLError, getOperationAST } from 'graphql';
+import type { execute, ExecutionArgs, ExecutionResult, GraphQLFormattedError, GraphQLSchema, parse, validate } from 'graphql';
+import { GraphQLError, getOperationAST, OperationTypeNode } from 'graphql';
 import { handleProtocols, type SubscribePayload } from 'graphql-ws';
 import type { Server } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -12,7 +12,7 @@ import type { PresenceRegistry } from '../presence/registry.js';
 import type { ConnectionHandle } from '../schema/builder.js';
 import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
-import { isEventStream, type EventStream } from '../updates/event-stream.js';
+import { isEventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 import type { ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
@@ -99,6 +99,15 @@ class Connection implements SessionHooks, ConnectionHandle {
   reauthenticate(viewer: Viewer): void {
     this.server.reauthenticate(this, viewer);
   }
+}
+
+/** envelop types what getEnveloped returns loosely (any); these are the graphql-js functions its plugins wrap. */
+interface Enveloped {
+  schema: GraphQLSchema;
+  parse: typeof parse;
+  validate: typeof validate;
+  execute: typeof execute;
+  contextFactory: () => unknown;
 }
 
 export interface WebSocketOptions {
@@ -263,11 +272,8 @@ function createOperationRunner(options: OperationOptions) {
   return {
     async start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
       const viewer = connection.viewer!;
-      const { schema, execute, contextFactory, parse, validate } = yoga.getEnveloped({
-        viewer,
-        connection,
-        params: payload,
-      });
+      const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params: payload });
+      const { schema, execute, contextFactory, parse, validate } = enveloped;
       let document;
       try {
         document = parse(payload.query);
@@ -278,7 +284,7 @@ function createOperationRunner(options: OperationOptions) {
       if (errors.length > 0) return refused(errors);
       const operation = getOperationAST(document, payload.operationName);
       if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
-      if (operation.operation === 'subscription') {
+      if (operation.operation === OperationTypeNode.SUBSCRIPTION) {
         if (connection.subscriptions.size >= maxSubscriptionsPerConnection) {
           metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
           const error = clientError(
@@ -300,8 +306,8 @@ function createOperationRunner(options: OperationOptions) {
       };
       // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
       // chain per update: their one hook, error masking, is done by `serialize`, once per result.
-      const result = operation.operation === 'subscription' ? await options.subscribe(args) : await execute(args);
-      if (isEventStream(result)) return { stream: result as EventStream<ExecutionResult> };
+      const result = operation.operation === OperationTypeNode.SUBSCRIPTION ? await options.subscribe(args) : await execute(args);
+      if (isEventStream(result)) return { stream: result };
       if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
       return { result };
     },
