@@ -84,6 +84,17 @@ class Operation implements Sink<ExecutionResult> {
   }
 }
 
+/**
+ * A message waiting for the tick's write, in three parts: a `next` payload is copied into the write
+ * as it is rather than first into a concatenated string. `bytes` is counted when it is written.
+ */
+interface PendingMessage {
+  head: string;
+  body: string;
+  tail: string;
+  bytes: number;
+}
+
 /** The header of a final text frame from a server (unmasked) carrying `length` bytes. */
 function headerLength(length: number): number {
   return length < 126 ? 2 : length < 65_536 ? 4 : 10;
@@ -127,11 +138,8 @@ export class ProtocolSession {
   private readonly running = new Map<string, Operation>();
   /** Until connection_init arrives. */
   private initTimer: NodeJS.Timeout | null;
-  /**
-   * This tick's messages, sent together on the next (see {@link flush}): each in three parts, so a
-   * `next` payload is copied into the write as it is rather than first into a concatenated string.
-   */
-  private pending: string[] = [];
+  /** This tick's messages, sent together on the next (see {@link flush}). */
+  private pending: PendingMessage[] = [];
   /** Their length in UTF-16 units: close enough to bytes to tell when the socket is over its limit. */
   private pendingLength = 0;
   /** The pending messages go over maxBufferedBytes: their write resumes the subscriptions once it is flushed. */
@@ -287,7 +295,7 @@ export class ProtocolSession {
   private write(head: string, body = '', tail = ''): boolean {
     if (this.closing || this.socket.readyState !== WebSocket.OPEN) return true;
     if (this.pending.length === 0) process.nextTick(() => this.flush());
-    this.pending.push(head, body, tail);
+    this.pending.push({ head, body, tail, bytes: 0 });
     this.pendingLength += head.length + body.length + tail.length;
     if (this.socket.bufferedAmount + this.pendingLength <= this.options.maxBufferedBytes) return true;
     this.pendingOverLimit = true;
@@ -310,30 +318,30 @@ export class ProtocolSession {
    * the socket has closed are dropped: the client resumes from its last cursor.
    */
   private flush(): void {
-    const parts = this.pending;
-    if (parts.length === 0) return;
+    const messages = this.pending;
+    if (messages.length === 0) return;
     const callback = this.pendingOverLimit ? () => this.flushed() : undefined;
     this.pending = [];
     this.pendingLength = 0;
     this.pendingOverLimit = false;
     if (this.socket.readyState !== WebSocket.OPEN) return;
     if (this.compressed) {
-      for (let i = 0; i < parts.length; i += 3) {
-        this.socket.send(`${parts[i]}${parts[i + 1]}${parts[i + 2]}`, i + 3 === parts.length ? callback : undefined);
-      }
+      const last = messages.length - 1;
+      messages.forEach(({ head, body, tail }, index) => this.socket.send(head + body + tail, index === last ? callback : undefined));
       return;
     }
-    const lengths = parts.map((part) => Buffer.byteLength(part));
     let size = 0;
-    for (let i = 0; i < parts.length; i += 3) {
-      const length = lengths[i] + lengths[i + 1] + lengths[i + 2];
-      size += headerLength(length) + length;
+    for (const message of messages) {
+      message.bytes = Buffer.byteLength(message.head) + Buffer.byteLength(message.body) + Buffer.byteLength(message.tail);
+      size += headerLength(message.bytes) + message.bytes;
     }
     const buffer = Buffer.allocUnsafe(size);
     let at = 0;
-    for (let i = 0; i < parts.length; i += 3) {
-      at = writeHeader(buffer, at, lengths[i] + lengths[i + 1] + lengths[i + 2]);
-      for (let part = i; part < i + 3; part += 1) if (lengths[part] > 0) at += buffer.write(parts[part], at, lengths[part], 'utf8');
+    for (const { head, body, tail, bytes } of messages) {
+      at = writeHeader(buffer, at, bytes);
+      at += buffer.write(head, at);
+      if (body) at += buffer.write(body, at);
+      if (tail) at += buffer.write(tail, at);
     }
     this.transport.write(buffer, callback);
   }
