@@ -142,7 +142,8 @@ function onFrame(c: Connection, data: Buffer): void {
   }
   const message = JSON.parse(data.toString()) as {
     type: string;
-    payload?: { data?: Record<string, { seq: number; status: string; timestamp: string } | null>; errors?: unknown[] } | unknown[];
+    payload?:
+      { data?: Record<string, { seq: number; status: string; timestamp: string } | null>; errors?: unknown[] } | unknown[];
   };
   switch (message.type) {
     case 'connection_ack':
@@ -152,7 +153,10 @@ function onFrame(c: Connection, data: Buffer): void {
       c.socket.send('{"type":"pong"}');
       return;
     case 'next': {
-      const payload = message.payload as { data?: Record<string, { seq: number; status: string; timestamp: string } | null>; errors?: unknown[] };
+      const payload = message.payload as {
+        data?: Record<string, { seq: number; status: string; timestamp: string } | null>;
+        errors?: unknown[];
+      };
       if (payload.errors) return noteError(JSON.stringify(payload.errors));
       const update = payload.data ? Object.values(payload.data)[0] : null;
       if (!update) return noteError(`next without data: ${data.toString().slice(0, 200)}`);
@@ -295,7 +299,17 @@ serveRequests({
       if (c.completed) completed += 1;
       if (c.caughtUpUs > 0) caughtUp += 1;
     }
-    return { total: connections.length, ready, received, completed, caughtUp, notReadyTopics: [...notReady], errors, closed, firstError };
+    return {
+      total: connections.length,
+      ready,
+      received,
+      completed,
+      caughtUp,
+      notReadyTopics: [...notReady],
+      errors,
+      closed,
+      firstError,
+    };
   },
 
   measure,

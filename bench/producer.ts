@@ -125,7 +125,9 @@ serveRequests({
         await Promise.all(
           topics
             .slice(i, i + 500)
-            .map((t) => registry.create({ kind: 'file', id: t.id, ownerId: request.owner, projectId: null, name: t.id, createdAt })),
+            .map((t) =>
+              registry.create({ kind: 'file', id: t.id, ownerId: request.owner, projectId: null, name: t.id, createdAt }),
+            ),
         );
       }
     }

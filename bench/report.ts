@@ -79,7 +79,8 @@ export interface DocumentRun {
 }
 
 const TITLES: Record<Scenario, (p: Params) => string> = {
-  S1: (p) => `S1 many topics: ${p.s1.connections} connections, one resource each, ${p.s1.rate} updates/s, ${p.s1.durationMs / 1000} s`,
+  S1: (p) =>
+    `S1 many topics: ${p.s1.connections} connections, one resource each, ${p.s1.rate} updates/s, ${p.s1.durationMs / 1000} s`,
   S2: (p) =>
     `S2 fan-out: ${p.s2.connections} connections on one resource, ${p.s2.rate} updates/s (${p.s2.rate * p.s2.connections} deliveries/s), ${p.s2.durationMs / 1000} s`,
   S3: (p) =>
@@ -168,7 +169,9 @@ function saturationTables(results: Results, rows: Row[]): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n';
   for (const row of rows) {
     const failing = results.s3Steps[row.server]?.find((s) => !s.pass);
-    const stop = failing ? `${num(failing.rate)}/s: ${failing.reasons.join(', ')} (limit: ${failing.limit})` : 'nothing (ladder ended)';
+    const stop = failing
+      ? `${num(failing.rate)}/s: ${failing.reasons.join(', ')} (limit: ${failing.limit})`
+      : 'nothing (ladder ended)';
     out +=
       `| ${row.server} | ${num(row.rate)} | ${num(row.deliveredPerS)} | ${ms(row.p50)} | ${ms(row.p99)} | ${correctness(row)} | ` +
       `${num(row.serverCpuUsPerUpdate, 1)} | ${num(row.serverCpuPercent)} | ${num(row.redisCpuUsPerUpdate, 1)} | ${num(row.clientCpuPercent)} | ${num(row.core1Percent)} | ${stop} |\n`;
@@ -176,7 +179,8 @@ function saturationTables(results: Results, rows: Row[]): string {
   const herald = by('herald');
   for (const other of ['raw', 'stock'] as const) {
     const o = by(other);
-    if (herald && o) out += `| herald/${other} | ${ratio(herald.rate, o.rate)} | ${ratio(herald.deliveredPerS, o.deliveredPerS)} | | | | ${ratio(herald.serverCpuUsPerUpdate, o.serverCpuUsPerUpdate)} | | ${ratio(herald.redisCpuUsPerUpdate, o.redisCpuUsPerUpdate)} | | | |\n`;
+    if (herald && o)
+      out += `| herald/${other} | ${ratio(herald.rate, o.rate)} | ${ratio(herald.deliveredPerS, o.deliveredPerS)} | | | | ${ratio(herald.serverCpuUsPerUpdate, o.serverCpuUsPerUpdate)} | | ${ratio(herald.redisCpuUsPerUpdate, o.redisCpuUsPerUpdate)} | | | |\n`;
   }
   const kinds = (['herald', 'raw', 'stock'] as const).filter((k) => results.s3Steps[k]);
   const rates = [...new Set(kinds.flatMap((k) => results.s3Steps[k]!.map((s) => s.rate)))].sort((a, b) => a - b);
@@ -207,7 +211,8 @@ function judge(ok: boolean | null): Target['status'] {
 
 /** The issue's targets, judged on this run's numbers. */
 export function targets(results: Results): Target[] {
-  const row = (scenario: Scenario, kind: ServerKind) => results.rows.find((r) => r.scenario === scenario && r.server === kind && !r.na);
+  const row = (scenario: Scenario, kind: ServerKind) =>
+    results.rows.find((r) => r.scenario === scenario && r.server === kind && !r.na);
   const out: Target[] = [];
 
   const h3 = row('S3', 'herald');
@@ -224,9 +229,14 @@ export function targets(results: Results): Target[] {
       target: '≥ 1.5× stock, and equal to raw where the load client is the limit',
       measured:
         `herald ${num(h3.rate)}/s, stock ${num(s3.rate)}/s (${ratio(h3.rate, s3.rate)})` +
-        (r3 ? `, raw ${num(r3.rate)}/s (${ratio(h3.rate, r3.rate)}; raw ${rawLoadLimited ? `stopped by the ${rawStop?.limit ?? 'ladder end'}` : 'was server-limited'})` : ''),
+        (r3
+          ? `, raw ${num(r3.rate)}/s (${ratio(h3.rate, r3.rate)}; raw ${rawLoadLimited ? `stopped by the ${rawStop?.limit ?? 'ladder end'}` : 'was server-limited'})`
+          : ''),
       // Stock passing the whole ladder bounds nothing: herald may or may not be 1.5× it.
-      status: !stockStopped && !(vsRaw === false) && !(h3.rate !== null && s3.rate !== null && h3.rate < s3.rate) ? 'inconclusive' : judge(vsStock && vsRaw !== false),
+      status:
+        !stockStopped && !(vsRaw === false) && !(h3.rate !== null && s3.rate !== null && h3.rate < s3.rate)
+          ? 'inconclusive'
+          : judge(vsStock && vsRaw !== false),
     });
   } else out.push({ figure: 'S3 highest passing rate', target: '≥ 1.5× stock', measured: '–', status: 'not run' });
 
@@ -236,8 +246,14 @@ export function targets(results: Results): Target[] {
   out.push({
     figure: 'S2 deliveries/s',
     target: '≥ 2.5× stock and ≥ 0.5× raw',
-    measured: h2 ? `offered ${num(results.params.s2.rate * results.params.s2.connections)}/s; herald ${num(h2.deliveredPerS)}, stock ${num(s2?.deliveredPerS)} (${ratio(h2.deliveredPerS, s2?.deliveredPerS)}), raw ${num(r2?.deliveredPerS)} (${ratio(h2.deliveredPerS, r2?.deliveredPerS)})` : '–',
-    status: judge(h2 && s2 && r2 ? (h2.deliveredPerS ?? 0) >= 2.5 * (s2.deliveredPerS ?? 0) && (h2.deliveredPerS ?? 0) >= 0.5 * (r2.deliveredPerS ?? 0) : null),
+    measured: h2
+      ? `offered ${num(results.params.s2.rate * results.params.s2.connections)}/s; herald ${num(h2.deliveredPerS)}, stock ${num(s2?.deliveredPerS)} (${ratio(h2.deliveredPerS, s2?.deliveredPerS)}), raw ${num(r2?.deliveredPerS)} (${ratio(h2.deliveredPerS, r2?.deliveredPerS)})`
+      : '–',
+    status: judge(
+      h2 && s2 && r2
+        ? (h2.deliveredPerS ?? 0) >= 2.5 * (s2.deliveredPerS ?? 0) && (h2.deliveredPerS ?? 0) >= 0.5 * (r2.deliveredPerS ?? 0)
+        : null,
+    ),
   });
 
   const h1 = row('S1', 'herald');
@@ -245,8 +261,15 @@ export function targets(results: Results): Target[] {
   out.push({
     figure: 'server CPU µs per delivered update, S1',
     target: '≤ 1.5× raw',
-    measured: h1 && r1 ? `herald ${num(h1.serverCpuUsPerUpdate, 1)}, raw ${num(r1.serverCpuUsPerUpdate, 1)} (${ratio(h1.serverCpuUsPerUpdate, r1.serverCpuUsPerUpdate)})` : '–',
-    status: judge(h1 && r1 && h1.serverCpuUsPerUpdate !== null && r1.serverCpuUsPerUpdate !== null ? h1.serverCpuUsPerUpdate <= 1.5 * r1.serverCpuUsPerUpdate : null),
+    measured:
+      h1 && r1
+        ? `herald ${num(h1.serverCpuUsPerUpdate, 1)}, raw ${num(r1.serverCpuUsPerUpdate, 1)} (${ratio(h1.serverCpuUsPerUpdate, r1.serverCpuUsPerUpdate)})`
+        : '–',
+    status: judge(
+      h1 && r1 && h1.serverCpuUsPerUpdate !== null && r1.serverCpuUsPerUpdate !== null
+        ? h1.serverCpuUsPerUpdate <= 1.5 * r1.serverCpuUsPerUpdate
+        : null,
+    ),
   });
 
   const stockBest = s3?.rate ?? null;
@@ -275,7 +298,9 @@ export function targets(results: Results): Target[] {
   out.push({
     figure: 'RSS per idle subscription (S4)',
     target: '≤ 15 KB',
-    measured: h4 ? `herald ${num(h4.rssPerSubKb, 1)} KB, stock ${num(row('S4', 'stock')?.rssPerSubKb, 1)} KB, raw ${num(row('S4', 'raw')?.rssPerSubKb, 1)} KB` : '–',
+    measured: h4
+      ? `herald ${num(h4.rssPerSubKb, 1)} KB, stock ${num(row('S4', 'stock')?.rssPerSubKb, 1)} KB, raw ${num(row('S4', 'raw')?.rssPerSubKb, 1)} KB`
+      : '–',
     status: judge(h4?.rssPerSubKb != null ? h4.rssPerSubKb <= 15 : null),
   });
 
@@ -290,7 +315,11 @@ export function targets(results: Results): Target[] {
   out.push({
     figure: 'S5 resume',
     target: `all ${results.params.s5.clients} caught up in ≤ 1 s`,
-    measured: h5 ? (h5.caughtUpMs != null ? `all caught up in ${num(h5.caughtUpMs)} ms` : `${h5.caughtUp ?? 0} of ${h5.subscriptions} caught up`) : '–',
+    measured: h5
+      ? h5.caughtUpMs != null
+        ? `all caught up in ${num(h5.caughtUpMs)} ms`
+        : `${h5.caughtUp ?? 0} of ${h5.subscriptions} caught up`
+      : '–',
     status: judge(h5 ? h5.caughtUpMs != null && h5.caughtUpMs <= 1_000 && h5.lost === 0 : null),
   });
 
@@ -302,7 +331,11 @@ export function targets(results: Results): Target[] {
   out.push({
     figure: 'correctness (Herald)',
     target: '0 lost, 0 duplicated, 0 out of order in every scenario',
-    measured: checked.length ? (bad.length ? bad.map((r) => `${r.scenario}: ${correctness(r)}`).join('; ') : `0 / 0 / 0 in ${checked.length} measured runs`) : '–',
+    measured: checked.length
+      ? bad.length
+        ? bad.map((r) => `${r.scenario}: ${correctness(r)}`).join('; ')
+        : `0 / 0 / 0 in ${checked.length} measured runs`
+      : '–',
     status: judge(checked.length ? bad.length === 0 : null),
   });
   return out;
@@ -314,7 +347,7 @@ export function printReport(results: Results): string {
   out +=
     `Server under test on core 0 (\`taskset -c 0\`); Redis, producer, load client on core 1${m.pinned ? '' : ' (NOT pinned: taskset missing)'}. ` +
     'Latency: producer publish to client receive, one monotonic clock. CPU µs / update: utime+stime of the server process per delivered update. ' +
-    `RSS / sub: VmRSS growth from idle to all subscribed, per subscription.${results.params.quick ? ' **Quick mode: tiny sizes, not the issue\'s figures.**' : ''} Run took ${results.durationS} s.\n`;
+    `RSS / sub: VmRSS growth from idle to all subscribed, per subscription.${results.params.quick ? " **Quick mode: tiny sizes, not the issue's figures.**" : ''} Run took ${results.durationS} s.\n`;
   for (const scenario of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const) out += scenarioTable(results, scenario);
   out += documentsTable(results);
   out += '\n### Targets\n\n| figure | target | measured | status |\n| --- | --- | --- | --- |\n';

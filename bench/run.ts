@@ -107,7 +107,12 @@ async function startServer(bench: Bench, kind: ServerKind, name: string, nodeArg
   const httpUrl = `http://127.0.0.1:${port}`;
   if (kind === 'herald') {
     const deadline = Date.now() + 20_000;
-    while ((await fetch(`${httpUrl}/readyz`).then((r) => r.status, () => 0)) !== 200) {
+    while (
+      (await fetch(`${httpUrl}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
       if (Date.now() > deadline) throw new Error('Herald did not become ready (/readyz) within 20 s');
       await sleep(100);
     }
@@ -177,7 +182,14 @@ interface Prepared {
 }
 
 /** Starts the server, writes the topics, connects and subscribes everything, and waits until live. */
-async function prepare(bench: Bench, kind: ServerKind, name: string, connections: number, topics: number, nodeArgs: string[] = []): Promise<Prepared> {
+async function prepare(
+  bench: Bench,
+  kind: ServerKind,
+  name: string,
+  connections: number,
+  topics: number,
+  nodeArgs: string[] = [],
+): Promise<Prepared> {
   await bench.admin.flushall();
   const server = await startServer(bench, kind, name, nodeArgs);
   const ids = topicIds(topics);
@@ -187,7 +199,14 @@ async function prepare(bench: Bench, kind: ServerKind, name: string, connections
   const specs = specsFor(kind, ids, connections);
   const connected = await bench.client.call<{ opened: number; failures: number; firstFailure: string; ms: number }>(
     'connect',
-    { kind, url: server.wsUrl, token: bench.token, query: kind === 'herald' ? HERALD_QUERY : STOCK_QUERY, subscriptions: specs, subscribeNow: true },
+    {
+      kind,
+      url: server.wsUrl,
+      token: bench.token,
+      query: kind === 'herald' ? HERALD_QUERY : STOCK_QUERY,
+      subscriptions: specs,
+      subscribeNow: true,
+    },
     300_000,
   );
   const setupNote: string[] = [];
@@ -277,7 +296,13 @@ type WaitEnd = 'complete' | 'stalled' | 'cap';
  * Waits until `expected` has been reached, or nothing has arrived for `stallMs` (what is missing
  * then is lost), or `capMs` passed while deliveries were still arriving (a backlog).
  */
-async function waitDelivered(bench: Bench, expected: number, field: 'received' | 'completed' | 'caughtUp', capMs = 60_000, stallMs = 3_000): Promise<WaitEnd> {
+async function waitDelivered(
+  bench: Bench,
+  expected: number,
+  field: 'received' | 'completed' | 'caughtUp',
+  capMs = 60_000,
+  stallMs = 3_000,
+): Promise<WaitEnd> {
   const deadline = Date.now() + capMs;
   let last = -1;
   let lastChange = Date.now();
@@ -313,14 +338,17 @@ function rowOf(scenario: Scenario, kind: ServerKind, prepared: Prepared | null, 
   if (r?.firstError) allNotes.push(`client: ${r.errors} errors, ${r.closed} closed; first: ${r.firstError.slice(0, 160)}`);
   if (m && m.produced.failed > 0) allNotes.push(`producer: ${m.produced.failed} publishes failed (${m.produced.firstFailure})`);
   const backlog = r && m?.waitEnd === 'cap' ? r.lost - r.gaps : 0;
-  if (backlog > 0) allNotes.push(`${backlog} updates still queued when the wait ended (still arriving after ${(m!.cpu.wallUs / 1e6).toFixed(0)} s)`);
+  if (backlog > 0)
+    allNotes.push(
+      `${backlog} updates still queued when the wait ended (still arriving after ${(m!.cpu.wallUs / 1e6).toFixed(0)} s)`,
+    );
   const interference = m ? outsideNote(m.cpu) : null;
   if (interference) allNotes.push(interference);
   return {
     scenario,
     server: kind,
     subscriptions: prepared?.subscriptions ?? 0,
-    rate: m ? Math.round(m.produced.published / Math.max(m.produced.endUs - m.produced.startUs, 1) * 1e6) : null,
+    rate: m ? Math.round((m.produced.published / Math.max(m.produced.endUs - m.produced.startUs, 1)) * 1e6) : null,
     deliveredPerS: r && m ? r.received / Math.max(m.windowUs / 1e6, 1e-3) : null,
     delivered: r?.received ?? null,
     p50: r ? r.latencyMs.p50 : null,
@@ -348,7 +376,9 @@ function rowOf(scenario: Scenario, kind: ServerKind, prepared: Prepared | null, 
 const INTERFERENCE_PERCENT = 10;
 
 function outsideNote(cpu: CpuWindow): string | null {
-  const parts = cpu.outside.map((v, core) => (v > INTERFERENCE_PERCENT ? `${v.toFixed(0)}% of core ${core}` : '')).filter(Boolean);
+  const parts = cpu.outside
+    .map((v, core) => (v > INTERFERENCE_PERCENT ? `${v.toFixed(0)}% of core ${core}` : ''))
+    .filter(Boolean);
   return parts.length ? `processes outside the bench used ${parts.join(' and ')} during the measurement` : null;
 }
 
@@ -366,14 +396,27 @@ async function closeAll(bench: Bench, server: Server | null): Promise<void> {
 // Scenarios
 
 /** S1 and S2: a fixed rate over a fixed layout. */
-async function fixedRate(bench: Bench, scenario: 'S1' | 'S2', kind: ServerKind, nodeArgs: string[] = []): Promise<Row & { profileWindow?: [number, number] }> {
+async function fixedRate(
+  bench: Bench,
+  scenario: 'S1' | 'S2',
+  kind: ServerKind,
+  nodeArgs: string[] = [],
+): Promise<Row & { profileWindow?: [number, number] }> {
   const p = scenario === 'S1' ? bench.params.s1 : bench.params.s2;
   const topics = scenario === 'S1' ? p.connections : 1;
   let prepared: Prepared | null = null;
   try {
-    prepared = await prepare(bench, kind, `${scenario}-${kind}${nodeArgs.length ? '-profile' : ''}`, p.connections, topics, nodeArgs);
+    prepared = await prepare(
+      bench,
+      kind,
+      `${scenario}-${kind}${nodeArgs.length ? '-profile' : ''}`,
+      p.connections,
+      topics,
+      nodeArgs,
+    );
     const m = await measureRate(bench, prepared, p.rate, p.durationMs);
-    const notes = m.produced.achievedRate < p.rate * 0.95 ? [`producer reached only ${Math.round(m.produced.achievedRate)}/s`] : [];
+    const notes =
+      m.produced.achievedRate < p.rate * 0.95 ? [`producer reached only ${Math.round(m.produced.achievedRate)}/s`] : [];
     return { ...rowOf(scenario, kind, prepared, m, notes), profileWindow: [m.produced.startUs, m.produced.startUs + m.windowUs] };
   } catch (error) {
     return failedRow(scenario, kind, error as Error);
@@ -384,7 +427,10 @@ async function fixedRate(bench: Bench, scenario: 'S1' | 'S2', kind: ServerKind, 
 
 /** The rates S3 tries, from startRate up to maxRate. */
 export function rateLadder(start: number, max: number): number[] {
-  const ladder = [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000, 32_000, 40_000, 50_000, 60_000, 80_000, 100_000];
+  const ladder = [
+    1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000, 32_000, 40_000,
+    50_000, 60_000, 80_000, 100_000,
+  ];
   const rates = ladder.filter((r) => r >= start && r <= max);
   if (rates[0] !== start) rates.unshift(start);
   return rates;
@@ -400,7 +446,8 @@ async function saturation(bench: Bench, kind: ServerKind): Promise<{ row: Row; s
     let best: Row | null = null;
     for (const rate of rateLadder(p.startRate, p.maxRate)) {
       let m = await measureRate(bench, prepared, rate, p.stepMs);
-      const failedAt = (x: Measured) => x.report.lost > 0 || x.report.duplicated > 0 || x.report.outOfOrder > 0 || x.report.latencyMs.p99 >= p.p99LimitMs;
+      const failedAt = (x: Measured) =>
+        x.report.lost > 0 || x.report.duplicated > 0 || x.report.outOfOrder > 0 || x.report.latencyMs.p99 >= p.p99LimitMs;
       let retried: string | null = null;
       if (failedAt(m) && Math.max(...m.cpu.outside) > INTERFERENCE_PERCENT) {
         // Another user of the machine, not the server, may have failed this step: once more.
@@ -426,13 +473,17 @@ async function saturation(bench: Bench, kind: ServerKind): Promise<{ row: Row; s
           ? 'load side (core 1)'
           : 'server';
       steps.push({ rate, row, pass: reasons.length === 0, reasons, limit });
-      log(`  S3 ${kind} ${rate}/s: p99 ${row.p99?.toFixed(2)} ms, lost ${row.lost}, server CPU ${row.serverCpuPercent?.toFixed(0)}%, client CPU ${row.clientCpuPercent?.toFixed(0)}% -> ${reasons.length ? reasons.join(', ') : 'pass'}`);
+      log(
+        `  S3 ${kind} ${rate}/s: p99 ${row.p99?.toFixed(2)} ms, lost ${row.lost}, server CPU ${row.serverCpuPercent?.toFixed(0)}%, client CPU ${row.clientCpuPercent?.toFixed(0)}% -> ${reasons.length ? reasons.join(', ') : 'pass'}`,
+      );
       if (reasons.length > 0) break;
       best = { ...row, rate };
       await sleep(1_000);
     }
     const failing = steps.find((s) => !s.pass);
-    const notes = failing ? [`failed at ${failing.rate}/s: ${failing.reasons.join(', ')} (limit: ${failing.limit})`] : [`passed every step up to ${p.maxRate}/s`];
+    const notes = failing
+      ? [`failed at ${failing.rate}/s: ${failing.reasons.join(', ')} (limit: ${failing.limit})`]
+      : [`passed every step up to ${p.maxRate}/s`];
     const row = best ? { ...best, notes: [...best.notes, ...notes] } : { ...rowOf('S3', kind, prepared, null), rate: 0, notes };
     return { row, steps };
   } catch (error) {
@@ -471,7 +522,13 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
     await bench.admin.flushall();
     server = await startServer(bench, 'herald', `S5-herald${nodeArgs.length ? '-profile' : ''}`, nodeArgs);
     const ids = topicIds(p.clients);
-    await bench.producer.call('init', { kind: 'herald', redisUrl: bench.redis.url, keyPrefix: KEY_PREFIX, topics: ids, owner: OWNER });
+    await bench.producer.call('init', {
+      kind: 'herald',
+      redisUrl: bench.redis.url,
+      keyPrefix: KEY_PREFIX,
+      topics: ids,
+      owner: OWNER,
+    });
     const anchors = await bench.producer.call<Array<{ seq: number; epoch: string }>>('prime', { topics: ids.map((_, i) => i) });
     const burst = await bench.producer.call<{ ms: number; failed: number }>('burst', { perTopic: p.updates }, 300_000);
     log(`  appended ${p.updates * p.clients} updates in ${burst.ms.toFixed(0)} ms`);
@@ -481,7 +538,11 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
       const anchor = nth(anchors, topic);
       return { topic, base: anchor.seq, variables: { fileId, after: encodeCursor(anchor) } };
     });
-    await bench.client.call('connect', { kind: 'herald', url: server.wsUrl, token: bench.token, query: HERALD_QUERY, subscriptions: specs, subscribeNow: false }, 300_000);
+    await bench.client.call(
+      'connect',
+      { kind: 'herald', url: server.wsUrl, token: bench.token, query: HERALD_QUERY, subscriptions: specs, subscribeNow: false },
+      300_000,
+    );
     const closeWindow = openCpuWindow(bench, server.child.pid);
     const t0 = nowUs();
     await bench.client.call('resume', { updates: p.updates });
@@ -491,7 +552,16 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
     const prepared = preparedAfter(server, rssBeforeKb, specs.length);
     const allMs = report.allCaughtUpMs;
     const m: Measured = {
-      produced: { published: 0, perTopic: [], startUs: t0, endUs: t0, achievedRate: 0, cpuPercent: 0, failed: burst.failed, firstFailure: '' },
+      produced: {
+        published: 0,
+        perTopic: [],
+        startUs: t0,
+        endUs: t0,
+        achievedRate: 0,
+        cpuPercent: 0,
+        failed: burst.failed,
+        firstFailure: '',
+      },
       report,
       cpu,
       windowUs: report.lastReceiveUs - t0,
@@ -502,7 +572,13 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
         ? `only ${report.caughtUp} of ${specs.length} caught up`
         : `all ${specs.length} caught up in ${allMs.toFixed(0)} ms (latency columns: per-client catch-up time)`,
     ]);
-    return { ...row, rate: null, caughtUpMs: allMs ?? null, caughtUp: report.caughtUp ?? 0, profileWindow: [t0, report.lastReceiveUs] };
+    return {
+      ...row,
+      rate: null,
+      caughtUpMs: allMs ?? null,
+      caughtUp: report.caughtUp ?? 0,
+      profileWindow: [t0, report.lastReceiveUs],
+    };
   } catch (error) {
     return failedRow('S5', 'herald', error as Error);
   } finally {
@@ -542,7 +618,10 @@ async function endToEnd(bench: Bench): Promise<Row> {
           headers: { 'content-type': 'application/json', authorization: `Bearer ${bench.token}` },
           body: JSON.stringify({ query: mutation, variables: { input: { name: `bench-${index}.md`, content } } }),
         });
-        const body = (await response.json()) as { data?: { startFileProcessing: { fileId: string; cursor: string } }; errors?: unknown };
+        const body = (await response.json()) as {
+          data?: { startFileProcessing: { fileId: string; cursor: string } };
+          errors?: unknown;
+        };
         if (!body.data) throw new Error(`startFileProcessing failed: ${JSON.stringify(body.errors).slice(0, 300)}`);
         started[index] = body.data.startFileProcessing;
       }
@@ -550,7 +629,19 @@ async function endToEnd(bench: Bench): Promise<Row> {
     await Promise.all(Array.from({ length: 8 }, lane));
     const rssBeforeKb = rssKb(server.child.pid);
     const specs: SubscriptionSpec[] = started.map((s, topic) => ({ topic, variables: { fileId: s.fileId, after: s.cursor } }));
-    await bench.client.call('connect', { kind: 'herald', url: server.wsUrl, token: bench.token, query: HERALD_QUERY, subscriptions: specs, subscribeNow: true, fullParse: true }, 300_000);
+    await bench.client.call(
+      'connect',
+      {
+        kind: 'herald',
+        url: server.wsUrl,
+        token: bench.token,
+        query: HERALD_QUERY,
+        subscriptions: specs,
+        subscribeNow: true,
+        fullParse: true,
+      },
+      300_000,
+    );
     // Every subscription has its `queued` update before the worker starts (bounded: 30 s).
     for (let i = 0; i < 300; i += 1) {
       const status = await bench.client.call<ClientStatus>('status');
@@ -561,7 +652,13 @@ async function endToEnd(bench: Bench): Promise<Row> {
     await bench.client.call('measure');
     worker = spawnPinned('S6-worker', 'src/worker.ts', {
       core: SERVER_CORE,
-      env: { REDIS_URL: bench.redis.url, KEY_PREFIX, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: String(p.concurrency), ...bench.params.heraldEnv },
+      env: {
+        REDIS_URL: bench.redis.url,
+        KEY_PREFIX,
+        LOG_LEVEL: 'warn',
+        WORKER_CONCURRENCY: String(p.concurrency),
+        ...bench.params.heraldEnv,
+      },
     });
     bench.children.push(worker);
     const waitEnd = await waitDelivered(bench, specs.length, 'completed', 600_000, 30_000);
@@ -570,7 +667,16 @@ async function endToEnd(bench: Bench): Promise<Row> {
     const report = await bench.client.call<ClientReport>('report', {});
     const prepared = preparedAfter(server, rssBeforeKb, specs.length);
     const m: Measured = {
-      produced: { published: 0, perTopic: [], startUs: report.firstReceiveUs, endUs: report.firstReceiveUs, achievedRate: 0, cpuPercent: 0, failed: 0, firstFailure: '' },
+      produced: {
+        published: 0,
+        perTopic: [],
+        startUs: report.firstReceiveUs,
+        endUs: report.firstReceiveUs,
+        achievedRate: 0,
+        cpuPercent: 0,
+        failed: 0,
+        firstFailure: '',
+      },
       report,
       cpu,
       windowUs: report.lastReceiveUs - report.firstReceiveUs,
@@ -579,7 +685,7 @@ async function endToEnd(bench: Bench): Promise<Row> {
     const row = rowOf('S6', 'herald', prepared, m, [
       `${report.completed} of ${specs.length} files completed; ${report.received} updates`,
       `worker (also on core ${SERVER_CORE}, concurrency ${p.concurrency}): ${(workerCpuUs / Math.max(report.received, 1)).toFixed(0)} µs CPU per update incl. start-up`,
-      'latency from the worker\'s ISO timestamp (ms resolution)',
+      "latency from the worker's ISO timestamp (ms resolution)",
     ]);
     return { ...row, rate: null };
   } catch (error) {
@@ -597,8 +703,13 @@ async function endToEnd(bench: Bench): Promise<Row> {
 const DOCUMENT_MB = [0.1, 1, 5];
 
 /** Follows one file's stream to its terminal update, counting the updates on the way. */
-function followFile(client: Client, fileId: string, after: string): Promise<{ status: string; message: string | null; updates: number }> {
-  const query = 'subscription F($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { status message } }';
+function followFile(
+  client: Client,
+  fileId: string,
+  after: string,
+): Promise<{ status: string; message: string | null; updates: number }> {
+  const query =
+    'subscription F($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { status message } }';
   return new Promise((resolve, reject) => {
     let updates = 0;
     let last: { status: string; message: string | null } = { status: 'NONE', message: null };
@@ -633,7 +744,11 @@ async function largeDocuments(bench: Bench): Promise<DocumentRun[]> {
       env: { REDIS_URL: bench.redis.url, KEY_PREFIX, LOG_LEVEL: 'warn', WORKER_CONCURRENCY: '1', ...bench.params.heraldEnv },
     });
     bench.children.push(worker);
-    client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${bench.token}` } });
+    client = createClient({
+      url: server.wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${bench.token}` },
+    });
     const mutation = 'mutation Start($input: StartFileProcessingInput!) { startFileProcessing(input: $input) { fileId cursor } }';
     const processDocument = async (name: string, content: string) => {
       const response = await fetch(`${server!.httpUrl}/graphql`, {
@@ -641,7 +756,10 @@ async function largeDocuments(bench: Bench): Promise<DocumentRun[]> {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${bench.token}` },
         body: JSON.stringify({ query: mutation, variables: { input: { name, content } } }),
       });
-      const body = (await response.json()) as { data?: { startFileProcessing: { fileId: string; cursor: string } }; errors?: unknown };
+      const body = (await response.json()) as {
+        data?: { startFileProcessing: { fileId: string; cursor: string } };
+        errors?: unknown;
+      };
       if (!body.data) throw new Error(`startFileProcessing failed: ${JSON.stringify(body.errors).slice(0, 300)}`);
       const { fileId, cursor } = body.data.startFileProcessing;
       return followFile(client!, fileId, cursor);
@@ -692,12 +810,23 @@ async function profile(bench: Bench, scenario: ProfiledScenario): Promise<Profil
 async function main(): Promise<void> {
   const params = parseParams();
   const started = new Date();
-  const maxConnections = Math.max(params.s1.connections, params.s2.connections, params.s3.connections, params.s4.connections, params.s5.clients);
+  const maxConnections = Math.max(
+    params.s1.connections,
+    params.s2.connections,
+    params.s3.connections,
+    params.s4.connections,
+    params.s5.clients,
+  );
   const limit = openFileLimit();
   const openFiles = maxConnections + 1_024;
   const hardLimit = openFileLimit('hard');
-  log(`open-file limit ${limit} (hard ${hardLimit}), ${openFiles} needed${limit < openFiles ? ': children are raised with prlimit' : ''}`);
-  if (hardLimit < openFiles) throw new Error(`the open-file hard limit ${hardLimit} is below the ${openFiles} the bench needs: run \`ulimit -n ${openFiles * 2}\` (as root) first`);
+  log(
+    `open-file limit ${limit} (hard ${hardLimit}), ${openFiles} needed${limit < openFiles ? ': children are raised with prlimit' : ''}`,
+  );
+  if (hardLimit < openFiles)
+    throw new Error(
+      `the open-file hard limit ${hardLimit} is below the ${openFiles} the bench needs: run \`ulimit -n ${openFiles * 2}\` (as root) first`,
+    );
   if (!canPin) log('taskset is missing: processes are NOT pinned (install util-linux)');
   if (os.cpus().length < 2) log('fewer than two cores: pinning puts everything on core 0');
   pinProcess(process.pid, LOAD_CORE);

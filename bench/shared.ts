@@ -104,7 +104,8 @@ export function createPeer(child: import('node:child_process').ChildProcess, nam
   return {
     call<T>(type: string, payload: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<T> {
       const rpc = next++;
-      if (gone || !child.connected) return Promise.reject(new Error(`${name} is gone: ${gone ?? 'IPC channel closed'}; see bench/results/logs/`));
+      if (gone || !child.connected)
+        return Promise.reject(new Error(`${name} is gone: ${gone ?? 'IPC channel closed'}; see bench/results/logs/`));
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiting.delete(rpc);

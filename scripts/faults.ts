@@ -25,7 +25,9 @@ function table(rows: Row[]): string {
       continue;
     }
     const { published, received, lost, duplicated, outOfOrder, recoverMs } = row.result;
-    lines.push(`| ${row.name} | ${[published, received, lost, duplicated, outOfOrder, recoverMs].map((n) => n.toLocaleString('en-US')).join(' | ')} |`);
+    lines.push(
+      `| ${row.name} | ${[published, received, lost, duplicated, outOfOrder, recoverMs].map((n) => n.toLocaleString('en-US')).join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }

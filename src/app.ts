@@ -106,7 +106,18 @@ export function buildApp(config: Config, options: AppOptions) {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  const websocket = attachWebSocketServer({ server, yoga, verify, logger, metrics, errors, presence, revocations, config, subscribe });
+  const websocket = attachWebSocketServer({
+    server,
+    yoga,
+    verify,
+    logger,
+    metrics,
+    errors,
+    presence,
+    revocations,
+    config,
+    subscribe,
+  });
 
   return {
     services,

@@ -28,7 +28,10 @@ const addressList = (example: string) =>
       const host = bracketed ?? plain;
       const port = Number(portText);
       if (host === undefined || port < 1 || port > 65535) {
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not host:port (a comma-separated list, e.g. ${example})` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(entry)} is not host:port (a comma-separated list, e.g. ${example})`,
+        });
         return z.NEVER;
       }
       addresses.push({ host, port });
@@ -103,16 +106,29 @@ const schema = z
     const modes = REDIS_MODE_VARIABLES.filter((name) => env[name] !== undefined);
     const [, second] = modes;
     if (second !== undefined) {
-      ctx.addIssue({ code: 'custom', path: [second], message: `set only one of ${REDIS_MODE_VARIABLES.join(', ')}, not ${modes.join(' and ')}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: [second],
+        message: `set only one of ${REDIS_MODE_VARIABLES.join(', ')}, not ${modes.join(' and ')}`,
+      });
     }
     if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_MASTER) {
-      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_MASTER'], message: 'required with REDIS_SENTINELS: the master name the sentinels monitor' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_SENTINEL_MASTER'],
+        message: 'required with REDIS_SENTINELS: the master name the sentinels monitor',
+      });
     }
     for (const name of ['REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD'] as const) {
-      if (env[name] !== undefined && !env.REDIS_SENTINELS) ctx.addIssue({ code: 'custom', path: [name], message: 'only with REDIS_SENTINELS' });
+      if (env[name] !== undefined && !env.REDIS_SENTINELS)
+        ctx.addIssue({ code: 'custom', path: [name], message: 'only with REDIS_SENTINELS' });
     }
     if (env.REDIS_PASSWORD !== undefined && env.REDIS_URL) {
-      ctx.addIssue({ code: 'custom', path: ['REDIS_PASSWORD'], message: 'not with REDIS_URL: put it in the URL (redis://:password@host:6379)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_PASSWORD'],
+        message: 'not with REDIS_URL: put it in the URL (redis://:password@host:6379)',
+      });
     }
     if (env.REPLAY_ON_CONNECT > env.HISTORY_LIMIT) {
       ctx.addIssue({
@@ -299,7 +315,13 @@ export interface LoadOptions {
 function redisSettings(e: z.infer<typeof schema>): RedisSettings {
   const password = e.REDIS_PASSWORD;
   if (e.REDIS_SENTINELS) {
-    return { mode: 'sentinel', sentinels: e.REDIS_SENTINELS, masterName: e.REDIS_SENTINEL_MASTER!, password, sentinelPassword: e.REDIS_SENTINEL_PASSWORD };
+    return {
+      mode: 'sentinel',
+      sentinels: e.REDIS_SENTINELS,
+      masterName: e.REDIS_SENTINEL_MASTER!,
+      password,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+    };
   }
   if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password };
   return { mode: 'single', url: e.REDIS_URL! };
@@ -318,7 +340,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ? []
     : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`);
   if (parsed.success && !hasRedisSettings(parsed.data)) {
-    problems.push('REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES');
+    problems.push(
+      'REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES',
+    );
   }
   if (parsed.success && role === 'api' && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
   if (!parsed.success || problems.length > 0) {

@@ -30,28 +30,29 @@ export function clientError(code: ErrorCode, message: string, extra: Record<stri
  * (taken from its enum, so they cannot drift from what graphql-ws clients expect) and Herald's
  * own. graphql-ws clients retry 1001, 4403 (a retry with the revoked token then gets 4401), 4408
  * and 4413, and give up on the rest (`herald/client` also retries 4429 and 4500, and 4401 with a fresh token).
+ * The values are plain numbers, not graphql-ws's enum, so the code of a close event compares with them.
  */
 export const CloseCode = {
   /** The server is stopping (a deploy): reconnect, to another instance, and resume. */
   GoingAway: 1001,
   /** A message over the size limit (MAX_UPLOAD_BYTES plus room for the document); the reason names the limit. */
   MessageTooBig: 1009,
-  InternalServerError: ProtocolCloseCode.InternalServerError,
+  InternalServerError: ProtocolCloseCode.InternalServerError as number,
   /** A message that is not one of graphql-ws's, or not JSON. */
-  BadRequest: ProtocolCloseCode.BadRequest,
+  BadRequest: ProtocolCloseCode.BadRequest as number,
   /** No, bad or expired token (also graphql-ws's code for a subscribe before connection_ack): sign in again, then resume. */
-  Unauthorized: ProtocolCloseCode.Unauthorized,
+  Unauthorized: ProtocolCloseCode.Unauthorized as number,
   /** An admin revoked the user's access (`revokeUser`): their tokens issued until then no longer work. */
-  Revoked: ProtocolCloseCode.Forbidden,
-  SubprotocolNotAcceptable: ProtocolCloseCode.SubprotocolNotAcceptable,
-  ConnectionInitialisationTimeout: ProtocolCloseCode.ConnectionInitialisationTimeout,
-  SubscriberAlreadyExists: ProtocolCloseCode.SubscriberAlreadyExists,
-  TooManyInitialisationRequests: ProtocolCloseCode.TooManyInitialisationRequests,
+  Revoked: ProtocolCloseCode.Forbidden as number,
+  SubprotocolNotAcceptable: ProtocolCloseCode.SubprotocolNotAcceptable as number,
+  ConnectionInitialisationTimeout: ProtocolCloseCode.ConnectionInitialisationTimeout as number,
+  SubscriberAlreadyExists: ProtocolCloseCode.SubscriberAlreadyExists as number,
+  TooManyInitialisationRequests: ProtocolCloseCode.TooManyInitialisationRequests as number,
   /**
    * The user already has MAX_CONNECTIONS_PER_USER connections open over every instance. graphql-ws
    * uses the same number for a repeated connection_init; the reason tells the two apart.
    */
-  TooManyConnections: ProtocolCloseCode.TooManyInitialisationRequests,
+  TooManyConnections: ProtocolCloseCode.TooManyInitialisationRequests as number,
   /**
    * The client stopped reading: more than WS_MAX_BUFFERED_BYTES waited unsent for it for
    * WS_SLOW_CONSUMER_MS. graphql-ws clients retry it; resuming from the last cursor loses nothing.

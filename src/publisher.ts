@@ -57,12 +57,20 @@ export function createPublisher(options: PublisherOptions = {}) {
     /** Records the resource so the API lets its owner and project subscribe; call it before the first append. */
     async register(spec: ResourceSpec): Promise<ResourceRef> {
       const id = spec.id ?? randomUUID();
-      if (!ID_PATTERN.test(id)) throw new TypeError(`id must be 1 to 128 letters, digits or _ . : @ -, not ${JSON.stringify(id)}`);
+      if (!ID_PATTERN.test(id))
+        throw new TypeError(`id must be 1 to 128 letters, digits or _ . : @ -, not ${JSON.stringify(id)}`);
       if (spec.projectId && !ID_PATTERN.test(spec.projectId)) {
         throw new TypeError(`projectId must be 1 to 128 letters, digits or _ . : @ -, not ${JSON.stringify(spec.projectId)}`);
       }
       const projectId = spec.projectId ?? null;
-      await resources.create({ kind: spec.kind, id, ownerId: spec.ownerId, projectId, name: spec.name ?? null, createdAt: new Date().toISOString() });
+      await resources.create({
+        kind: spec.kind,
+        id,
+        ownerId: spec.ownerId,
+        projectId,
+        name: spec.name ?? null,
+        createdAt: new Date().toISOString(),
+      });
       return { kind: spec.kind, id, projectId };
     },
 

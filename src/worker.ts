@@ -7,6 +7,9 @@ runMain(async () => {
   const config = loadConfig(process.env, { role: 'worker' });
   const logger = createLogger(config.logLevel, 'herald-worker');
   const workers = await startWorkers(config, logger);
-  logger.info({ concurrency: config.jobs.concurrency, metrics: workers.metricsUrl ? `${workers.metricsUrl}/metrics` : undefined }, 'worker ready');
+  logger.info(
+    { concurrency: config.jobs.concurrency, metrics: workers.metricsUrl ? `${workers.metricsUrl}/metrics` : undefined },
+    'worker ready',
+  );
   runUntilSignal(logger, () => workers.close());
 });

@@ -50,7 +50,16 @@ const FORBIDDEN_PACKAGES: Partial<Record<Layer, RegExp>> = {
   client: /^(node:.*|ioredis|bullmq|@pothos\/.*|graphql-yoga)$/,
 };
 
-const BASE_FILES = new Set(['config.ts', 'logger.ts', 'redis.ts', 'ids.ts', 'timeouts.ts', 'metrics.ts', 'summaries.ts', 'process.ts']);
+const BASE_FILES = new Set([
+  'config.ts',
+  'logger.ts',
+  'redis.ts',
+  'ids.ts',
+  'timeouts.ts',
+  'metrics.ts',
+  'summaries.ts',
+  'process.ts',
+]);
 const ENTRY_FILES = new Set(['app.ts', 'main.ts', 'worker.ts', 'dev.ts']);
 
 const src = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
@@ -80,7 +89,10 @@ function importsOf(file: string): string[] {
 
 /** A relative specifier as a path under src/ (`../updates/keys.js` -> `updates/keys.ts`). */
 function targetOf(file: string, specifier: string): string {
-  return relative(src, resolve(src, dirname(file), specifier)).split('\\').join('/').replace(/\.js$/, '.ts');
+  return relative(src, resolve(src, dirname(file), specifier))
+    .split('\\')
+    .join('/')
+    .replace(/\.js$/, '.ts');
 }
 
 function violations(): string[] {
@@ -113,7 +125,9 @@ describe('architecture', () => {
   });
 
   it('sees imports of every form: multi-line, type-only, re-exports', () => {
-    expect(importsOf('schema/notifications.ts')).toEqual(expect.arrayContaining(['../notifications/types.js', './history-gap.js']));
+    expect(importsOf('schema/notifications.ts')).toEqual(
+      expect.arrayContaining(['../notifications/types.js', './history-gap.js']),
+    );
     expect(importsOf('client/index.ts')).toEqual(expect.arrayContaining(['./generated.js', '../summaries.js']));
   });
 });

@@ -33,7 +33,6 @@ beforeAll(async () => {
 });
 afterAll(() => herald?.stop());
 
-
 function expectUnauthenticated(result: { status: number; body: GraphQLBody }) {
   expect(result.status).toBe(401);
   expect(result.body.data ?? null).toBeNull();
@@ -152,7 +151,10 @@ describe('HTTP without a valid token', () => {
 
   it('answers 401 to a correctly signed token whose claims are unusable', async () => {
     const sign = (claims: Record<string, unknown>) =>
-      new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(TEST_SECRET));
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(TEST_SECRET));
     expectUnauthenticated(await herald.http(await sign({}), MeDocument)); // no sub
     expectUnauthenticated(await herald.http(await sign({ sub: 'alice/../bob' }), MeDocument));
     expectUnauthenticated(await herald.http(await sign({ sub: 'alice', projects: 'apollo' }), MeDocument));
@@ -241,7 +243,12 @@ describe('WebSocket without a valid token', () => {
       client.on('closed', (event) => resolve({ code: (event as { code: number }).code, at: Date.now() })),
     );
     // projectProgress never completes by itself, so only the expiry can end this subscription.
-    const run = collect(client, ProjectProgressDocument, { projectId: 'apollo' }, { field: 'projectProgress', timeoutMs: 10_000 });
+    const run = collect(
+      client,
+      ProjectProgressDocument,
+      { projectId: 'apollo' },
+      { field: 'projectProgress', timeoutMs: 10_000 },
+    );
     const { code, at } = await closed;
     expect(code).toBe(4401);
     expect(connectedAt).toBeGreaterThan(0);
@@ -325,7 +332,9 @@ describe('ownership', () => {
     expect(codes(sse.errors)).toEqual(['NOT_FOUND']);
     const queryRun = await collect(herald.ws(alice), QueryProgressDocument, { queryId: UNKNOWN_ID }, { field: 'queryProgress' });
     expect(codes(queryRun.errors)).toEqual(['NOT_FOUND']);
-    expect(codes((await herald.http(alice, RecentUpdatesDocument, { kind: 'FILE', id: UNKNOWN_ID })).body)).toEqual(['NOT_FOUND']);
+    expect(codes((await herald.http(alice, RecentUpdatesDocument, { kind: 'FILE', id: UNKNOWN_ID })).body)).toEqual([
+      'NOT_FOUND',
+    ]);
     expect(codes((await herald.http(alice, CancelJobDocument, { id: UNKNOWN_ID })).body)).toEqual(['NOT_FOUND']);
     const query = await herald.http(alice, StartQueryDocument, { input: { question: 'What is Herald?', fileIds: [UNKNOWN_ID] } });
     expect(codes(query.body)).toEqual(['NOT_FOUND']);
@@ -383,7 +392,9 @@ describe('ownership', () => {
     expect(codes(watch.errors)).toEqual(['FORBIDDEN']);
 
     // A member may.
-    const ok = await herald.http(bob, StartFileProcessingDocument, { input: { name: 'ok.md', content: DOCUMENT, projectId: 'gemini' } });
+    const ok = await herald.http(bob, StartFileProcessingDocument, {
+      input: { name: 'ok.md', content: DOCUMENT, projectId: 'gemini' },
+    });
     expect(ok.body.errors).toBeUndefined();
   });
 });

@@ -90,7 +90,10 @@ function recordShown() {
     const bell = document.querySelector('#unread-count');
     if (!(line instanceof HTMLElement && latency && banner instanceof HTMLElement && bell)) return;
     const text = { childList: true, characterData: true, subtree: true };
-    new MutationObserver(() => shown.statuses.push(line.dataset.status ?? '')).observe(line, { attributes: true, attributeFilter: ['data-status'] });
+    new MutationObserver(() => shown.statuses.push(line.dataset.status ?? '')).observe(line, {
+      attributes: true,
+      attributeFilter: ['data-status'],
+    });
     new MutationObserver(() => shown.latencies.push(latency.textContent ?? '')).observe(latency, text);
     const unread = () => shown.unread.push({ banner: banner.hidden ? null : banner.textContent, bell: bell.textContent ?? '' });
     const watched = { ...text, attributes: true, attributeFilter: ['hidden'] };
@@ -182,7 +185,9 @@ describe('the live page', () => {
     expect(await card.locator('.percent').textContent()).toBe('100 %');
     const seqs = await seqsOf(card);
     expect(seqs).toEqual(oneToN(seqs.length));
-    const classes = await card.locator('.sentences li').evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.class));
+    const classes = await card
+      .locator('.sentences li')
+      .evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.class));
     const summary = /^(\d+) sentences: /.exec((await card.locator('.detail').textContent()) ?? '');
     expect(classes).toHaveLength(Number(summary?.[1]));
     expect(new Set(classes)).toEqual(new Set(['other', 'question', 'claim', 'definition']));
@@ -252,9 +257,9 @@ describe('the live page', () => {
     await page.getByLabel('Ask about your documents').fill('What is the team working on?');
     await page.getByRole('button', { name: 'Ask' }).click();
     await page.locator('#answers .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
-    const sources = await page.locator('#answers .card .sources li').evaluateAll((items) =>
-      items.map((item) => item.firstChild?.textContent ?? ''),
-    );
+    const sources = await page
+      .locator('#answers .card .sources li')
+      .evaluateAll((items) => items.map((item) => item.firstChild?.textContent ?? ''));
     expect(sources.length).toBeGreaterThan(0);
     expect(new Set(sources).size, `passages repeated in: ${sources.join(' | ')}`).toBe(sources.length);
 
@@ -298,7 +303,9 @@ describe('the live page', () => {
     await cluster.restartApi(0);
     await page.locator('#documents .card[data-status=COMPLETED]').waitFor(PAGE_WAIT);
     await page.locator('#connection[data-status=connected]').waitFor(PAGE_WAIT);
-    expect((await shownStatuses(page)).slice(before), 'the statuses shown since the kill').toEqual(expect.arrayContaining(['closed', 'reconnecting', 'connected']));
+    expect((await shownStatuses(page)).slice(before), 'the statuses shown since the kill').toEqual(
+      expect.arrayContaining(['closed', 'reconnecting', 'connected']),
+    );
 
     const seqs = await seqsOf(card);
     expect(seqs.length).toBeGreaterThan(50);
@@ -342,7 +349,8 @@ describe('in dev mode', () => {
     const editor = page.locator('.graphiql-query-editor .monaco-editor');
     await editor.waitFor({ state: 'visible', ...GRAPHIQL_WAIT });
     await expect.poll(() => editor.textContent(), PAGE_WAIT).toContain('me');
-    const isMeQuery = (request: Request) => request.method() === 'POST' && /\bme\s*\{/.test(String(request.postDataJSON()?.query));
+    const isMeQuery = (request: Request) =>
+      request.method() === 'POST' && /\bme\s*\{/.test(String(request.postDataJSON()?.query));
     const sent = page.waitForRequest(isMeQuery, PAGE_WAIT);
     await page.getByRole('button', { name: /execute query/i }).click();
     expect((await sent).headers().authorization).toBe(`Bearer ${devToken}`);

@@ -51,13 +51,17 @@ function seqsOf(stdout: string): number[] {
 }
 
 async function startFile(token: string, sections: number) {
-  const { body } = await herald.http(token, StartFileProcessingDocument, { input: { name: 'notes.md', content: makeDocument(sections) } });
+  const { body } = await herald.http(token, StartFileProcessingDocument, {
+    input: { name: 'notes.md', content: makeDocument(sections) },
+  });
   return body.data!.startFileProcessing;
 }
 
 describe('herald (the command line)', () => {
   it('token: prints a token the server accepts, with the claims asked for', async () => {
-    const run = await cli(['token', '--sub', 'kim', '--roles', 'ops,admin', '--projects', 'demo', '--ttl', '1h'], { JWT_SECRET: TEST_SECRET });
+    const run = await cli(['token', '--sub', 'kim', '--roles', 'ops,admin', '--projects', 'demo', '--ttl', '1h'], {
+      JWT_SECRET: TEST_SECRET,
+    });
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout.trim().split('\n')).toHaveLength(1);
     const viewer = await createTokenVerifier(TEST_SECRET)(run.stdout.trim());
@@ -110,15 +114,21 @@ describe('herald (the command line)', () => {
 
     const json = await cli(['watch', 'file', file.fileId, '--json', `--after=${file.cursor}`], { HERALD_TOKEN: token });
     expect(json.code).toBe(0);
-    const updates = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as { seq: number; fileId: string; cursor: string });
+    const updates = json.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { seq: number; fileId: string; cursor: string });
     expect(updates.map((u) => u.seq)).toEqual(seqs);
     expect(updates.every((u) => u.fileId === file.fileId && u.cursor.length > 0)).toBe(true);
   });
 
   it('notify: the notification reaches the user', async () => {
-    const run = await cli(['notify', '--user', 'bo', '--title', 'Deploy done', '--level', 'success', '--data', '{"url":"/deploys/42"}'], {
-      HERALD_TOKEN: await herald.token('al'),
-    });
+    const run = await cli(
+      ['notify', '--user', 'bo', '--title', 'Deploy done', '--level', 'success', '--data', '{"url":"/deploys/42"}'],
+      {
+        HERALD_TOKEN: await herald.token('al'),
+      },
+    );
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout).toMatch(/^notification \S+ sent to user bo\n$/);
     const { body } = await herald.http(await herald.token('bo'), NotificationInboxDocument, { first: 5 });

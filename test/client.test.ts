@@ -49,7 +49,8 @@ function connect(url: string, getToken: () => string | Promise<string>, options:
 }
 
 async function startFile(client: HeraldClient, sections: number) {
-  return (await client.mutate(StartFileProcessingDocument, { input: { name: 'notes.md', content: makeDocument(sections) } })).startFileProcessing;
+  return (await client.mutate(StartFileProcessingDocument, { input: { name: 'notes.md', content: makeDocument(sections) } }))
+    .startFileProcessing;
 }
 
 function expectWholeStream(updates: FileUpdate[]) {
@@ -61,7 +62,10 @@ function expectWholeStream(updates: FileUpdate[]) {
 function recordingAfters(afters: Array<string | null>) {
   return class extends WebSocket {
     override send(data: Parameters<WebSocket['send']>[0]) {
-      const message = JSON.parse((data as Buffer).toString()) as { type: string; payload?: { variables?: { after?: string | null } } };
+      const message = JSON.parse((data as Buffer).toString()) as {
+        type: string;
+        payload?: { variables?: { after?: string | null } };
+      };
       const variables = message.payload?.variables;
       if (message.type === 'subscribe' && variables && 'after' in variables) afters.push(variables.after ?? null);
       super.send(data);
@@ -147,7 +151,9 @@ describe('herald/client', () => {
   it('fails a mutation whose socket closes rather than send it again, while a query waits for a server', async () => {
     const port = await freePort();
     const { client, states } = connect(`http://127.0.0.1:${port}`, () => herald.token('nina'));
-    await expect(client.mutate(StartFileProcessingDocument, { input: { name: 'x.md', content: 'Hello.' } })).rejects.toMatchObject({
+    await expect(
+      client.mutate(StartFileProcessingDocument, { input: { name: 'x.md', content: 'Hello.' } }),
+    ).rejects.toMatchObject({
       code: 'CONNECTION_CLOSED',
       closeCode: 1006,
     });

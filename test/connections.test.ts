@@ -31,8 +31,6 @@ async function instances<const N extends number>(count: N, env: Record<string, s
   return apps;
 }
 
-
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** An open graphql-ws connection, and the close code it ends with (null while open). */
@@ -75,7 +73,11 @@ async function refusal(url: string, token: string): Promise<number> {
 }
 
 /** Runs one query or mutation over an open connection. */
-function run(client: Client, query: string, variables: Record<string, unknown> = {}): Promise<FormattedExecutionResult<Record<string, unknown>, unknown>> {
+function run(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<FormattedExecutionResult<Record<string, unknown>, unknown>> {
   return new Promise((resolve) => {
     let result: FormattedExecutionResult<Record<string, unknown>, unknown> = {};
     client.subscribe<Record<string, unknown>>(
@@ -305,7 +307,9 @@ describe('caps', () => {
     const three = watch(alice.client);
     await waitFor(() => three.errors.length > 0);
     // The operation fails, not the connection; no HTTP status on a WebSocket.
-    expect(three.errors).toEqual([[expect.objectContaining({ extensions: { code: 'RATE_LIMITED', limit: 'subscriptions_per_connection' } })]]);
+    expect(three.errors).toEqual([
+      [expect.objectContaining({ extensions: { code: 'RATE_LIMITED', limit: 'subscriptions_per_connection' } })],
+    ]);
     expect(three.titles).toEqual([]);
     expect(await limitHits(h, 'subscriptions_per_connection')).toBe(before + 1);
 
@@ -318,7 +322,9 @@ describe('caps', () => {
 
     // Completing one frees its place once the server has ended it; the connection is then full again.
     one.stop();
-    await waitFor(async () => (await metric(h, 'herald_subscriptions', { field: 'notifications', transport: 'websocket' })) === 2);
+    await waitFor(
+      async () => (await metric(h, 'herald_subscriptions', { field: 'notifications', transport: 'websocket' })) === 2,
+    );
     const next = await liveWatch(h, alice.client, 'alice');
     expect(next.errors).toEqual([]);
     const fourth = watch(alice.client);
@@ -337,7 +343,10 @@ describe('caps', () => {
     const limited = await b.http(alice, mark);
     expect(limited.status).toBe(429);
     expect(codes(limited.body)).toEqual(['RATE_LIMITED']);
-    expect(limited.body.errors?.[0]?.extensions).toMatchObject({ limit: 'mutations_per_minute', retryAfterSeconds: expect.any(Number) });
+    expect(limited.body.errors?.[0]?.extensions).toMatchObject({
+      limit: 'mutations_per_minute',
+      retryAfterSeconds: expect.any(Number),
+    });
     expect(await limitHits(b, 'mutations_per_minute')).toBe(before + 1);
     const ws = await tab(a.wsUrl, alice);
     const overWs = await run(ws.client, mark);
@@ -364,7 +373,9 @@ describe('caps', () => {
     );
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('open', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}`, padding: 'x'.repeat(70 * 1024) } }));
+    socket.send(
+      JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}`, padding: 'x'.repeat(70 * 1024) } }),
+    );
     expect(await closed).toEqual({ code: 1009, reason: `Message over ${h.config.limits.maxRequestBytes} bytes` });
     expect(await limitHits(h, 'websocket_message_size')).toBe(1);
 
@@ -398,8 +409,12 @@ describe('keep-alive', () => {
     sockets.push(socket);
     let pings = 0;
     socket.on('ping', () => (pings += 1));
-    const acked = new Promise<void>((resolve) => socket.on('message', (data) => (data as Buffer).toString().includes('connection_ack') && resolve()));
-    const closed = new Promise<{ code: number; at: number }>((resolve) => socket.on('close', (code) => resolve({ code, at: Date.now() })));
+    const acked = new Promise<void>((resolve) =>
+      socket.on('message', (data) => (data as Buffer).toString().includes('connection_ack') && resolve()),
+    );
+    const closed = new Promise<{ code: number; at: number }>((resolve) =>
+      socket.on('close', (code) => resolve({ code, at: Date.now() })),
+    );
     await new Promise((resolve) => socket.on('open', resolve));
     socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
     await acked;
@@ -442,7 +457,7 @@ describe('permessage-deflate', () => {
     const upgraded = new Promise<IncomingMessage>((resolve) => socket.once('upgrade', resolve));
     const messages: { type: string; payload?: { data: { sendNotification: { body: string } } } }[] = [];
     const arrived = (type: string) => waitFor(() => messages.some((message) => message.type === type));
-    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString())));
     await new Promise((resolve) => socket.once('open', resolve));
     socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
     await arrived('connection_ack');

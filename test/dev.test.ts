@@ -18,11 +18,15 @@ it('npm run dev starts Redis, the API and a worker, prints a usable token, and s
   const env: Record<string, string> = { ...process.env, PORT: '0', LOG_LEVEL: 'warn' };
   delete env.REDIS_URL;
   delete env.JWT_SECRET;
-  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), new URL('../src/dev.ts', import.meta.url).pathname], {
-    cwd: workdir,
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', require.resolve('tsx'), new URL('../src/dev.ts', import.meta.url).pathname],
+    {
+      cwd: workdir,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dev did not start: ${output}`)), 20_000);
@@ -46,7 +50,12 @@ it('npm run dev starts Redis, the API and a worker, prints a usable token, and s
     input: { name: 'hello.md', content: 'Herald is a progress server. It works.' },
   });
   const { fileId, cursor } = body.data!.startFileProcessing;
-  const run = await collect<{ event: string }>(api.ws(token), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+  const run = await collect<{ event: string }>(
+    api.ws(token),
+    FileProgressDocument,
+    { fileId, after: cursor },
+    { field: 'fileProgress' },
+  );
   await api.dispose();
   expect(run.items.at(-1)!.event).toBe('processing_completed');
 

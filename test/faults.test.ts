@@ -9,10 +9,14 @@ import { faultScenarios } from './faults/index.js';
 const SCENARIO_TIMEOUT_MS = 150_000;
 
 for (const scenario of faultScenarios) {
-  it.concurrent(`${scenario.name}: nothing lost, duplicated or out of order`, async () => {
-    const result = await scenario.run();
-    expect(result).toMatchObject({ received: result.published, lost: 0, duplicated: 0, outOfOrder: 0 });
-  }, SCENARIO_TIMEOUT_MS);
+  it.concurrent(
+    `${scenario.name}: nothing lost, duplicated or out of order`,
+    async () => {
+      const result = await scenario.run();
+      expect(result).toMatchObject({ received: result.published, lost: 0, duplicated: 0, outOfOrder: 0 });
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 }
 
 it('judges a client that lost, repeated and reordered updates, and refuses a trimmed history', () => {

@@ -107,10 +107,15 @@ describe('fileProgress', () => {
 describe('projectProgress', () => {
   it('streams every update of every file and query in a project, in append order, resumable', async () => {
     const bob = await herald.token({ sub: 'bob', projects: ['apollo'] });
-    const watching = collect<ProjectUpdate>(herald.ws(bob), ProjectProgressDocument, { projectId: 'apollo' }, {
-      field: 'projectProgress',
-      until: (items) => items.filter((i) => ['COMPLETED', 'FAILED'].includes(i.update.status)).length === 3,
-    });
+    const watching = collect<ProjectUpdate>(
+      herald.ws(bob),
+      ProjectProgressDocument,
+      { projectId: 'apollo' },
+      {
+        field: 'projectProgress',
+        until: (items) => items.filter((i) => ['COMPLETED', 'FAILED'].includes(i.update.status)).length === 3,
+      },
+    );
     await new Promise((r) => setTimeout(r, 100));
     const started = [await startFile(makeDocument(2), 'apollo'), await startFile(makeDocument(3), 'apollo', bob)] as const;
     const [fileA, fileB] = [started[0].fileId, started[1].fileId];
@@ -122,21 +127,29 @@ describe('projectProgress', () => {
     const queryId = body.data!.startQuery.queryId;
     const seen = (await watching).items;
 
-    const resourceOf = (p: ProjectUpdate) => ('fileId' in p.update ? p.update.fileId : 'queryId' in p.update ? p.update.queryId : '');
+    const resourceOf = (p: ProjectUpdate) =>
+      'fileId' in p.update ? p.update.fileId : 'queryId' in p.update ? p.update.queryId : '';
     expect(seen.some((p) => resourceOf(p) === outside)).toBe(false);
     expect(new Set(seen.map(resourceOf))).toEqual(new Set([fileA, fileB, queryId]));
     // Per resource, the project stream carries exactly that resource's updates, in seq order.
     for (const [index, id] of [fileA, fileB].entries()) {
-      expect(seen.filter((p) => resourceOf(p) === id).map((p) => p.update.seq)).toEqual(nth(files, index).items.map((u) => u.seq));
+      expect(seen.filter((p) => resourceOf(p) === id).map((p) => p.update.seq)).toEqual(
+        nth(files, index).items.map((u) => u.seq),
+      );
     }
     const cursors = seen.map((p) => p.cursor);
     expect(new Set(cursors).size).toBe(cursors.length);
 
     const from = Math.floor(seen.length / 2);
-    const resumed = await collect<ProjectUpdate>(herald.sse(bob), ProjectProgressDocument, { projectId: 'apollo', after: nth(seen, from).cursor }, {
-      field: 'projectProgress',
-      until: (items) => items.length === seen.length - from - 1,
-    });
+    const resumed = await collect<ProjectUpdate>(
+      herald.sse(bob),
+      ProjectProgressDocument,
+      { projectId: 'apollo', after: nth(seen, from).cursor },
+      {
+        field: 'projectProgress',
+        until: (items) => items.length === seen.length - from - 1,
+      },
+    );
     expect(resumed.items.map((p) => p.cursor)).toEqual(cursors.slice(from + 1));
     expect(resumed.items.every((p) => p.gap === null)).toBe(true);
   });
@@ -147,7 +160,10 @@ describe('projectProgress', () => {
     const subscribers = async () => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
     const clients = Array.from({ length: 5 }, () => herald.ws(alice));
     const stops = clients.map((client) =>
-      client.subscribe({ query: 'subscription { projectProgress(projectId: "apollo") { cursor } }' }, { next() {}, error() {}, complete() {} }),
+      client.subscribe(
+        { query: 'subscription { projectProgress(projectId: "apollo") { cursor } }' },
+        { next() {}, error() {}, complete() {} },
+      ),
     );
     await waitFor(async () => (await subscribers()) === 1);
     await new Promise((r) => setTimeout(r, 100));
@@ -159,7 +175,12 @@ describe('projectProgress', () => {
 
   it('is for the project members only', async () => {
     const outsider = await herald.token({ sub: 'mallory', projects: ['other'] });
-    const run = await collect<ProjectUpdate>(herald.ws(outsider), ProjectProgressDocument, { projectId: 'apollo' }, { field: 'projectProgress' });
+    const run = await collect<ProjectUpdate>(
+      herald.ws(outsider),
+      ProjectProgressDocument,
+      { projectId: 'apollo' },
+      { field: 'projectProgress' },
+    );
     expect(run.items).toEqual([]);
     expect(JSON.stringify(run.errors)).toContain('FORBIDDEN');
   });

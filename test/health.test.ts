@@ -61,7 +61,10 @@ describe('health and readiness', () => {
     try {
       expect((await get(app.url, '/readyz')).status).toBe(200);
       await redis.stop();
-      const down = await eventually(() => get(app.url, '/readyz'), (r) => r.status === 503);
+      const down = await eventually(
+        () => get(app.url, '/readyz'),
+        (r) => r.status === 503,
+      );
       expect(down.status).toBe(503);
       expect((await get(app.url, '/healthz')).status).toBe(200);
     } finally {
@@ -102,7 +105,8 @@ describe('metrics', () => {
   });
 
   it('counts refused tokens', async () => {
-    const metric = async () => metricValue((await get(herald.url, '/metrics')).text, 'herald_auth_failures_total', { transport: 'http' }) ?? 0;
+    const metric = async () =>
+      metricValue((await get(herald.url, '/metrics')).text, 'herald_auth_failures_total', { transport: 'http' }) ?? 0;
     const before = await metric();
     expect((await herald.http('bad-token', MeDocument)).status).toBe(401);
     expect(await metric()).toBe(before + 1);

@@ -108,7 +108,9 @@ describe('jobs', () => {
     stopAfter.push(() => worker.stop());
     await waitForOutput(worker, 'worker ready');
     const file = await startFile(h, token, makeDocument(4_000));
-    const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) => items.some((u) => u.event === 'extraction_progress'));
+    const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) =>
+      items.some((u) => u.event === 'extraction_progress'),
+    );
     const whole = watchFile(h, token, file.fileId, file.cursor);
     await firstProgress;
     const { body } = await h.http(token, CancelJobDocument, { id: file.fileId });
@@ -130,10 +132,15 @@ describe('jobs', () => {
     const proxy = await startRedisProxy(redisUrl());
     stopAfter.push(() => proxy.close());
     // A real worker whose Redis connections go through the proxy, so its subscriber alone can be cut.
-    const workers = await startWorkers({ ...h.config, redis: { mode: 'single', url: proxy.url } }, createLogger('silent', 'test'));
+    const workers = await startWorkers(
+      { ...h.config, redis: { mode: 'single', url: proxy.url } },
+      createLogger('silent', 'test'),
+    );
     stopAfter.push(() => workers.close());
     const file = await startFile(h, token, makeDocument(4_000));
-    const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) => items.some((u) => u.event === 'extraction_progress'));
+    const firstProgress = watchFile(h, token, file.fileId, file.cursor, (items) =>
+      items.some((u) => u.event === 'extraction_progress'),
+    );
     const whole = watchFile(h, token, file.fileId, file.cursor);
     await firstProgress;
     proxy.cut('herald-subscriber');
@@ -154,15 +161,22 @@ describe('jobs', () => {
     const saved = await redis.get(sentencesKey);
     await redis.del(sentencesKey);
 
-    const { body } = await h.http(token, StartQueryDocument, { input: { question: 'What does a cache keep?', fileIds: [file.fileId] } });
-    const { queryId, cursor } = body.data!.startQuery;
-    const run = await collect<QueryUpdate>(h.ws(token), QueryProgressDocument, { queryId, after: cursor }, {
-      field: 'queryProgress',
-      until: (items) => {
-        if (items.at(-1)?.event === 'attempt_failed') void redis.set(sentencesKey, saved!);
-        return items.at(-1)?.event === 'done';
-      },
+    const { body } = await h.http(token, StartQueryDocument, {
+      input: { question: 'What does a cache keep?', fileIds: [file.fileId] },
     });
+    const { queryId, cursor } = body.data!.startQuery;
+    const run = await collect<QueryUpdate>(
+      h.ws(token),
+      QueryProgressDocument,
+      { queryId, after: cursor },
+      {
+        field: 'queryProgress',
+        until: (items) => {
+          if (items.at(-1)?.event === 'attempt_failed') void redis.set(sentencesKey, saved!);
+          return items.at(-1)?.event === 'done';
+        },
+      },
+    );
     const events = run.items.map((u) => u.event);
     expect(events.slice(0, 3)).toEqual(['queued', 'retrieving', 'attempt_failed']);
     const retry = nth(run.items, 2);
@@ -183,7 +197,12 @@ describe('jobs', () => {
     await redis.del(`${h.config.keyPrefix}file_sentences:{${file.fileId}}`);
     const { body } = await h.http(token, StartQueryDocument, { input: { question: 'anything?', fileIds: [file.fileId] } });
     const { queryId, cursor } = body.data!.startQuery;
-    const run = await collect<QueryUpdate>(h.ws(token), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' });
+    const run = await collect<QueryUpdate>(
+      h.ws(token),
+      QueryProgressDocument,
+      { queryId, after: cursor },
+      { field: 'queryProgress' },
+    );
     expect(run.completed).toBe(true);
     expect(run.items.map((u) => [u.event, u.status])).toEqual([
       ['queued', 'QUEUED'],

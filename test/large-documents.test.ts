@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FileProgressDocument,
-  StartFileProcessingDocument,
-  type FileProgressSubscription,
-} from '../src/client/generated.js';
+import { FileProgressDocument, StartFileProcessingDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { makePlainText } from './helpers/documents.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
@@ -57,7 +53,9 @@ describe('large documents', () => {
       expect(updates.at(-1)).toMatchObject({ event: 'processing_completed', status: 'COMPLETED', progress: 100 });
       expect(updates.at(-1)!.data).toMatchObject({ sentences: document.sentences });
       expect(updates.filter((u) => u.event === 'extraction_progress').length).toBeLessThanOrEqual(h.config.jobs.progressUpdates);
-      expect(updates.filter((u) => u.event === 'sentence_classification').length).toBeLessThanOrEqual(h.config.jobs.progressUpdates);
+      expect(updates.filter((u) => u.event === 'sentence_classification').length).toBeLessThanOrEqual(
+        h.config.jobs.progressUpdates,
+      );
       const progress = updates.map((u) => u.progress ?? 0);
       expect(progress).toEqual([...progress].sort((a, b) => a - b));
       volumes.push(volume(updates));

@@ -87,7 +87,11 @@ function pickRace(next: () => number): Race {
   const pick = <T>(options: readonly T[]): T => nth(options, Math.floor(next() * options.length));
   const point = pick(['sent', 'delay', 'event'] as const);
   const dispose: DisposePoint =
-    point === 'sent' ? { at: 'sent' } : point === 'delay' ? { at: 'delay', ms: Math.floor(next() * 15) } : { at: 'event', count: 1 + Math.floor(next() * 40) };
+    point === 'sent'
+      ? { at: 'sent' }
+      : point === 'delay'
+        ? { at: 'delay', ms: Math.floor(next() * 15) }
+        : { at: 'event', count: 1 + Math.floor(next() * 40) };
   return {
     transport: pick(['websocket', 'sse'] as const),
     file: pick([busy, quiet, done]),
@@ -133,7 +137,9 @@ function raceWebSocket(race: Race): Promise<void> {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => resolve());
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+    socket.on('open', () =>
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })),
+    );
     socket.on('message', (data: Buffer) => {
       const { type } = JSON.parse(data.toString()) as { type: string };
       if (type === 'connection_ack') {
@@ -212,12 +218,14 @@ async function heapAfterGc(): Promise<number> {
 
 /** Waits for everything that must be back where it was once every client has gone; a leak times out here and is reported below. */
 async function settled(): Promise<void> {
-  await waitFor(async () => (await metric('herald_subscriptions')) === 0 && (await metric('herald_live_streams')) === 0, 10_000).catch(
-    () => undefined,
-  );
-  await waitFor(async () => (await metric('herald_websocket_connections')) === 0 && noSubscribers(await channelSubscribers()), 5_000).catch(
-    () => undefined,
-  );
+  await waitFor(
+    async () => (await metric('herald_subscriptions')) === 0 && (await metric('herald_live_streams')) === 0,
+    10_000,
+  ).catch(() => undefined);
+  await waitFor(
+    async () => (await metric('herald_websocket_connections')) === 0 && noSubscribers(await channelSubscribers()),
+    5_000,
+  ).catch(() => undefined);
 }
 
 it('returns to its baseline of heap, streams and Redis subscriptions after thousands of subscribe/dispose races', async () => {

@@ -49,10 +49,17 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
   let live: number;
 
   beforeAll(async () => {
-    const { body } = await herald.http(alice, StartFileProcessingDocument, { input: { name: 'notes.md', content: makeDocument(6) } });
+    const { body } = await herald.http(alice, StartFileProcessingDocument, {
+      input: { name: 'notes.md', content: makeDocument(6) },
+    });
     ({ fileId, cursor } = body.data!.startFileProcessing);
     // Subscribed (from before `queued`) before any worker runs: everything after `queued` comes live.
-    const watching = collect<FileUpdate>(herald.ws(alice), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+    const watching = collect<FileUpdate>(
+      herald.ws(alice),
+      FileProgressDocument,
+      { fileId, after: cursor },
+      { field: 'fileProgress' },
+    );
     await waitFor(async () => (await api('herald_subscriptions', { field: 'fileProgress', transport: 'websocket' })) === 1);
     await herald.startWorkers();
     const run = await watching;
@@ -63,7 +70,11 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     live = updates.length - 1;
     expect(live).toBeGreaterThan(5);
     // BullMQ reports the job done once its result is stored, a moment after its last update.
-    await waitFor(async () => metricValue(await scrape(herald.workerMetricsUrl()!), 'herald_jobs_total', { queue: 'files', outcome: 'completed' }) === 1);
+    await waitFor(
+      async () =>
+        metricValue(await scrape(herald.workerMetricsUrl()!), 'herald_jobs_total', { queue: 'files', outcome: 'completed' }) ===
+        1,
+    );
   });
 
   it('the worker serves /healthz and /metrics: updates published, jobs and their durations by outcome', async () => {
@@ -95,7 +106,12 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     expect(await api('herald_delivery_latency_seconds_sum')).toBeLessThan(observed * 5);
 
     const replayedBefore = await api('herald_updates_replayed_total');
-    const resumed = await collect<FileUpdate>(herald.ws(alice), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+    const resumed = await collect<FileUpdate>(
+      herald.ws(alice),
+      FileProgressDocument,
+      { fileId, after: cursor },
+      { field: 'fileProgress' },
+    );
     expect(resumed.items.map((u) => u.seq)).toEqual(updates.map((u) => u.seq));
     expect((await api('herald_updates_replayed_total')) - replayedBefore).toBe(updates.length);
     // History is not a delivery to time: the histogram did not move.
@@ -127,7 +143,8 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
 describe('errors sent to clients, each counted once by its code', () => {
   it('counts NOT_FOUND from a query over HTTP and from a subscription over WebSocket', async () => {
     expect(await errorsCounted('NOT_FOUND', () => herald.http(alice, JobDocument, { id: 'no-such-job' }))).toBe(1);
-    const subscribed = () => collect(herald.ws(alice), FileProgressDocument, { fileId: 'no-such-file' }, { field: 'fileProgress' });
+    const subscribed = () =>
+      collect(herald.ws(alice), FileProgressDocument, { fileId: 'no-such-file' }, { field: 'fileProgress' });
     expect(await errorsCounted('NOT_FOUND', subscribed)).toBe(1);
   });
 
@@ -150,7 +167,9 @@ describe('errors sent to clients, each counted once by its code', () => {
       const input = { target: { kind: 'USER' as const, id: 'bob' }, title: 'hello' };
       const overHttp = await Promise.all([1, 2, 3].map(() => limited.http(bob, SendNotificationDocument, { input })));
       const overWs = await collect(limited.ws(bob), SendNotificationDocument, { input }, { field: 'sendNotification' });
-      const refused = [...overHttp.map((r) => r.body.errors), overWs.errors].flatMap((e) => errorCodes(e)).filter((c) => c === 'RATE_LIMITED');
+      const refused = [...overHttp.map((r) => r.body.errors), overWs.errors]
+        .flatMap((e) => errorCodes(e))
+        .filter((c) => c === 'RATE_LIMITED');
       expect(refused.length).toBeGreaterThanOrEqual(2);
       expect(metricValue(await scrape(limited.url), 'herald_errors_total', { code: 'RATE_LIMITED' })).toBe(refused.length);
     } finally {

@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import {
-  FileProgressDocument,
-  StartFileProcessingDocument,
-  type FileProgressSubscription,
-} from '../src/client/generated.js';
+import { FileProgressDocument, StartFileProcessingDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { makeDocument } from './helpers/documents.js';
 import { clientsFor } from './helpers/herald.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';

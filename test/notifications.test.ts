@@ -152,7 +152,10 @@ describe('delivery', () => {
     for (const [name, claims, run] of runs) {
       const { items, errors } = await run;
       expect(errors).toEqual([]);
-      expect(items.map((item) => item.title), name).toEqual(expected[name] ?? []);
+      expect(
+        items.map((item) => item.title),
+        name,
+      ).toEqual(expected[name] ?? []);
       expect(items.every((item) => item.event === 'CREATED' && item.read === false)).toBe(true);
       const positions = items.map((item) => position(item.cursor));
       expect(positions).toEqual([...positions].sort((a, b) => a - b));
@@ -164,7 +167,13 @@ describe('delivery', () => {
     const alice = nth((await nth(runs, 0)[2]).items, 0);
     expect(alice.target).toEqual({ kind: 'USER', id: 'alice' });
     const all = (await nth(runs, 3)[2]).items[0];
-    expect(all).toMatchObject({ title: 'to all', level: 'WARNING', target: { kind: 'GLOBAL', id: null }, body: null, data: null });
+    expect(all).toMatchObject({
+      title: 'to all',
+      level: 'WARNING',
+      target: { kind: 'GLOBAL', id: null },
+      body: null,
+      data: null,
+    });
   });
 
   it('reaches every tab of a user, over WebSocket and SSE, with the same ids and cursors', async () => {
@@ -308,12 +317,18 @@ describe('the inbox and read state', () => {
     });
 
     const pages: Inbox[] = [await inbox(h, token, { first: 2 })];
-    while (pages.at(-1)!.pageInfo.hasNextPage) pages.push(await inbox(h, token, { first: 2, after: pages.at(-1)!.pageInfo.endCursor }));
+    while (pages.at(-1)!.pageInfo.hasNextPage)
+      pages.push(await inbox(h, token, { first: 2, after: pages.at(-1)!.pageInfo.endCursor }));
     expect(pages.map((page) => page.edges.length)).toEqual([2, 2, 1]);
     const listed = pages.flatMap((page) => page.edges.map((edge) => edge.node));
     expect(listed.map((item) => item.id)).toEqual(mine.map((item) => item.id).reverse());
     expect(listed.every((item) => !item.read && item.event === 'CREATED')).toBe(true);
-    expect(listed[0]).toMatchObject({ title: 'disk full', level: 'ERROR', data: { host: 'db1' }, target: { kind: 'USER', id: 'olga' } });
+    expect(listed[0]).toMatchObject({
+      title: 'disk full',
+      level: 'ERROR',
+      data: { host: 'db1' },
+      target: { kind: 'USER', id: 'olga' },
+    });
     expect(listed[1]).toMatchObject({ body: 'From 22:00 UTC.', target: { kind: 'GLOBAL', id: null } });
 
     const otherTab = watch(h, token, 'ws', mine.at(-1)!.cursor, (items) => items.some((item) => item.event === 'READ_ALL'));
@@ -322,7 +337,11 @@ describe('the inbox and read state', () => {
     expect(await mark(h, token, { ids: [second, fourth] })).toBe(0);
     expect(await mark(h, token, { ids: [nth(sent, 5).id] })).toBe(0);
     expect(await query(h, token, COUNT)).toEqual({ unreadNotificationCount: 3 });
-    const summary = await query<{ notificationSummary: { unreadByLevel: Array<{ level: string; count: number }> } }>(h, token, SUMMARY);
+    const summary = await query<{ notificationSummary: { unreadByLevel: Array<{ level: string; count: number }> } }>(
+      h,
+      token,
+      SUMMARY,
+    );
     expect(summary.notificationSummary.unreadByLevel.find((c) => c.level === 'WARNING')!.count).toBe(0);
 
     const all = await inbox(h, token, { first: 10 });
@@ -383,11 +402,7 @@ describe('who may send what', () => {
 
     expect((await sendRaw(h, plain, note({ kind: 'USER', id: 'anyone' }))).errors).toBeUndefined();
     expect((await sendRaw(h, plain, note({ kind: 'PROJECT', id: 'mine' }))).errors).toBeUndefined();
-    for (const target of [
-      { kind: 'PROJECT', id: 'theirs' },
-      { kind: 'ROLE', id: 'admin' },
-      { kind: 'GLOBAL' },
-    ]) {
+    for (const target of [{ kind: 'PROJECT', id: 'theirs' }, { kind: 'ROLE', id: 'admin' }, { kind: 'GLOBAL' }]) {
       expect(codeOf(await sendRaw(h, plain, note(target))), JSON.stringify(target)).toBe('FORBIDDEN');
     }
     for (const target of [{ kind: 'PROJECT', id: 'theirs' }, { kind: 'ROLE', id: 'ops' }, { kind: 'GLOBAL' }]) {
@@ -524,7 +539,14 @@ describe('the merged stream', () => {
           else listener(message);
         }),
     };
-    const stream = await openNotificationStream({ hub: lossy, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 100 });
+    const stream = await openNotificationStream({
+      hub: lossy,
+      store,
+      audience: audienceOf(viewer),
+      after: null,
+      replay: 0,
+      queueLimit: 100,
+    });
     const sent = await sendMany(store, 10);
     const got = await take(stream, 10);
     expect(dropped).toBe(2);
@@ -539,13 +561,27 @@ describe('the merged stream', () => {
 
   it('feeds a consumer that fell behind its queue limit from the sets: everything once, in order', async () => {
     const store = newStore();
-    const stream = await openNotificationStream({ hub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 10 });
+    const stream = await openNotificationStream({
+      hub,
+      store,
+      audience: audienceOf(viewer),
+      after: null,
+      replay: 0,
+      queueLimit: 10,
+    });
     // A consumer with room for everything, on the same hub: once it has all 80, so has the first one's
     // queue, which overflowed long before.
-    const observer = await openNotificationStream({ hub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 1_000 });
+    const observer = await openNotificationStream({
+      hub,
+      store,
+      audience: audienceOf(viewer),
+      after: null,
+      replay: 0,
+      queueLimit: 1_000,
+    });
     const sent = await sendMany(store, 80);
     await take(observer, 80);
-    await observer.return!();
+    await observer.return();
     const events = await take(stream, 80);
     expect(events.map((event) => (event.type === 'entry' ? event.entry.n : -1))).toEqual(sent.map((entry) => entry.n));
   });
@@ -554,7 +590,14 @@ describe('the merged stream', () => {
     const store = newStore();
     const ownSubscriber = connect();
     const ownHub = createUpdateHub(ownSubscriber);
-    const stream = await openNotificationStream({ hub: ownHub, store, audience: audienceOf(viewer), after: null, replay: 0, queueLimit: 100 });
+    const stream = await openNotificationStream({
+      hub: ownHub,
+      store,
+      audience: audienceOf(viewer),
+      after: null,
+      replay: 0,
+      queueLimit: 100,
+    });
     await sendMany(store, 2);
     const reconnected = new Promise((resolve) => ownSubscriber.once('ready', resolve));
     ownSubscriber.disconnect(true);

@@ -25,7 +25,13 @@ afterAll(async () => {
 it('accepts updates appended through the documented Redis protocol, with no Herald code', async () => {
   const P = herald.config.keyPrefix;
   const id = randomUUID();
-  await producer.hset(`${P}resource:{${id}}`, { kind: 'file', ownerId: 'pat', projectId: '', name: 'from-python.txt', createdAt: new Date().toISOString() });
+  await producer.hset(`${P}resource:{${id}}`, {
+    kind: 'file',
+    ownerId: 'pat',
+    projectId: '',
+    name: 'from-python.txt',
+    createdAt: new Date().toISOString(),
+  });
   const sha = (await producer.script('LOAD', script)) as string;
   const append = (event: string, status: string, progress: number, appendId: string = randomUUID()) =>
     producer.evalsha(
@@ -50,13 +56,18 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
   // Once the first update has been replayed the subscription is live: what follows comes through pub/sub.
   let replayed = () => {};
   const caughtUp = new Promise<void>((resolve) => (replayed = resolve));
-  const watching = collect<FileProgressSubscription['fileProgress']>(herald.ws(token), FileProgressDocument, { fileId: id }, {
-    field: 'fileProgress',
-    until: (items) => {
-      if (items.length === 1) replayed();
-      return false;
+  const watching = collect<FileProgressSubscription['fileProgress']>(
+    herald.ws(token),
+    FileProgressDocument,
+    { fileId: id },
+    {
+      field: 'fileProgress',
+      until: (items) => {
+        if (items.length === 1) replayed();
+        return false;
+      },
     },
-  });
+  );
   await caughtUp;
   const liveBefore = metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0;
   const second = await append('step', 'PROCESSING', 60, 'retry-me');

@@ -24,11 +24,16 @@ afterAll(async () => {
   await herald?.stop();
 });
 
-it('puts a producer\'s updates and notifications in front of the owner, numbered like a job\'s', async () => {
+it("puts a producer's updates and notifications in front of the owner, numbered like a job's", async () => {
   const file = await publisher.register({ kind: 'file', ownerId: 'olga', name: 'from-python-port.csv' });
   const token = await herald.token('olga');
   const started = await publisher.append(file, { event: 'processing_started', status: 'PROCESSING', progress: 0 });
-  const watching = collect<{ seq: number; event: string }>(herald.ws(token), FileProgressDocument, { fileId: file.id }, { field: 'fileProgress' });
+  const watching = collect<{ seq: number; event: string }>(
+    herald.ws(token),
+    FileProgressDocument,
+    { fileId: file.id },
+    { field: 'fileProgress' },
+  );
   await publisher.append(file, { event: 'extraction_progress', status: 'PROCESSING', progress: 50, data: { rows: 10 } });
   await publisher.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
   const got = await watching;
@@ -43,10 +48,15 @@ it('puts a producer\'s updates and notifications in front of the owner, numbered
 
   // Kept for whoever is offline: a subscription opened afterwards replays it.
   await publisher.notify({ target: { kind: 'USER', id: 'olga' }, title: 'Your export is ready' });
-  const inbox = await collect<{ title: string }>(herald.ws(token), NotificationsDocument, {}, {
-    field: 'notifications',
-    until: (items) => items.some((item) => item.title === 'Your export is ready'),
-  });
+  const inbox = await collect<{ title: string }>(
+    herald.ws(token),
+    NotificationsDocument,
+    {},
+    {
+      field: 'notifications',
+      until: (items) => items.some((item) => item.title === 'Your export is ready'),
+    },
+  );
   expect(inbox.items.at(-1)?.title).toBe('Your export is ready');
 });
 

@@ -79,7 +79,7 @@ describe('queryProgress', () => {
     expect(data.latencyMs).toBeGreaterThanOrEqual(0);
   });
 
-  it('searches all of the viewer\'s processed files when no fileIds are given', async () => {
+  it("searches all of the viewer's processed files when no fileIds are given", async () => {
     await processFile('bread.txt', COOKING);
     const run = await ask('What makes dough rise?');
     expect(run.items.at(-1)!.text).toContain('Dough rises when yeast ferments sugar. [1]');

@@ -22,7 +22,12 @@ interface Outcome {
  * does: writing as fast as the socket takes it, and reading the answer whenever it comes. With
  * `chunked` there is no Content-Length; `stallAfterPrefix` sends the start of the body and then nothing.
  */
-function postContent(url: string, token: string, contentBytes: number, options: { chunked: boolean; stallAfterPrefix?: boolean }) {
+function postContent(
+  url: string,
+  token: string,
+  contentBytes: number,
+  options: { chunked: boolean; stallAfterPrefix?: boolean },
+) {
   const prefix = Buffer.from(
     '{"query":"mutation($input: StartFileProcessingInput!) { startFileProcessing(input: $input) { fileId } }",' +
       '"variables":{"input":{"name":"big.md","content":"',
@@ -135,9 +140,7 @@ describe('a 50 MB body to a busy API process', () => {
         expect(outcome.sentAll).toBe(true);
         expectRefusedWith413(outcome);
       }
-      expect((await ordinary).flatMap((lane) => (lane.status === 'fulfilled' ? lane.value : [-1]))).toEqual(
-        Array(30).fill(200),
-      );
+      expect((await ordinary).flatMap((lane) => (lane.status === 'fulfilled' ? lane.value : [-1]))).toEqual(Array(30).fill(200));
     } finally {
       for (const child of busy) child.kill();
     }
@@ -151,7 +154,12 @@ describe('draining a refused body is bounded', () => {
   let token: string;
   beforeAll(async () => {
     herald = await startHerald(
-      { MAX_CONTENT_BYTES: '1000', MAX_UPLOAD_BYTES: '1000', REFUSED_BODY_DRAIN_BYTES: String(MiB), REFUSED_BODY_DRAIN_MS: '300' },
+      {
+        MAX_CONTENT_BYTES: '1000',
+        MAX_UPLOAD_BYTES: '1000',
+        REFUSED_BODY_DRAIN_BYTES: String(MiB),
+        REFUSED_BODY_DRAIN_MS: '300',
+      },
       { workers: false },
     );
     token = await herald.token('alice');

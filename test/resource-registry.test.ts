@@ -11,7 +11,14 @@ describe('resource registry', () => {
     const registry = createResourceRegistry(redis, prefix, 60);
     // A key of the wrong type makes HSET fail inside the MULTI, which Redis still EXECs.
     await redis.set(`${prefix}resource:{f1}`, 'not a hash');
-    const record = { kind: 'file' as const, id: 'f1', ownerId: 'jo', projectId: null, name: 'a.md', createdAt: new Date().toISOString() };
+    const record = {
+      kind: 'file' as const,
+      id: 'f1',
+      ownerId: 'jo',
+      projectId: null,
+      name: 'a.md',
+      createdAt: new Date().toISOString(),
+    };
     await expect(registry.create(record)).rejects.toThrow(/WRONGTYPE/);
     await redis.del(`${prefix}resource:{f1}`);
     await registry.create(record);

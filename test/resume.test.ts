@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FileProgressDocument,
-  StartFileProcessingDocument,
-  type FileProgressSubscription,
-} from '../src/client/generated.js';
+import { FileProgressDocument, StartFileProcessingDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { decodeCursor } from '../src/updates/cursor.js';
 import { createUpdateStore } from '../src/updates/store.js';
 import { makeDocument } from './helpers/documents.js';
@@ -38,9 +34,20 @@ async function liveDeliveries(): Promise<number> {
   return metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0;
 }
 
-function watch(h: Herald, transport: 'ws' | 'sse', fileId: string, after: string | null, until?: (items: FileUpdate[]) => boolean) {
+function watch(
+  h: Herald,
+  transport: 'ws' | 'sse',
+  fileId: string,
+  after: string | null,
+  until?: (items: FileUpdate[]) => boolean,
+) {
   const client = transport === 'ws' ? h.ws(token) : h.sse(token);
-  return collect<FileUpdate>(client, FileProgressDocument, { fileId, after }, { field: 'fileProgress', until, timeoutMs: 60_000 });
+  return collect<FileUpdate>(
+    client,
+    FileProgressDocument,
+    { fileId, after },
+    { field: 'fileProgress', until, timeoutMs: 60_000 },
+  );
 }
 
 describe('resuming', () => {

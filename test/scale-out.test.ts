@@ -35,7 +35,9 @@ it('delivers every update of jobs started through one instance to subscribers on
   const token = await api[0].token({ sub: 'sam' });
   const started = await Promise.all(
     Array.from({ length: 4 }, async (_, i) => {
-      const { body } = await api[0].http(token, StartFileProcessingDocument, { input: { name: `f${i}.md`, content: makeDocument(10 + i) } });
+      const { body } = await api[0].http(token, StartFileProcessingDocument, {
+        input: { name: `f${i}.md`, content: makeDocument(10 + i) },
+      });
       return body.data!.startFileProcessing;
     }),
   );
@@ -57,13 +59,20 @@ it('reaches a user on every instance, and counts their connections across instan
   const una = await api[0].token({ sub: 'una' });
   const tabs = [api[1].ws(una), api[2].ws(una)];
   const received = tabs.map((tab) =>
-    collect<Notification>(tab, NotificationsDocument, {}, { field: 'notifications', until: (items) => items.some((n) => n.title === 'hello una') }),
+    collect<Notification>(
+      tab,
+      NotificationsDocument,
+      {},
+      { field: 'notifications', until: (items) => items.some((n) => n.title === 'hello una') },
+    ),
   );
   await waitFor(async () => {
     const { body } = await api[0].http(admin, OnlineUsersDocument, {});
     return body.data?.onlineUsers.find((u) => u.id === 'una')?.connections === 2;
   });
-  const { body } = await api[0].http(una, SendNotificationDocument, { input: { target: { kind: 'USER', id: 'una' }, title: 'hello una' } });
+  const { body } = await api[0].http(una, SendNotificationDocument, {
+    input: { target: { kind: 'USER', id: 'una' }, title: 'hello una' },
+  });
   expect(body.errors).toBeUndefined();
   for (const run of await Promise.all(received)) {
     expect(run.items.at(-1)).toMatchObject({ title: 'hello una', event: 'CREATED', read: false });

@@ -20,10 +20,15 @@ it('stops a worker on SIGTERM only after its running job has finished', async ()
   const { body } = await api.http(token, StartFileProcessingDocument, { input: { name: 't.md', content: makeDocument(300) } });
   const { fileId, cursor } = body.data!.startFileProcessing;
   const whole = collect<FileUpdate>(api.ws(token), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
-  await collect<FileUpdate>(api.ws(token), FileProgressDocument, { fileId, after: cursor }, {
-    field: 'fileProgress',
-    until: (items) => items.some((u) => u.event === 'extraction_progress'),
-  });
+  await collect<FileUpdate>(
+    api.ws(token),
+    FileProgressDocument,
+    { fileId, after: cursor },
+    {
+      field: 'fileProgress',
+      until: (items) => items.some((u) => u.event === 'extraction_progress'),
+    },
+  );
   const worker = cluster.workers[0];
   const exited = exitOf(worker);
   worker.kill('SIGTERM');

@@ -52,7 +52,6 @@ beforeAll(async () => {
 });
 afterAll(() => herald?.stop());
 
-
 function messages(errors: unknown): string {
   if (Array.isArray(errors)) return errors.map(messages).join(' | ');
   if (errors && typeof errors === 'object') {
@@ -78,7 +77,12 @@ async function startFile(input: { name: string; content?: string | null; project
 }
 
 function watchFile(fileId: string, after?: string) {
-  return collect<FileUpdate>(herald.ws(alice), FileProgressDocument, { fileId, after }, { field: 'fileProgress', timeoutMs: 15_000 });
+  return collect<FileUpdate>(
+    herald.ws(alice),
+    FileProgressDocument,
+    { fileId, after },
+    { field: 'fileProgress', timeoutMs: 15_000 },
+  );
 }
 
 /** startFileProcessing as a GraphQL multipart request (operations, map, then the file part). */
@@ -121,7 +125,10 @@ describe('startFileProcessing input', () => {
   });
 
   it('refuses neither content nor file', async () => {
-    expectBadInput((await herald.http(alice, StartFileProcessingDocument, { input: { name: 'x.md' } })).body, /exactly one of content and file/);
+    expectBadInput(
+      (await herald.http(alice, StartFileProcessingDocument, { input: { name: 'x.md' } })).body,
+      /exactly one of content and file/,
+    );
     expectBadInput(
       (await herald.http(alice, StartFileProcessingDocument, { input: { name: 'x.md', content: null } })).body,
       /exactly one of content and file/,
@@ -134,7 +141,9 @@ describe('startFileProcessing input', () => {
     });
     expectBadInput(over.body, new RegExp(`${MAX_CONTENT_BYTES + 1} bytes; at most ${MAX_CONTENT_BYTES}`));
     // 600 characters, but 1200 bytes of UTF-8.
-    const multibyte = await herald.http(alice, StartFileProcessingDocument, { input: { name: 'é.md', content: 'é'.repeat(600) } });
+    const multibyte = await herald.http(alice, StartFileProcessingDocument, {
+      input: { name: 'é.md', content: 'é'.repeat(600) },
+    });
     expectBadInput(multibyte.body, /1200 bytes/);
     const atLimit = await herald.http(alice, StartFileProcessingDocument, {
       input: { name: 'limit.md', content: `${'Herald works. '.repeat(71)}`.padEnd(MAX_CONTENT_BYTES, 'x') },
@@ -144,7 +153,10 @@ describe('startFileProcessing input', () => {
 
   it('refuses empty and whitespace-only content', async () => {
     for (const content of ['', '   ', '\n\t \r\n']) {
-      expectBadInput((await herald.http(alice, StartFileProcessingDocument, { input: { name: 'empty.md', content } })).body, /content is empty/);
+      expectBadInput(
+        (await herald.http(alice, StartFileProcessingDocument, { input: { name: 'empty.md', content } })).body,
+        /content is empty/,
+      );
     }
   });
 
@@ -154,7 +166,9 @@ describe('startFileProcessing input', () => {
       const { body } = await herald.http(alice, StartFileProcessingDocument, { input: { name, content: SHORT_DOCUMENT } });
       expectBadInput(body, new RegExp(`name must be 1 to ${max} characters`));
     }
-    const { body } = await herald.http(alice, StartFileProcessingDocument, { input: { name: 'n'.repeat(max), content: SHORT_DOCUMENT } });
+    const { body } = await herald.http(alice, StartFileProcessingDocument, {
+      input: { name: 'n'.repeat(max), content: SHORT_DOCUMENT },
+    });
     expect(body.errors).toBeUndefined();
   });
 
@@ -209,7 +223,10 @@ describe('uploads', () => {
     expect(run.errors).toEqual([]);
     expect(run.completed).toBe(true);
     expect(run.items.map((u) => u.seq)).toEqual(run.items.map((_, i) => i + 1));
-    expect(run.items[1]).toMatchObject({ event: 'processing_started', data: { name: 'upload.md', bytes: Buffer.byteLength(MARKDOWN_UPLOAD) } });
+    expect(run.items[1]).toMatchObject({
+      event: 'processing_started',
+      data: { name: 'upload.md', bytes: Buffer.byteLength(MARKDOWN_UPLOAD) },
+    });
     const last = run.items.at(-1)!;
     expect(last).toMatchObject({ event: 'processing_completed', status: 'COMPLETED', progress: 100 });
     expect((last.data as { sentences: number }).sentences).toBeGreaterThanOrEqual(3);
@@ -284,17 +301,27 @@ describe('ids and cursors', () => {
     const { epoch, seq } = decodeCursor(last.cursor);
     expect(seq).toBe(last.seq);
     for (const ahead of [seq + 1, seq + 1_000]) {
-      const run = await collect(herald.ws(alice), FileProgressDocument, { fileId: done.fileId, after: encodeCursor(epoch, ahead) }, {
-        field: 'fileProgress',
-      });
+      const run = await collect(
+        herald.ws(alice),
+        FileProgressDocument,
+        { fileId: done.fileId, after: encodeCursor(epoch, ahead) },
+        {
+          field: 'fileProgress',
+        },
+      );
       expect(run.items).toEqual([]);
       expect(codes(run.errors)).toEqual(['BAD_USER_INPUT']);
       expect(messages(run.errors)).toMatch(new RegExp(`after: cursor is at ${ahead} but the stream is at ${seq}`));
     }
     // One step back is a real position: it resumes with exactly the last update, then completes.
-    const resumed = await collect<FileUpdate>(herald.ws(alice), FileProgressDocument, { fileId: done.fileId, after: encodeCursor(epoch, seq - 1) }, {
-      field: 'fileProgress',
-    });
+    const resumed = await collect<FileUpdate>(
+      herald.ws(alice),
+      FileProgressDocument,
+      { fileId: done.fileId, after: encodeCursor(epoch, seq - 1) },
+      {
+        field: 'fileProgress',
+      },
+    );
     expect(resumed.errors).toEqual([]);
     expect(resumed.completed).toBe(true);
     expect(resumed.items.map((u) => u.seq)).toEqual([seq]);
@@ -402,10 +429,13 @@ describe('request size', () => {
 
   it('answers 413 to a chunked body (no Content-Length) larger than the limit', async () => {
     const limit = Math.max(MAX_UPLOAD_BYTES, MAX_CONTENT_BYTES) + 64 * 1024;
-    const payload = new TextEncoder().encode(JSON.stringify({ query: '{ me { id } }', variables: { pad: 'x'.repeat(limit * 2) } }));
+    const payload = new TextEncoder().encode(
+      JSON.stringify({ query: '{ me { id } }', variables: { pad: 'x'.repeat(limit * 2) } }),
+    );
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        for (let offset = 0; offset < payload.length; offset += 16 * 1024) controller.enqueue(payload.subarray(offset, offset + 16 * 1024));
+        for (let offset = 0; offset < payload.length; offset += 16 * 1024)
+          controller.enqueue(payload.subarray(offset, offset + 16 * 1024));
         controller.close();
       },
     });
@@ -423,7 +453,11 @@ describe('request size', () => {
     for (const body of ['{"query": ', '{}', '{"query": 42}', '[{"query": "{ me { id } }"}]']) {
       const response = await fetch(`${herald.url}/graphql`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${alice}` },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/graphql-response+json',
+          authorization: `Bearer ${alice}`,
+        },
         body,
       });
       expect(response.status, body).toBe(400);

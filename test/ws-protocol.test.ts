@@ -105,7 +105,9 @@ it('runs a query as one next and a complete, and reports a bad document as an er
   await socket.init();
   await socket.send({ type: 'subscribe', id: 'q', payload: { query: '{ me { id } }' } });
   await socket.send({ type: 'subscribe', id: 'bad', payload: { query: '{ nope }' } });
-  expect(await socket.frame((f) => f.id === 'q' && f.type === 'next')).toMatchObject({ payload: { data: { me: { id: 'pat' } } } });
+  expect(await socket.frame((f) => f.id === 'q' && f.type === 'next')).toMatchObject({
+    payload: { data: { me: { id: 'pat' } } },
+  });
   await socket.frame((f) => f.id === 'q' && f.type === 'complete');
   const error = await socket.frame((f) => f.id === 'bad');
   expect(error).toMatchObject({ type: 'error', payload: [{ extensions: { code: 'BAD_USER_INPUT' } }] });
@@ -120,22 +122,35 @@ it('stops a subscription on complete, and lets its id be used again', async () =
     socket.send({
       type: 'subscribe',
       id,
-      payload: { query: `mutation { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "${title}" }) { cursor } }` },
+      payload: {
+        query: `mutation { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "${title}" }) { cursor } }`,
+      },
     });
   const sent = async (id: string, title: string) => {
     await send(id, title);
-    const frame = (await socket.frame((f) => f.id === id && f.type === 'next')) as { payload: { data: { sendNotification: { cursor: string } } } };
+    const frame = (await socket.frame((f) => f.id === id && f.type === 'next')) as {
+      payload: { data: { sendNotification: { cursor: string } } };
+    };
     return frame.payload.data.sendNotification.cursor;
   };
   // Both subscriptions start after the same notification, so each would replay what follows it.
   const start = await sent('m0', 'before');
-  const subscribe = { type: 'subscribe', id: 's', payload: { query: `subscription { notifications(after: "${start}") { title } }` } };
+  const subscribe = {
+    type: 'subscribe',
+    id: 's',
+    payload: { query: `subscription { notifications(after: "${start}") { title } }` },
+  };
   await socket.send(subscribe);
   await socket.send({ type: 'complete', id: 's' });
   await socket.send(subscribe);
   await sent('m1', 'first');
   await sent('m2', 'second');
-  await socket.frame((f) => f.id === 's' && f.type === 'next' && (f.payload as { data: { notifications: { title: string } } }).data.notifications.title === 'second');
+  await socket.frame(
+    (f) =>
+      f.id === 's' &&
+      f.type === 'next' &&
+      (f.payload as { data: { notifications: { title: string } } }).data.notifications.title === 'second',
+  );
   await socket.send({ type: 'ping' });
   await socket.frame((f) => f.type === 'pong');
   // The second subscription delivers each notification once; the first, stopped, delivers nothing.
@@ -153,13 +168,25 @@ it('sends frames of every length encoding, with multi-byte text, whole and in or
   // Frames written together in one tick: short ones (< 126 bytes), medium ones (< 64 KiB) and a
   // long one (≥ 64 KiB, the 8-byte length), each payload mixing 1- to 4-byte UTF-8 characters.
   const bodies = Array.from({ length: 12 }, (_, i) => `${i}: ${'aé€😀'.repeat(1_500)}`);
-  const send = 'mutation Send($body: String!) { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "t", body: $body }) { body } }';
-  for (const [i, body] of bodies.entries()) await socket.send({ type: 'subscribe', id: `m${i}`, payload: { query: send, variables: { body } } });
+  const send =
+    'mutation Send($body: String!) { sendNotification(input: { target: { kind: USER, id: "pat" }, title: "t", body: $body }) { body } }';
+  for (const [i, body] of bodies.entries())
+    await socket.send({ type: 'subscribe', id: `m${i}`, payload: { query: send, variables: { body } } });
   for (const [i, body] of bodies.entries()) {
-    expect(await socket.frame((f) => f.id === `m${i}` && f.type === 'next')).toEqual({ id: `m${i}`, type: 'next', payload: { data: { sendNotification: { body } } } });
+    expect(await socket.frame((f) => f.id === `m${i}` && f.type === 'next')).toEqual({
+      id: `m${i}`,
+      type: 'next',
+      payload: { data: { sendNotification: { body } } },
+    });
   }
-  await socket.send({ type: 'subscribe', id: 'inbox', payload: { query: '{ notificationInbox(first: 12) { edges { node { body } } } }' } });
-  const inbox = (await socket.frame((f) => f.id === 'inbox' && f.type === 'next')) as { payload: { data: { notificationInbox: { edges: Array<{ node: { body: string } }> } } } };
+  await socket.send({
+    type: 'subscribe',
+    id: 'inbox',
+    payload: { query: '{ notificationInbox(first: 12) { edges { node { body } } } }' },
+  });
+  const inbox = (await socket.frame((f) => f.id === 'inbox' && f.type === 'next')) as {
+    payload: { data: { notificationInbox: { edges: Array<{ node: { body: string } }> } } };
+  };
   expect(Buffer.byteLength(JSON.stringify(inbox))).toBeGreaterThan(65_536);
   expect(inbox.payload.data.notificationInbox.edges.map((edge) => edge.node.body)).toEqual([...bodies].reverse());
   expect(socket.frames.filter((f) => f.id === 'inbox').map((f) => f.type)).toEqual(['next', 'complete']);

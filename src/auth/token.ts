@@ -59,7 +59,9 @@ export function createTokenVerifier(secret: string, isRevoked?: RevocationCheck)
     }
     const parsed = claims.safeParse(payload);
     if (!parsed.success) {
-      throw new InvalidTokenError(`invalid access token claims: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+      throw new InvalidTokenError(
+        `invalid access token claims: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`,
+      );
     }
     const { sub, roles, projects, exp, iat } = parsed.data;
     const viewer: Viewer = { id: sub, roles, projects, expiresAt: exp ?? null, issuedAt: iat ?? null };

@@ -47,7 +47,9 @@ ${connectionHelp}`,
         const { sources } = last.data as Pick<AnswerSummary, 'sources'>;
         process.stdout.write(sources.length === 0 ? 'No sources.\n' : 'Sources:\n');
         for (const [index, source] of sources.entries()) {
-          process.stdout.write(`  [${index + 1}] file ${source.fileId}, sentence ${source.sentenceIndex} (score ${source.score.toFixed(2)}): ${source.text}\n`);
+          process.stdout.write(
+            `  [${index + 1}] file ${source.fileId}, sentence ${source.sentenceIndex} (score ${source.score.toFixed(2)}): ${source.text}\n`,
+          );
         }
       }
       return exitCodeOf(last);

@@ -56,7 +56,12 @@ type Options = NonNullable<ParseArgsConfig['options']>;
  * usage errors so they print as one clear line. The positionals come back as a tuple of the names'
  * length, so a command reads them without checking each one again.
  */
-export function parse<const T extends Options, const P extends readonly string[] = []>(command: string, args: string[], options: T, positionals?: P) {
+export function parse<const T extends Options, const P extends readonly string[] = []>(
+  command: string,
+  args: string[],
+  options: T,
+  positionals?: P,
+) {
   const names: readonly string[] = positionals ?? [];
   let parsed;
   try {
@@ -69,7 +74,9 @@ export function parse<const T extends Options, const P extends readonly string[]
   }
   if (parsed.positionals.length !== names.length) {
     const expected = names.length === 0 ? 'no arguments' : names.map((name) => `<${name}>`).join(' ');
-    throw usageError(`${command}: expected ${expected}, got ${parsed.positionals.length === 0 ? 'none' : parsed.positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+    throw usageError(
+      `${command}: expected ${expected}, got ${parsed.positionals.length === 0 ? 'none' : parsed.positionals.map((p) => JSON.stringify(p)).join(' ')}`,
+    );
   }
   return { values: parsed.values, positionals: parsed.positionals as { [K in keyof P]: string } };
 }

@@ -50,9 +50,13 @@ export async function withClient<T>(
 ): Promise<T> {
   const url = webSocketUrl(values.url ?? (env.HERALD_URL || DEFAULT_URL));
   const token = values.token ?? env.HERALD_TOKEN;
-  if (!token) throw usageError('no access token: pass --token or set HERALD_TOKEN (e.g. export HERALD_TOKEN=$(npx herald token --sub me))');
+  if (!token)
+    throw usageError('no access token: pass --token or set HERALD_TOKEN (e.g. export HERALD_TOKEN=$(npx herald token --sub me))');
   const unreachable = () =>
-    new CliError(ExitCode.Unreachable, `cannot connect to ${url}${lastClose.reason ? ` (closed ${lastClose.code}: ${lastClose.reason})` : ''}`);
+    new CliError(
+      ExitCode.Unreachable,
+      `cannot connect to ${url}${lastClose.reason ? ` (closed ${lastClose.code}: ${lastClose.reason})` : ''}`,
+    );
   const client = createHeraldClient({ url, getToken: () => token, webSocketImpl: WebSocket });
   let connected = false;
   let lost = false;
@@ -80,9 +84,13 @@ export async function withClient<T>(
   } catch (error) {
     if (!(error instanceof HeraldError) || error.code !== CONNECTION_CLOSED) throw error;
     // A mutation fails at the first close, before the client could report a refused token as such.
-    if (lastClose.code === CloseCode.Unauthorized) throw new HeraldError(lastClose.reason || 'token refused', ErrorCode.Unauthenticated, [], lastClose.code);
+    if (lastClose.code === CloseCode.Unauthorized)
+      throw new HeraldError(lastClose.reason || 'token refused', ErrorCode.Unauthenticated, [], lastClose.code);
     if (!connected) throw unreachable();
-    throw new CliError(ExitCode.Unreachable, `the connection to ${url} was lost before the result (close ${error.closeCode ?? 'unknown'}); it may or may not have taken effect`);
+    throw new CliError(
+      ExitCode.Unreachable,
+      `the connection to ${url} was lost before the result (close ${error.closeCode ?? 'unknown'}); it may or may not have taken effect`,
+    );
   } finally {
     await client.dispose();
   }

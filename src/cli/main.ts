@@ -75,7 +75,9 @@ function report(error: unknown): ExitCode {
     process.stderr.write(`herald: ${error.code}: ${error.message}\n`);
     return ExitCode.Refused;
   }
-  process.stderr.write(`herald: unexpected error (a bug; please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+  process.stderr.write(
+    `herald: unexpected error (a bug; please report it):\n${error instanceof Error ? error.stack : String(error)}\n`,
+  );
   return ExitCode.Internal;
 }
 

@@ -56,12 +56,15 @@ ${connectionHelp}`,
     if (values.project !== undefined) targets.push({ kind: 'PROJECT', id: values.project });
     if (values.global) targets.push({ kind: 'GLOBAL' });
     const [target, ...others] = targets;
-    if (target === undefined || others.length > 0) throw usageError('notify: give exactly one of --user, --role, --project and --global');
+    if (target === undefined || others.length > 0)
+      throw usageError('notify: give exactly one of --user, --role, --project and --global');
     if (values.title === undefined) throw usageError('notify: --title is required');
     const input = { target, title: values.title, body: values.body, level: level(values.level), data: json(values.data) };
     return withClient(values, env, async (client) => {
       const { sendNotification: sent } = await client.mutate(SendNotificationDocument, { input });
-      process.stdout.write(`notification ${sent.id} sent to ${sent.target.kind.toLowerCase()}${sent.target.id === null ? '' : ` ${sent.target.id}`}\n`);
+      process.stdout.write(
+        `notification ${sent.id} sent to ${sent.target.kind.toLowerCase()}${sent.target.id === null ? '' : ` ${sent.target.id}`}\n`,
+      );
       return ExitCode.Ok;
     });
   },

@@ -15,7 +15,12 @@ function formatPercent(progress: number): string {
 
 /** One line per update: `#3  PROCESSING   25%  extraction_progress  Extracted chunk 1 of 2`. */
 export function describeUpdate(update: ShownUpdate): string {
-  const parts = [`#${update.seq}`, update.status.padEnd(10), update.progress === null ? '    ' : formatPercent(update.progress), update.event];
+  const parts = [
+    `#${update.seq}`,
+    update.status.padEnd(10),
+    update.progress === null ? '    ' : formatPercent(update.progress),
+    update.event,
+  ];
   if (update.message) parts.push(update.message);
   return parts.join('  ');
 }

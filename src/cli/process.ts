@@ -40,7 +40,12 @@ Options:
 
 ${connectionHelp}`,
   async run(args, env) {
-    const { values, positionals } = parse('process', args, { name: { type: 'string' }, project: { type: 'string' }, ...connectionOptions }, ['file']);
+    const { values, positionals } = parse(
+      'process',
+      args,
+      { name: { type: 'string' }, project: { type: 'string' }, ...connectionOptions },
+      ['file'],
+    );
     const [path] = positionals;
     const content = readText(path);
     const display = createProgressDisplay();

@@ -3,7 +3,6 @@ import { createTokenVerifier, InvalidTokenError, signToken } from '../auth/token
 import { DEV_SECRET_FILE } from '../dev/data.js';
 import { ExitCode, parse, usageError, type Command } from './command.js';
 
-
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** `90`, `90s`, `15m`, `1h`, `7d` in seconds. */
@@ -15,7 +14,12 @@ function parseTtl(value: string): number {
 }
 
 function list(value: string | undefined): string[] {
-  return value ? value.split(',').map((item) => item.trim()).filter(Boolean) : [];
+  return value
+    ? value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean)
+    : [];
 }
 
 function secret(envSecret: string | undefined): string {
@@ -24,7 +28,9 @@ function secret(envSecret: string | undefined): string {
     return readFileSync(DEV_SECRET_FILE, 'utf8').trim();
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw usageError(`token: JWT_SECRET is not set and ${DEV_SECRET_FILE} cannot be read (${reason}): set JWT_SECRET, or run \`npm run dev\` once to create it`);
+    throw usageError(
+      `token: JWT_SECRET is not set and ${DEV_SECRET_FILE} cannot be read (${reason}): set JWT_SECRET, or run \`npm run dev\` once to create it`,
+    );
   }
 }
 
@@ -52,7 +58,12 @@ Signed with JWT_SECRET from the environment or, when it is not set, the dev secr
       ttl: { type: 'string', default: '1d' },
     });
     const key = secret(env.JWT_SECRET);
-    const token = await signToken(key, { sub: values.sub, roles: list(values.roles), projects: list(values.projects), ttlSeconds: parseTtl(values.ttl) });
+    const token = await signToken(key, {
+      sub: values.sub,
+      roles: list(values.roles),
+      projects: list(values.projects),
+      ttlSeconds: parseTtl(values.ttl),
+    });
     // The server's own check, so a token it would refuse (a bad user or project id) is never printed.
     await createTokenVerifier(key)(token).catch((error: unknown) => {
       throw error instanceof InvalidTokenError ? usageError(`token: ${error.message}`) : error;

@@ -104,12 +104,18 @@ export interface HeraldClient {
   projectProgress(projectId: string, after?: string): AsyncIterableIterator<ProjectUpdate>;
   notifications(after?: string): AsyncIterableIterator<NotificationItem>;
   /** Runs a query; one interrupted by a reconnect is sent again. */
-  query<TData, TVariables>(document: TypedDocumentNode<TData, TVariables>, ...variables: VariablesArg<TVariables>): Promise<TData>;
+  query<TData, TVariables>(
+    document: TypedDocumentNode<TData, TVariables>,
+    ...variables: VariablesArg<TVariables>
+  ): Promise<TData>;
   /**
    * Runs a mutation at most once: if the socket closes before the result, it fails with
    * CONNECTION_CLOSED rather than being sent again, since it may already have taken effect.
    */
-  mutate<TData, TVariables>(document: TypedDocumentNode<TData, TVariables>, ...variables: VariablesArg<TVariables>): Promise<TData>;
+  mutate<TData, TVariables>(
+    document: TypedDocumentNode<TData, TVariables>,
+    ...variables: VariablesArg<TVariables>
+  ): Promise<TData>;
   readonly state: ConnectionState;
   /** Round trip of the last ping, in ms; null before the first pong. */
   readonly latencyMs: number | null;
@@ -187,7 +193,10 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
   async function waitToReconnect(closeCode: number | null): Promise<void> {
     attempt += 1;
     // A fresh token is worth trying at once; anything else backs off.
-    const delayMs = closeCode === CloseCode.Unauthorized ? 0 : Math.round(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
+    const delayMs =
+      closeCode === CloseCode.Unauthorized
+        ? 0
+        : Math.round(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
     setState({ status: 'reconnecting', attempt, delayMs, closeCode });
     await sleep(delayMs, shutdown.signal);
   }
@@ -341,7 +350,8 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
   function execute<TData>(document: TypedDocumentNode<TData, never>, variables: unknown, atMostOnce: boolean): Promise<TData> {
     return new Promise<TData>((resolve, reject) => {
       let result: FormattedExecutionResult<Record<string, unknown>, unknown> | undefined;
-      const closedEarly = () => new HeraldError('the connection closed before the result', CONNECTION_CLOSED, [], lastClose?.code ?? null);
+      const closedEarly = () =>
+        new HeraldError('the connection closed before the result', CONNECTION_CLOSED, [], lastClose?.code ?? null);
       const settle = (error: HeraldError | null) => {
         stopWatchingCloses();
         stop();
@@ -418,7 +428,12 @@ function toHeraldError(cause: unknown): HeraldError {
     return new HeraldError(errors.map((e) => e.message).join('; '), typeof code === 'string' ? code : ErrorCode.Internal, errors);
   }
   if (isCloseLike(cause)) {
-    return new HeraldError(`connection closed: ${cause.code} ${cause.reason}`.trim(), closeErrorCodes[cause.code] ?? CONNECTION_CLOSED, [], cause.code);
+    return new HeraldError(
+      `connection closed: ${cause.code} ${cause.reason}`.trim(),
+      closeErrorCodes[cause.code] ?? CONNECTION_CLOSED,
+      [],
+      cause.code,
+    );
   }
   return new HeraldError(cause instanceof Error ? cause.message : String(cause), ErrorCode.Internal);
 }

@@ -17,7 +17,12 @@ function cancelKeys(keyPrefix: string) {
 /** The API side: asks whichever worker runs the job to stop it. */
 export async function requestCancel(redis: Redis, keyPrefix: string, jobId: string): Promise<void> {
   const keys = cancelKeys(keyPrefix);
-  await execChecked(redis.multi().set(keys.flag(jobId), '1', 'EX', 24 * 3600).publish(keys.channel, jobId));
+  await execChecked(
+    redis
+      .multi()
+      .set(keys.flag(jobId), '1', 'EX', 24 * 3600)
+      .publish(keys.channel, jobId),
+  );
 }
 
 /**
@@ -27,7 +32,12 @@ export async function requestCancel(redis: Redis, keyPrefix: string, jobId: stri
  */
 export type CancelWatcher = Awaited<ReturnType<typeof createCancelWatcher>>;
 
-export async function createCancelWatcher(redis: Redis, subscriber: ChannelSubscriber, keyPrefix: string, onError: (error: Error) => void) {
+export async function createCancelWatcher(
+  redis: Redis,
+  subscriber: ChannelSubscriber,
+  keyPrefix: string,
+  onError: (error: Error) => void,
+) {
   const keys = cancelKeys(keyPrefix);
   const running = new Map<string, AbortController>();
 

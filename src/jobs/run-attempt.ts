@@ -83,7 +83,9 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   } catch (error) {
     if (error instanceof StreamEndedError) throw new JobEndedError('cancelled', error.message);
     if (cancel.signal.aborted) {
-      await store.append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' }).catch(ignoreStreamEnded);
+      await store
+        .append(ref, { event: 'cancelled', status: 'CANCELLED', message: 'Cancelled on request' })
+        .catch(ignoreStreamEnded);
       throw new JobEndedError('cancelled', CANCELLED_REASON);
     }
     const timedOut = signal.aborted;
@@ -91,7 +93,9 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     if (error instanceof UnrecoverableError || attempt >= attempts) {
-      await store.append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } }).catch(ignoreStreamEnded);
+      await store
+        .append(ref, { event: failedEvent, status: 'FAILED', message: reason, data: { attempt, attempts } })
+        .catch(ignoreStreamEnded);
       options.onFinished?.({ ok: false, reason });
       throw new JobEndedError(timedOut ? 'timed_out' : 'failed', reason);
     }

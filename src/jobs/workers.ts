@@ -102,7 +102,8 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   const registry = createRegistry();
   const jobMetrics = createJobMetrics(registry);
   const { metricsPort: port } = config.jobs;
-  const metricsServer = port === null ? null : await serveMetrics(registry, { host: config.host, port, instance: config.instance });
+  const metricsServer =
+    port === null ? null : await serveMetrics(registry, { host: config.host, port, instance: config.instance });
   const redis = createRedisConnections(config.redis, logger);
   const store = countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry);
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
@@ -119,7 +120,8 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     return (outcome: JobOutcome<unknown>): void => {
       const sending = notifications.send(ownerNotice(resource, outcome)).then(
         () => undefined,
-        (error: Error) => logger.error({ kind: resource.kind, id: resource.id, err: error.message }, 'could not notify the owner'),
+        (error: Error) =>
+          logger.error({ kind: resource.kind, id: resource.id, err: error.message }, 'could not notify the owner'),
       );
       notifying.add(sending);
       void sending.finally(() => notifying.delete(sending));
@@ -129,9 +131,12 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   /** Ends a failed job's stream with FAILED unless its processor already ended it. */
   async function endStream<D>(spec: QueueSpec<D>, data: D, reason: string): Promise<void> {
     const { id, projectId } = spec.resource(data);
-    await store.append({ kind: spec.kind, id, projectId }, { event: spec.failedEvent, status: 'FAILED', message: reason }).catch((error: unknown) => {
-      if (!(error instanceof StreamEndedError)) logger.error({ kind: spec.kind, id, err: (error as Error).message }, 'could not end the stream');
-    });
+    await store
+      .append({ kind: spec.kind, id, projectId }, { event: spec.failedEvent, status: 'FAILED', message: reason })
+      .catch((error: unknown) => {
+        if (!(error instanceof StreamEndedError))
+          logger.error({ kind: spec.kind, id, err: (error as Error).message }, 'could not end the stream');
+      });
   }
 
   function startQueueWorker<D>(spec: QueueSpec<D>): Worker<D> {
@@ -202,8 +207,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       kind: 'query',
       failedEvent: 'query_failed',
       resource: (data) => ({ id: data.queryId, projectId: data.projectId, ownerId: data.ownerId, label: data.question }),
-      work: (data, context) =>
-        answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
+      work: (data, context) => answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
     }),
   ];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));

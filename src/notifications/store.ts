@@ -3,12 +3,7 @@ import { defineScript, execChecked, readScript } from '../redis.js';
 import { newEpoch } from '../updates/cursor.js';
 import type { HistoryRange } from '../updates/store.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
-import {
-  validNotification,
-  type NotificationEntry,
-  type NotificationInput,
-  type UnreadCounts,
-} from './types.js';
+import { validNotification, type NotificationEntry, type NotificationInput, type UnreadCounts } from './types.js';
 
 /** The store's one script, shipped as a file so producers in other languages can load the same one. */
 export const NOTIFY_SCRIPT = readScript(new URL('./notify.lua', import.meta.url));
@@ -102,7 +97,11 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
   }
 
   /** Runs a read-state operation for one viewer: its keys are the viewer's, its receipts theirs. */
-  async function readState<Op extends keyof ReadStateReply>(op: Op, audience: Audience, ids: NotificationRef[] = []): Promise<ReadStateReply[Op]> {
+  async function readState<Op extends keyof ReadStateReply>(
+    op: Op,
+    audience: Audience,
+    ids: NotificationRef[] = [],
+  ): Promise<ReadStateReply[Op]> {
     const result = await run(
       op,
       [
@@ -126,9 +125,9 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
 
   /** The watermark and the read set, to tell read from unread outside the script. */
   async function readMarks(userId: string): Promise<{ watermark: number; read: Set<string> }> {
-    const [watermark, members] = await execChecked(
+    const [watermark, members] = (await execChecked(
       redis.multi().get(keys.watermark(userId)).zrange(keys.readSet(userId), 0, -1),
-    ) as [string | null, string[]];
+    )) as [string | null, string[]];
     return { watermark: Number(watermark ?? 0), read: new Set(members) };
   }
 
@@ -169,9 +168,9 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
 
     /** Whether the viewer has read notification `n` of `source`. */
     async isRead(userId: string, n: number, source: string): Promise<boolean> {
-      const [watermark, score] = await execChecked(
+      const [watermark, score] = (await execChecked(
         redis.multi().get(keys.watermark(userId)).zscore(keys.readSet(userId), readMember(n, source)),
-      ) as [string | null, string | null];
+      )) as [string | null, string | null];
       return n <= Number(watermark ?? 0) || score !== null;
     },
 
@@ -200,7 +199,10 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
     /** Reads several sources in one MULTI; starts the epoch when there is none yet. */
     async snapshot(requests: SourceRequest[]): Promise<NotificationSnapshot> {
       const fields = requests.flatMap(({ source }) => [`seq:${source}`, `trimmed:${source}`]);
-      const tx = redis.multi().hsetnx(keys.meta, 'epoch', newEpoch()).hmget(keys.meta, 'epoch', 'n', ...fields);
+      const tx = redis
+        .multi()
+        .hsetnx(keys.meta, 'epoch', newEpoch())
+        .hmget(keys.meta, 'epoch', 'n', ...fields);
       for (const { source, range } of requests) {
         const key = keys.source(source);
         if ('after' in range) tx.zrangebyscore(key, `(${range.after}`, '+inf');

@@ -162,9 +162,7 @@ function replayStart(snapshot: NotificationSnapshot, replay: number): number {
  * Opens a viewer's notification stream; resolves once every channel is confirmed and the first
  * read is queued, so a cursor from the future rejects here, before anything is sent.
  */
-export async function openNotificationStream(
-  options: NotificationStreamOptions,
-): Promise<EventStream<NotificationStreamEvent>> {
+export async function openNotificationStream(options: NotificationStreamOptions): Promise<EventStream<NotificationStreamEvent>> {
   const stream = new NotificationStream(options);
   await stream.start(stream.channels());
   return stream;

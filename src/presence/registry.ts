@@ -97,14 +97,23 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
     async admit(userId: string, max: number, waitMs = 1_000): Promise<boolean> {
       const count = (local.get(userId) ?? 0) + 1;
       local.set(userId, count);
-      const admitted = admitScript(2, indexKey, key, instanceId, userId, String(count), String(max), String(options.ttlMs), instanceKey(''))
-        .then(
-          (result) => result === 1,
-          (error: Error) => {
-            options.onError?.(error);
-            return true;
-          },
-        );
+      const admitted = admitScript(
+        2,
+        indexKey,
+        key,
+        instanceId,
+        userId,
+        String(count),
+        String(max),
+        String(options.ttlMs),
+        instanceKey(''),
+      ).then(
+        (result) => result === 1,
+        (error: Error) => {
+          options.onError?.(error);
+          return true;
+        },
+      );
       const outcome = await withTimeout(admitted, waitMs, true);
       if (!outcome) change(userId, -1);
       return outcome;

@@ -13,8 +13,7 @@ const GapReasonEnum = builder.enumType('HistoryGapReason', {
 
 /** The in-band notice of updates that cannot be delivered, shared by progress and notification streams. */
 export const HistoryGapRef = builder.objectRef<HistoryGap>('HistoryGap').implement({
-  description:
-    'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
+  description: 'Sent in-band, before anything else, when a subscription cannot deliver every update after its cursor.',
   fields: (t) => ({
     reason: t.expose('reason', { type: GapReasonEnum }),
     resumesAfter: t.exposeInt('resumesAfter', {

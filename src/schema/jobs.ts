@@ -58,7 +58,7 @@ const StartFileProcessingInput = builder.inputType('StartFileProcessingInput', {
 const StartQueryInput = builder.inputType('StartQueryInput', {
   fields: (t) => ({
     question: t.string({ required: true }),
-    fileIds: t.idList({ description: 'Processed files to answer from; all of the viewer\'s files when absent.' }),
+    fileIds: t.idList({ description: "Processed files to answer from; all of the viewer's files when absent." }),
     projectId: t.id(),
   }),
 });
@@ -86,7 +86,8 @@ async function documentText(input: { content?: string | null; file?: File | null
     return input.content!;
   }
   const file = input.file!;
-  if (file.size > maxUploadBytes) badInput('input.file', `the file is ${file.size} bytes; at most ${maxUploadBytes} are accepted`);
+  if (file.size > maxUploadBytes)
+    badInput('input.file', `the file is ${file.size} bytes; at most ${maxUploadBytes} are accepted`);
   if (!TEXT_TYPES.test(file.type)) badInput('input.file', `files of type ${file.type} are not supported; send text or markdown`);
   const bytes = new Uint8Array(await file.arrayBuffer());
   let text: string;
@@ -105,8 +106,7 @@ builder.queryField('job', (t) =>
     nullable: true,
     description: 'A job by id (the id of its file or query). An unknown id is null with a NOT_FOUND error.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (_root, args, context) =>
-      context.services.jobs.view(await accessibleResource(context, String(args.id), null)),
+    resolve: async (_root, args, context) => context.services.jobs.view(await accessibleResource(context, String(args.id), null)),
   }),
 );
 

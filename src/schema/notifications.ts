@@ -105,7 +105,9 @@ function assertMaySend(viewer: Viewer, target: NotificationTarget): void {
   if (isAdmin(viewer) || target.kind === 'USER') return;
   if (target.kind === 'PROJECT' && isProjectMember(viewer, target.id!)) return;
   const reason =
-    target.kind === 'PROJECT' ? `you are not a member of project ${target.id}` : `only admins may send to a ${target.kind} target`;
+    target.kind === 'PROJECT'
+      ? `you are not a member of project ${target.id}`
+      : `only admins may send to a ${target.kind} target`;
   throw clientError(ErrorCode.Forbidden, reason);
 }
 
@@ -148,7 +150,11 @@ const TargetRef = builder.objectRef<NotificationTarget>('NotificationTarget').im
   description: 'Who a notification is addressed to.',
   fields: (t) => ({
     kind: t.field({ type: TargetKindEnum, resolve: (target) => target.kind }),
-    id: t.id({ nullable: true, description: 'The user id, role name or project id; null for GLOBAL.', resolve: (target) => target.id }),
+    id: t.id({
+      nullable: true,
+      description: 'The user id, role name or project id; null for GLOBAL.',
+      resolve: (target) => target.id,
+    }),
   }),
 });
 
@@ -289,8 +295,7 @@ builder.queryField('notificationInbox', (t) =>
 builder.queryField('unreadNotificationCount', (t) =>
   t.int({
     description: 'Notifications addressed to the viewer that they have not read.',
-    resolve: async (_root, _args, context) =>
-      (await context.services.notifications.unread(audienceOf(context.viewer))).total,
+    resolve: async (_root, _args, context) => (await context.services.notifications.unread(audienceOf(context.viewer))).total,
   }),
 );
 

@@ -58,7 +58,14 @@ interface ProjectItem {
 /** Stands for "no history" in cursors handed out while a stream has none. */
 const NO_EPOCH = '0';
 
-function itemOf(kind: ResourceKind, id: string, seq: number, epoch: string | null, update: Update, gap: HistoryGap | null): ProgressItem {
+function itemOf(
+  kind: ResourceKind,
+  id: string,
+  seq: number,
+  epoch: string | null,
+  update: Update,
+  gap: HistoryGap | null,
+): ProgressItem {
   const cursor = encodeCursor({ epoch: epoch ?? NO_EPOCH, seq });
   const { event, status, timestamp } = update;
   const progress = update.progress ?? null;
@@ -145,8 +152,7 @@ const ProjectUpdateRef = builder.objectRef<ProjectItem>('ProjectUpdate').impleme
     gap: t.expose('gap', {
       type: HistoryGapRef,
       nullable: true,
-      description:
-        'Set on the first update delivered after a gap: updates between the cursor and this one are gone.',
+      description: 'Set on the first update delivered after a gap: updates between the cursor and this one are gone.',
     }),
   }),
 });

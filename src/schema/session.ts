@@ -26,7 +26,9 @@ builder.mutationField('refreshToken', (t) =>
         throw clientError(ErrorCode.Unauthenticated, error.message, { argument: 'token' });
       }
       if (viewer.id !== context.viewer.id) {
-        throw clientError(ErrorCode.Forbidden, 'the token is for another user: open a new connection with it', { argument: 'token' });
+        throw clientError(ErrorCode.Forbidden, 'the token is for another user: open a new connection with it', {
+          argument: 'token',
+        });
       }
       context.connection?.reauthenticate(viewer);
       return viewer;

@@ -69,7 +69,9 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, dr
       return sendText(
         res,
         413,
-        JSON.stringify({ errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: ErrorCode.BadUserInput } }] }),
+        JSON.stringify({
+          errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: ErrorCode.BadUserInput } }],
+        }),
         'application/json',
       );
     }

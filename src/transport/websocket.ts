@@ -17,7 +17,13 @@ import { isAsyncIterable } from './async-iterable.js';
 import type { ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
-import { ProtocolSession, speaksGraphqlWs, type OperationOutcome, type SessionHooks, type SessionOptions } from './ws-protocol.js';
+import {
+  ProtocolSession,
+  speaksGraphqlWs,
+  type OperationOutcome,
+  type SessionHooks,
+  type SessionOptions,
+} from './ws-protocol.js';
 
 const PAYLOAD = Symbol('payload');
 
@@ -198,7 +204,7 @@ function createWebSocketAuth(options: AuthOptions) {
 
   return {
     /** Verifies the token and takes a place under the user's cap; false once the socket is closed. */
-    async admit(connection: Connection, authorization: unknown): Promise<boolean> {
+    async admit(this: void, connection: Connection, authorization: unknown): Promise<boolean> {
       const { socket } = connection;
       let viewer: Viewer;
       try {
@@ -227,7 +233,7 @@ function createWebSocketAuth(options: AuthOptions) {
       armExpiry(connection);
       return true;
     },
-    reauthenticate(connection: Connection, viewer: Viewer): void {
+    reauthenticate(this: void, connection: Connection, viewer: Viewer): void {
       if (connection.isClosed || viewer.id !== connection.viewer?.id) return;
       connection.viewer = viewer;
       armExpiry(connection);
@@ -270,7 +276,7 @@ function createOperationRunner(options: OperationOptions) {
   });
 
   return {
-    async start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+    async start(this: void, connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
       const viewer = connection.viewer!;
       const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params: payload });
       const { schema, execute, contextFactory, parse, validate } = enveloped;
@@ -311,9 +317,14 @@ function createOperationRunner(options: OperationOptions) {
       if (isAsyncIterable(result)) throw new Error('an operation other than a subscription returned a stream');
       return { result };
     },
-    failed(connection: Connection, id: string, error: unknown): GraphQLFormattedError[] {
+    failed(this: void, connection: Connection, id: string, error: unknown): GraphQLFormattedError[] {
       logger.error(
-        { err: error instanceof Error ? error.message : String(error), connectionId: connection.id, userId: connection.viewer?.id, id },
+        {
+          err: error instanceof Error ? error.message : String(error),
+          connectionId: connection.id,
+          userId: connection.viewer?.id,
+          id,
+        },
         'subscription failed',
       );
       return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);

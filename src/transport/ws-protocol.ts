@@ -14,9 +14,7 @@ import type { EventStream, Sink } from '../updates/event-stream.js';
 
 /** What starting an operation gives: errors before it ran, one result, or a stream of results. */
 export type OperationOutcome =
-  | { errors: GraphQLFormattedError[] }
-  | { result: ExecutionResult }
-  | { stream: EventStream<ExecutionResult> };
+  { errors: GraphQLFormattedError[] } | { result: ExecutionResult } | { stream: EventStream<ExecutionResult> };
 
 /** Herald's side of a session: who may connect, how an operation runs, how a result is written. */
 export interface SessionHooks {
@@ -208,7 +206,9 @@ export class ProtocolSession {
         return;
       }
       case MessageType.Ping:
-        this.write(stringifyMessage(message.payload ? { type: MessageType.Pong, payload: message.payload } : { type: MessageType.Pong }));
+        this.write(
+          stringifyMessage(message.payload ? { type: MessageType.Pong, payload: message.payload } : { type: MessageType.Pong }),
+        );
         return;
       case MessageType.Pong:
         return;
@@ -327,7 +327,9 @@ export class ProtocolSession {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     if (this.compressed) {
       const last = messages.length - 1;
-      messages.forEach(({ head, body, tail }, index) => this.socket.send(head + body + tail, index === last ? callback : undefined));
+      messages.forEach(({ head, body, tail }, index) =>
+        this.socket.send(head + body + tail, index === last ? callback : undefined),
+      );
       return;
     }
     let size = 0;

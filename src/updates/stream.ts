@@ -156,9 +156,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
  * Opens a stream; resolves once the live subscription is confirmed and the first history read is
  * queued, so errors such as a cursor from the future reject here, before anything is sent.
  */
-export async function openStream<E extends StreamEntry>(
-  options: OpenStreamOptions<E>,
-): Promise<EventStream<StreamEvent<E>>> {
+export async function openStream<E extends StreamEntry>(options: OpenStreamOptions<E>): Promise<EventStream<StreamEvent<E>>> {
   const stream = new MergedStream(options);
   await stream.start([options.channel]);
   return stream;

@@ -14,7 +14,11 @@ function sourcesOf(data: unknown): Source[] {
   if (!isRecord(data) || !Array.isArray(data.sources)) return [];
   return data.sources.filter(
     (s): s is Source =>
-      isRecord(s) && typeof s.fileId === 'string' && typeof s.sentenceIndex === 'number' && typeof s.score === 'number' && typeof s.text === 'string',
+      isRecord(s) &&
+      typeof s.fileId === 'string' &&
+      typeof s.sentenceIndex === 'number' &&
+      typeof s.score === 'number' &&
+      typeof s.text === 'string',
   );
 }
 

@@ -11,7 +11,9 @@ function describe(state: ConnectionState): string {
     case 'reconnecting':
       return `Reconnecting (attempt ${state.attempt}${state.closeCode === null ? '' : `, closed with ${state.closeCode}`})…`;
     case 'closed':
-      return state.code === null || state.code === 1000 ? 'Disconnected' : `Disconnected (${state.code}${state.reason ? `: ${state.reason}` : ''})`;
+      return state.code === null || state.code === 1000
+        ? 'Disconnected'
+        : `Disconnected (${state.code}${state.reason ? `: ${state.reason}` : ''})`;
   }
 }
 

@@ -12,7 +12,8 @@ interface ClassifiedSentence {
 function sentencesOf(data: unknown): ClassifiedSentence[] {
   if (!isRecord(data) || !Array.isArray(data.sentences)) return [];
   return data.sentences.filter(
-    (s): s is ClassifiedSentence => isRecord(s) && typeof s.index === 'number' && typeof s.text === 'string' && typeof s.class === 'string',
+    (s): s is ClassifiedSentence =>
+      isRecord(s) && typeof s.index === 'number' && typeof s.text === 'string' && typeof s.class === 'string',
   );
 }
 

@@ -26,7 +26,8 @@ const client = (): HeraldClient => {
   return current;
 };
 const setSignedIn = (signedIn: boolean) => {
-  for (const fieldset of document.querySelectorAll('main fieldset')) if (fieldset instanceof HTMLFieldSetElement) fieldset.disabled = !signedIn;
+  for (const fieldset of document.querySelectorAll('main fieldset'))
+    if (fieldset instanceof HTMLFieldSetElement) fieldset.disabled = !signedIn;
 };
 
 setUpDocuments(client, report);

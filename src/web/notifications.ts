@@ -82,7 +82,8 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
     badge.dataset.count = String(count);
     summary.textContent = describeUnread(count, byLevel);
   };
-  const itemById = (id: string) => [...list.children].find((item): item is HTMLElement => item instanceof HTMLElement && item.dataset.id === id);
+  const itemById = (id: string) =>
+    [...list.children].find((item): item is HTMLElement => item instanceof HTMLElement && item.dataset.id === id);
   const append = (notifications: NotificationItem[], page: { hasNextPage: boolean; endCursor: string | null }) => {
     list.append(...notifications.map(itemFor));
     oldestCursor = page.endCursor;
@@ -105,12 +106,22 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
   });
   list.addEventListener('click', (event) => {
     const item = event.target instanceof Element ? event.target.closest('.mark-read')?.closest('li') : null;
-    if (item?.dataset.id) client().mutate(MarkNotificationsReadDocument, { ids: [item.dataset.id] }).catch(report);
+    if (item?.dataset.id)
+      client()
+        .mutate(MarkNotificationsReadDocument, { ids: [item.dataset.id] })
+        .catch(report);
   });
   older.addEventListener('click', () => {
     client()
       .query(NotificationInboxDocument, { first: PAGE_SIZE, after: oldestCursor })
-      .then(({ notificationInbox }) => append(notificationInbox.edges.map((edge) => edge.node), notificationInbox.pageInfo), report);
+      .then(
+        ({ notificationInbox }) =>
+          append(
+            notificationInbox.edges.map((edge) => edge.node),
+            notificationInbox.pageInfo,
+          ),
+        report,
+      );
   });
 
   function announce(notification: NotificationItem) {
@@ -159,7 +170,10 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
       if (session !== watching) return;
       setUnread(notificationSummary.unread, notificationSummary.unreadByLevel);
       summary.hidden = false;
-      append(notificationInbox.edges.map((edge) => edge.node), notificationInbox.pageInfo);
+      append(
+        notificationInbox.edges.map((edge) => edge.node),
+        notificationInbox.pageInfo,
+      );
       bell.disabled = false;
       for await (const notification of herald.notifications(notificationInbox.edges[0]?.cursor)) {
         if (session !== watching) break;

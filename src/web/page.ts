@@ -70,7 +70,11 @@ const escapeAttribute = (value: string) =>
 export function createLivePage(options: { devToken?: string } = {}): LivePage {
   let assets: Promise<LivePageAssets> | null = null;
   const render = async (): Promise<LivePageAssets> => {
-    const [template, style, script] = await Promise.all([readFile(here('./index.html'), 'utf8'), readFile(here('./style.css'), 'utf8'), bundle()]);
+    const [template, style, script] = await Promise.all([
+      readFile(here('./index.html'), 'utf8'),
+      readFile(here('./style.css'), 'utf8'),
+      bundle(),
+    ]);
     const scriptUrl = `/app.js?${SCRIPT_VERSION_PARAM}=${script.etag.slice(1, -1)}`;
     const values: Record<string, string> = { style, script: scriptUrl, token: escapeAttribute(options.devToken ?? '') };
     const html = template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => values[name] ?? '');

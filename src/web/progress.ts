@@ -19,7 +19,11 @@ type ProgressUpdate = FileUpdate | QueryUpdate;
  * the seq of every update received, so anyone can check that nothing was missed or repeated
  * across reconnects. `render` then draws what is particular to the stream.
  */
-export async function follow<T extends ProgressUpdate>(card: HTMLElement, updates: AsyncIterable<T>, render: (update: T) => void): Promise<void> {
+export async function follow<T extends ProgressUpdate>(
+  card: HTMLElement,
+  updates: AsyncIterable<T>,
+  render: (update: T) => void,
+): Promise<void> {
   const status = find('.status', HTMLElement, card);
   const detail = find('.detail', HTMLElement, card);
   const bar = card.querySelector('progress');

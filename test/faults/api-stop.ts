@@ -21,8 +21,15 @@ interface Stopped extends Followed {
  * `signal` at the 50th update; the client resubscribes on the other instance after its last
  * cursor. Recovery is the first update there. `check` asserts what this kind of stop promises.
  */
-async function stopApiMidStream(signal: NodeJS.Signals, user: string, check: (stopped: Stopped) => Promise<void>): Promise<FaultResult> {
-  const cluster = await startCluster({ CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '5000' }, { apis: 2, workers: 1 });
+async function stopApiMidStream(
+  signal: NodeJS.Signals,
+  user: string,
+  check: (stopped: Stopped) => Promise<void>,
+): Promise<FaultResult> {
+  const cluster = await startCluster(
+    { CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '5000' },
+    { apis: 2, workers: 1 },
+  );
   try {
     const survivor = clientsFor(cluster.apiUrls[1]);
     const token = await survivor.token(user);

@@ -63,7 +63,9 @@ export class DeliveryLog {
 export function judge(history: number[], log: DeliveryLog): FaultResult {
   const published = history.length;
   if (history.some((seq, i) => seq !== i + 1)) {
-    throw new Error(`the final history is not seqs 1..${published}: raise HISTORY_LIMIT (first ${history[0]}, last ${history.at(-1)})`);
+    throw new Error(
+      `the final history is not seqs 1..${published}: raise HISTORY_LIMIT (first ${history[0]}, last ${history.at(-1)})`,
+    );
   }
   const seen = new Set<number>();
   let duplicated = 0;

@@ -13,8 +13,14 @@ import type { DeliveryLog } from './fault.js';
 export type FileUpdate = FileProgressSubscription['fileProgress'];
 
 /** Starts processing a document of `sections` sections: long enough for a fault to land mid-job. */
-export async function startFile(api: HeraldClients, token: string, sections: number): Promise<{ fileId: string; cursor: string }> {
-  const { body } = await api.http(token, StartFileProcessingDocument, { input: { name: 'fault.md', content: makeDocument(sections) } });
+export async function startFile(
+  api: HeraldClients,
+  token: string,
+  sections: number,
+): Promise<{ fileId: string; cursor: string }> {
+  const { body } = await api.http(token, StartFileProcessingDocument, {
+    input: { name: 'fault.md', content: makeDocument(sections) },
+  });
   if (!body.data) throw new Error(`startFileProcessing failed: ${JSON.stringify(body.errors)}`);
   return body.data.startFileProcessing;
 }

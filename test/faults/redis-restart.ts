@@ -24,7 +24,12 @@ export const redisRestart: FaultScenario = {
     let herald: Herald | undefined;
     let restart: Promise<void> | undefined;
     try {
-      herald = await startHerald({ REDIS_URL: redis.url, CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' });
+      herald = await startHerald({
+        REDIS_URL: redis.url,
+        CHUNK_CHARS: '100',
+        PROGRESS_UPDATES: '100000',
+        HISTORY_LIMIT: '10000',
+      });
       const token = await herald.token('rae');
       const { fileId, cursor } = await startFile(herald, token, 400);
       const log = new DeliveryLog();
@@ -52,11 +57,18 @@ export const redisRestart: FaultScenario = {
       assert.equal(updates.at(-1)?.event, 'processing_completed');
       // Every chunk's progress is stored once per attempt: a re-sent append did not add a second copy.
       const attempts = updates.filter((u) => u.event === 'processing_started').length;
-      const progress = updates.filter((u) => u.event === 'extraction_progress').map((u) => u.data as { current: number; total: number });
+      const progress = updates
+        .filter((u) => u.event === 'extraction_progress')
+        .map((u) => u.data as { current: number; total: number });
       const chunks = progress.map((p) => p.current);
       const { total } = nth(progress, 0);
       assert.equal(new Set(chunks).size, total, 'every chunk reported');
-      if (attempts === 1) assert.deepEqual(chunks, Array.from({ length: total }, (_, i) => i + 1), 'each chunk reported once');
+      if (attempts === 1)
+        assert.deepEqual(
+          chunks,
+          Array.from({ length: total }, (_, i) => i + 1),
+          'each chunk reported once',
+        );
       return judge(await finalHistory(herald, token, fileId), log);
     } finally {
       await restart?.catch(() => undefined);

@@ -31,7 +31,11 @@ export const sentinelFailover: FaultScenario = {
     let cluster: Cluster<1, 1> | undefined;
     try {
       group = await startSentinelGroup({ downAfterMs: DOWN_AFTER_MS, failoverTimeoutMs: 3_000 });
-      cluster = await startCluster({ CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' }, { apis: 1, workers: 1 }, group.env);
+      cluster = await startCluster(
+        { CHUNK_CHARS: '100', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000' },
+        { apis: 1, workers: 1 },
+        group.env,
+      );
       const api = clientsFor(cluster.apiUrls[0]);
       const token = await api.token('sol');
       const { fileId, cursor } = await startFile(api, token, 400);
@@ -60,7 +64,10 @@ export const sentinelFailover: FaultScenario = {
         group.replicas.map((replica) => replica.port).includes(await group.primaryPort()),
         'the sentinels promoted a replica',
       );
-      assert.ok(Date.parse(last.timestamp) >= killedAt + DOWN_AFTER_MS, 'the job went on after the failover: its end was written on the new primary');
+      assert.ok(
+        Date.parse(last.timestamp) >= killedAt + DOWN_AFTER_MS,
+        'the job went on after the failover: its end was written on the new primary',
+      );
       return judge(await finalHistory(api, token, fileId), log);
     } finally {
       await cluster?.stop();

@@ -14,7 +14,8 @@ import { DeliveryLog, judge, type FaultScenario } from './fault.js';
 import { finalHistory, followFile, type FileUpdate } from './follow.js';
 
 const UPDATES = 12_000;
-const READER_QUERY = 'subscription Reader($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { seq event } }';
+const READER_QUERY =
+  'subscription Reader($fileId: ID!, $after: String) { fileProgress(fileId: $fileId, after: $after) { seq event } }';
 const UPDATE_BYTES = 16 * 1024;
 const MAX_BUFFERED_BYTES = 256 * 1024;
 /**
@@ -38,7 +39,9 @@ async function stalledSubscriber(wsUrl: string, token: string, fileId: string) {
   const updates: FileUpdate[] = [];
   const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
   const first = new Promise<void>((resolve, reject) => {
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+    socket.on('open', () =>
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })),
+    );
     socket.on('error', reject);
     socket.on('message', (data: Buffer) => {
       const message = JSON.parse(data.toString()) as { type: string; payload?: { data?: { fileProgress: FileUpdate } } };
@@ -88,19 +91,28 @@ export const slowConsumer: FaultScenario = {
       const after = nth(stalled.updates, 0).cursor;
       // The reader leaves out `data`: the server's memory then reflects what it keeps for the
       // stalled client, not the garbage of serializing 192 MB a second time.
-      const reader = collect<Pick<FileUpdate, 'seq'>>(api.ws(token), READER_QUERY, { fileId: file.id, after }, { field: 'fileProgress', timeoutMs: 120_000 });
+      const reader = collect<Pick<FileUpdate, 'seq'>>(
+        api.ws(token),
+        READER_QUERY,
+        { fileId: file.id, after },
+        { field: 'fileProgress', timeoutMs: 120_000 },
+      );
       const pid = cluster.apis[0].pid!;
       const rssBefore = rssMb(pid);
       let rssPeak = rssBefore;
       const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(pid))), 25);
 
       const blob = 'x'.repeat(UPDATE_BYTES);
-      const slowConsumerCloses = async () =>
-        metricValue(await scrape(cluster.apiUrls[0]), 'herald_slow_consumer_closes_total');
+      const slowConsumerCloses = async () => metricValue(await scrape(cluster.apiUrls[0]), 'herald_slow_consumer_closes_total');
       for (let sent = 0; sent < UPDATES; sent += 50) {
         await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
-            publisher.append(file, { event: 'chunk', status: 'PROCESSING', progress: ((sent + i) * 100) / UPDATES, data: { blob } }),
+            publisher.append(file, {
+              event: 'chunk',
+              status: 'PROCESSING',
+              progress: ((sent + i) * 100) / UPDATES,
+              data: { blob },
+            }),
           ),
         );
       }
@@ -116,7 +128,10 @@ export const slowConsumer: FaultScenario = {
         'the reading subscriber got every update, in order',
       );
       const growth = rssPeak - rssBefore;
-      assert.ok(growth < RSS_GROWTH_LIMIT_MB, `the API's RSS grew by ${growth.toFixed(1)} MB while the stalled client was sent 192 MB`);
+      assert.ok(
+        growth < RSS_GROWTH_LIMIT_MB,
+        `the API's RSS grew by ${growth.toFixed(1)} MB while the stalled client was sent 192 MB`,
+      );
 
       const log = new DeliveryLog();
       stalled.resume();

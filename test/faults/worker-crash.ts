@@ -6,7 +6,14 @@ import { DeliveryLog, judge, type FaultScenario } from './fault.js';
 import { finalHistory, followFile, startFile } from './follow.js';
 
 /** A lock short enough for a quick rescue, yet one a loaded 2-core machine keeps renewing; a history that keeps both attempts. */
-const workerEnv = { CHUNK_CHARS: '100', CLASSIFY_BATCH: '500', PROGRESS_UPDATES: '100000', HISTORY_LIMIT: '10000', WORKER_LOCK_MS: '4000', WORKER_STALLED_INTERVAL_MS: '1000' };
+const workerEnv = {
+  CHUNK_CHARS: '100',
+  CLASSIFY_BATCH: '500',
+  PROGRESS_UPDATES: '100000',
+  HISTORY_LIMIT: '10000',
+  WORKER_LOCK_MS: '4000',
+  WORKER_STALLED_INTERVAL_MS: '1000',
+};
 
 /**
  * The worker running a job is SIGKILLed mid-job and a new worker process starts: once the lock

@@ -156,8 +156,13 @@ export function wsClient(wsUrl: string, token: string | null, options: { lazy?: 
 }
 
 /** API instances (no workers) on one Redis under one key prefix, as a deployment runs them. */
-export async function startInstances<const N extends number>(count: N, env: Record<string, string> = {}): Promise<Tuple<Herald, N>> {
+export async function startInstances<const N extends number>(
+  count: N,
+  env: Record<string, string> = {},
+): Promise<Tuple<Herald, N>> {
   const keyPrefix = uniquePrefix();
-  const apps = await Promise.all(Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })));
+  const apps = await Promise.all(
+    Array.from({ length: count }, () => startHerald({ KEY_PREFIX: keyPrefix, ...env }, { workers: false })),
+  );
   return apps as Tuple<Herald, N>;
 }

@@ -17,16 +17,28 @@ export async function startNginx(upstreamPorts: number[]): Promise<Nginx> {
   const port = await freePort();
   const config = readFileSync(new URL('../../nginx.conf', import.meta.url), 'utf8')
     .replace(/^\s*server api-\d+:4000.*$/gm, '')
-    .replace('least_conn;', `least_conn;\n${upstreamPorts.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5s;`).join('\n')}`)
+    .replace(
+      'least_conn;',
+      `least_conn;\n${upstreamPorts.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5s;`).join('\n')}`,
+    )
     .replace('listen 8080;', `listen 127.0.0.1:${port};`);
   const file = join(prefix, 'nginx.conf');
   writeFileSync(file, config);
-  const child = spawn('nginx', ['-p', prefix, '-c', file, '-g', `daemon off; pid ${join(prefix, 'nginx.pid')}; error_log stderr warn;`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    'nginx',
+    ['-p', prefix, '-c', file, '-g', `daemon off; pid ${join(prefix, 'nginx.pid')}; error_log stderr warn;`],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
-  while (!(await fetch(`${url}/healthz`).then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('nginx did not start');
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -98,7 +98,9 @@ export async function startSentinelGroup(options: SentinelGroupOptions): Promise
         REDIS_SENTINEL_MASTER: masterName,
       },
       async primaryPort() {
-        const [, port] = await ask(nth(sentinels, 0).url, (redis) => redis.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[];
+        const [, port] = (await ask(nth(sentinels, 0).url, (redis) =>
+          redis.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName),
+        )) as string[];
         return Number(port);
       },
       stop,

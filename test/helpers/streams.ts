@@ -9,11 +9,14 @@ export interface Collected<T> {
 }
 
 interface Subscriber {
-  subscribe(payload: { query: string; variables?: Record<string, unknown> }, sink: {
-    next(value: ExecutionResult<Record<string, unknown>, unknown>): void;
-    error(error: unknown): void;
-    complete(): void;
-  }): () => void;
+  subscribe(
+    payload: { query: string; variables?: Record<string, unknown> },
+    sink: {
+      next(value: ExecutionResult<Record<string, unknown>, unknown>): void;
+      error(error: unknown): void;
+      complete(): void;
+    },
+  ): () => void;
 }
 
 /**

@@ -92,8 +92,7 @@ describe('createExtractiveGenerator', () => {
   it('stops with the abort reason once aborted', async () => {
     const controller = new AbortController();
     const reason = new Error('client went away');
-    const iterator = createExtractiveGenerator()
-      .generate({ question: 'q', passages }, controller.signal)[Symbol.asyncIterator]();
+    const iterator = createExtractiveGenerator().generate({ question: 'q', passages }, controller.signal)[Symbol.asyncIterator]();
     expect((await iterator.next()).value).toBe('Herald');
     expect((await iterator.next()).value).toBe(' streams');
     controller.abort(reason);

@@ -66,25 +66,35 @@ describe('configuration', () => {
       expect(() => loadConfig({ ...base, REDIS_CLUSTER_NODES: '10.0.0.1:6379' })).toThrow(
         'REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES, not REDIS_URL and REDIS_CLUSTER_NODES',
       );
-      expect(() => loadConfig(secret)).toThrow('REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES');
+      expect(() => loadConfig(secret)).toThrow(
+        'REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES',
+      );
       // What `npm run dev` asks before it starts a Redis of its own.
       expect(hasRedisSettings({ REDIS_SENTINELS: '10.0.0.1:26379' })).toBe(true);
       expect(hasRedisSettings({ REDIS_URL: '' })).toBe(false);
     });
 
     it('names each address that is not host:port', () => {
-      const attempt = () => loadConfig({ ...secret, REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2', REDIS_SENTINEL_MASTER: 'mymaster' });
+      const attempt = () =>
+        loadConfig({ ...secret, REDIS_SENTINELS: '10.0.0.1:26379,10.0.0.2', REDIS_SENTINEL_MASTER: 'mymaster' });
       expect(attempt).toThrow(ConfigError);
-      expect(attempt).toThrow('REDIS_SENTINELS: "10.0.0.2" is not host:port (a comma-separated list, e.g. 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379)');
-      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: 'redis://10.0.0.1:6379' })).toThrow('REDIS_CLUSTER_NODES: "redis://10.0.0.1:6379" is not host:port');
-      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:70000' })).toThrow('REDIS_CLUSTER_NODES: "10.0.0.1:70000" is not host:port');
+      expect(attempt).toThrow(
+        'REDIS_SENTINELS: "10.0.0.2" is not host:port (a comma-separated list, e.g. 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379)',
+      );
+      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: 'redis://10.0.0.1:6379' })).toThrow(
+        'REDIS_CLUSTER_NODES: "redis://10.0.0.1:6379" is not host:port',
+      );
+      expect(() => loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:70000' })).toThrow(
+        'REDIS_CLUSTER_NODES: "10.0.0.1:70000" is not host:port',
+      );
     });
 
     it('asks for the master name with sentinels, and refuses Sentinel or password settings that would be ignored', () => {
       expect(() => loadConfig({ ...secret, REDIS_SENTINELS: '10.0.0.1:26379' })).toThrow(
         'REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS: the master name the sentinels monitor',
       );
-      const ignored = () => loadConfig({ ...base, REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'x', REDIS_PASSWORD: 'y' });
+      const ignored = () =>
+        loadConfig({ ...base, REDIS_SENTINEL_MASTER: 'mymaster', REDIS_SENTINEL_PASSWORD: 'x', REDIS_PASSWORD: 'y' });
       for (const line of [
         'REDIS_SENTINEL_MASTER: only with REDIS_SENTINELS',
         'REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS',
@@ -97,16 +107,23 @@ describe('configuration', () => {
 
   it("serves a worker's metrics only when WORKER_METRICS_PORT is set, and names the instance when told", () => {
     expect(loadConfig(base)).toMatchObject({ instance: null, jobs: { metricsPort: null } });
-    const worker = loadConfig({ REDIS_URL: base.REDIS_URL, WORKER_METRICS_PORT: '9400', HERALD_INSTANCE: 'worker-1' }, { role: 'worker' });
+    const worker = loadConfig(
+      { REDIS_URL: base.REDIS_URL, WORKER_METRICS_PORT: '9400', HERALD_INSTANCE: 'worker-1' },
+      { role: 'worker' },
+    );
     expect(worker).toMatchObject({ instance: 'worker-1', jobs: { metricsPort: 9400 } });
-    expect(() => loadConfig({ ...base, WORKER_METRICS_PORT: '4000' })).toThrow("WORKER_METRICS_PORT: must differ from PORT (4000), the API's port");
+    expect(() => loadConfig({ ...base, WORKER_METRICS_PORT: '4000' })).toThrow(
+      "WORKER_METRICS_PORT: must differ from PORT (4000), the API's port",
+    );
     expect(() => loadConfig({ ...base, WORKER_METRICS_PORT: '70000', HERALD_INSTANCE: 'a b' })).toThrow(
       /HERALD_INSTANCE: letters, digits[\s\S]*WORKER_METRICS_PORT: must be at most 65535/,
     );
   });
 
   it('refuses a replay larger than the history kept', () => {
-    expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(/REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/);
+    expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(
+      /REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/,
+    );
   });
 
   it('has connection limits with defaults, and one size limit for HTTP bodies and WebSocket messages', () => {
@@ -120,7 +137,9 @@ describe('configuration', () => {
       websocket: { keepAliveMs: 12_000 },
       auth: { revocationTtlSeconds: 7 * 24 * 3600 },
     });
-    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '100', MAX_CONTENT_BYTES: '2000' }).limits.maxRequestBytes).toBe(2000 + 64 * 1024);
+    expect(loadConfig({ ...base, MAX_UPLOAD_BYTES: '100', MAX_CONTENT_BYTES: '2000' }).limits.maxRequestBytes).toBe(
+      2000 + 64 * 1024,
+    );
     expect(() => loadConfig({ ...base, MAX_CONNECTIONS_PER_USER: '0', WS_KEEPALIVE_MS: '10' })).toThrow(
       /MAX_CONNECTIONS_PER_USER: must be at least 1[\s\S]*WS_KEEPALIVE_MS: must be at least 100/,
     );

@@ -198,6 +198,7 @@ describe('segmentsOf', () => {
 
   it('processes a document four times larger with at most four times the segmenter work', () => {
     const inputs: number[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the segmenter as `this`
     const segment = Intl.Segmenter.prototype.segment;
     vi.spyOn(Intl.Segmenter.prototype, 'segment').mockImplementation(function (this: Intl.Segmenter, input: string) {
       inputs.push(input.length);
@@ -300,12 +301,7 @@ describe('createBm25Index', () => {
   });
 
   it('downweights terms that occur in many documents', () => {
-    const docs = [
-      { text: 'job redis' },
-      { text: 'job alpha' },
-      { text: 'job beta' },
-      { text: 'job gamma' },
-    ];
+    const docs = [{ text: 'job redis' }, { text: 'job alpha' }, { text: 'job beta' }, { text: 'job gamma' }];
     const idx = createBm25Index(docs);
     const common = idx.search('job', 10).find((hit) => hit.doc === docs[0]);
     const rare = idx.search('redis', 10).find((hit) => hit.doc === docs[0]);

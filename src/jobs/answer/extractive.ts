@@ -68,9 +68,7 @@ export function createExtractiveGenerator(options: { maxSentences?: number } = {
     async *generate(input: AnswerInput, signal: AbortSignal): AsyncGenerator<string, void, undefined> {
       const selected = selectPassages(input.passages, maxSentences);
       const answer =
-        selected.length === 0
-          ? NO_PASSAGE_ANSWER
-          : selected.map((passage) => `${passage.text} [${passage.citation}]`).join(' ');
+        selected.length === 0 ? NO_PASSAGE_ANSWER : selected.map((passage) => `${passage.text} [${passage.citation}]`).join(' ');
       for (const token of answer.match(/\s*\S+/g) ?? []) {
         if (signal.aborted) throw signal.reason;
         yield token;

@@ -36,10 +36,7 @@ interface Posting<T> {
  * Term frequencies, lengths and postings are computed once here; a search only
  * visits documents sharing a term with the query. Repeated query terms count once.
  */
-export function createBm25Index<T extends { text: string }>(
-  docs: readonly T[],
-  options: Bm25Options = {},
-): Bm25Index<T> {
+export function createBm25Index<T extends { text: string }>(docs: readonly T[], options: Bm25Options = {}): Bm25Index<T> {
   const k1 = options.k1 ?? 1.2;
   const b = options.b ?? 0.75;
   if (!Number.isFinite(k1) || k1 < 0) throw new RangeError(`k1 must be a finite number >= 0, got ${k1}`);
