@@ -4,54 +4,17 @@ export type SentenceClass = 'question' | 'claim' | 'definition' | 'other';
 /** Every class in precedence order, for building zeroed tallies and validating input. */
 export const SENTENCE_CLASSES: readonly SentenceClass[] = Object.freeze(['question', 'definition', 'claim', 'other'] as const);
 
+// prettier-ignore
 const INTERROGATIVES: ReadonlySet<string> = new Set([
-  'who',
-  'whom',
-  'whose',
-  'what',
-  'which',
-  'when',
-  'where',
-  'why',
-  'how',
-  'is',
-  'are',
-  'was',
-  'were',
-  'do',
-  'does',
-  'did',
-  'can',
-  'could',
-  'should',
-  'would',
-  'will',
-  'shall',
-  'may',
+  'who', 'whom', 'whose', 'what', 'which', 'when', 'where', 'why', 'how',
+  'is', 'are', 'was', 'were', 'do', 'does', 'did',
+  'can', 'could', 'should', 'would', 'will', 'shall', 'may',
 ]);
 
+// prettier-ignore
 const NON_SUBJECT_STARTS: ReadonlySet<string> = new Set([
-  'it',
-  'this',
-  'that',
-  'these',
-  'those',
-  'there',
-  'here',
-  'they',
-  'he',
-  'she',
-  'we',
-  'you',
-  'i',
-  'who',
-  'what',
-  'which',
-  'when',
-  'where',
-  'why',
-  'how',
-  'if',
+  'it', 'this', 'that', 'these', 'those', 'there', 'here', 'they', 'he', 'she', 'we', 'you', 'i',
+  'who', 'what', 'which', 'when', 'where', 'why', 'how', 'if',
 ]);
 
 const SUBJECT_WORD = String.raw`(?!(?:is|are|was|were)\b)[^\s,;:]+`;
