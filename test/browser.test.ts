@@ -146,7 +146,7 @@ describe('the live page', () => {
     expect(page.headers.get('cache-control')).toBe('no-cache');
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     const html = await page.text();
-    expect(html).toMatch(/<input id="token"[^>]* value="">/);
+    expect(html).toMatch(/<input id="token"[^>]* value=""\s*\/?>/);
     const script = /src="(\/app\.js\?v=[^"]+)"/.exec(html)![1];
     const versioned = await fetch(`${api.url}${script}`);
     expect(versioned.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
