@@ -1,6 +1,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { print } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FileProgressDocument } from '../src/client/generated.js';
@@ -74,7 +75,11 @@ function random(seed: number): () => number {
 type DisposePoint = { at: 'sent' } | { at: 'delay'; ms: number } | { at: 'event'; count: number };
 
 interface Race {
-  transport: 'websocket' | 'sse';
+  /**
+   * `websocket`: one raw graphql-transport-ws socket per race; `client`: graphql-ws' own client, its
+   * subscriptions multiplexed over a few shared sockets that stay open while one is disposed; `sse`.
+   */
+  transport: 'websocket' | 'client' | 'sse';
   file: ResourceRef;
   /** From the first update (a long replay), or the server's default replay. */
   fromStart: boolean;
@@ -93,7 +98,7 @@ function pickRace(next: () => number): Race {
         ? { at: 'delay', ms: Math.floor(next() * 15) }
         : { at: 'event', count: 1 + Math.floor(next() * 40) };
   return {
-    transport: pick(['websocket', 'sse'] as const),
+    transport: pick(['websocket', 'client', 'sse'] as const),
     file: pick([busy, quiet, done]),
     fromStart: next() < 0.5,
     dispose,
@@ -154,6 +159,23 @@ function raceWebSocket(race: Race): Promise<void> {
   });
 }
 
+/** One subscription through a shared graphql-ws client, disposed at its dispose point unless it ends first. */
+function raceClient(race: Race, client: Client): Promise<void> {
+  return new Promise((resolve) => {
+    let dispose = () => {};
+    const stop = disposeAt(race.dispose, () => {
+      dispose();
+      resolve();
+    });
+    dispose = client.subscribe(operation(race), {
+      next: () => stop.onEvent(),
+      error: () => resolve(),
+      complete: () => resolve(),
+    });
+    stop.onSent();
+  });
+}
+
 /** One SSE request that subscribes and aborts at its dispose point (or reads to the end); resolves once it is over. */
 async function raceSse(race: Race): Promise<void> {
   const abort = new AbortController();
@@ -182,9 +204,21 @@ async function raceSse(race: Race): Promise<void> {
 }
 
 async function runRaces(count: number, next: () => number): Promise<void> {
-  for (let started = 0; started < count; started += AT_ONCE) {
-    const races = Array.from({ length: Math.min(AT_ONCE, count - started) }, () => pickRace(next));
-    await Promise.all(races.map((race) => (race.transport === 'websocket' ? raceWebSocket(race) : raceSse(race))));
+  const clients = Array.from({ length: 4 }, () =>
+    createClient({ url: herald.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` } }),
+  );
+  const run = (race: Race, index: number) => {
+    if (race.transport === 'websocket') return raceWebSocket(race);
+    if (race.transport === 'client') return raceClient(race, nth(clients, index % clients.length));
+    return raceSse(race);
+  };
+  try {
+    for (let started = 0; started < count; started += AT_ONCE) {
+      const races = Array.from({ length: Math.min(AT_ONCE, count - started) }, () => pickRace(next));
+      await Promise.all(races.map(run));
+    }
+  } finally {
+    for (const client of clients) await client.dispose();
   }
 }
 
