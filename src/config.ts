@@ -7,6 +7,10 @@ const int = (min: number, max: number) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
+/** The kinds of job Herald's workers run, each in its own BullMQ queue (src/jobs/queues.ts). */
+export const JOB_KINDS = ['file', 'query'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
 /** The variables that each choose how Herald reaches Redis; exactly one must be set. */
 const REDIS_MODE_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
 
@@ -92,6 +96,22 @@ const schema = z
     WORKER_CONCURRENCY: int(1, 1_000).default(4),
     WORKER_LOCK_MS: int(1_000, 3_600_000).default(30_000),
     WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
+    JOB_QUEUE_SHARDS: int(1, 64).default(1),
+    WORKER_QUEUES: z
+      .string()
+      .transform((value, ctx) => {
+        const kinds = value.split(',').map((part) => part.trim());
+        const unknown = kinds.filter((kind) => !(JOB_KINDS as readonly string[]).includes(kind));
+        if (unknown.length > 0 || kinds.length === 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${unknown.map((kind) => JSON.stringify(kind)).join(', ')} is not a job kind: a comma-separated list of ${JOB_KINDS.join(', ')}`,
+          });
+          return z.NEVER;
+        }
+        return [...new Set(kinds as JobKind[])];
+      })
+      .optional(),
     CHUNK_CHARS: int(100, 1_000_000).default(2_000),
     CLASSIFY_BATCH: int(1, 10_000).default(25),
     PROGRESS_UPDATES: int(1, 100_000).default(50),
@@ -288,6 +308,13 @@ export interface Config {
     lockMs: number;
     /** How often workers look for jobs whose worker died, and hand them to another. */
     stalledIntervalMs: number;
+    /**
+     * How many BullMQ queues each job kind is spread over (JOB_QUEUE_SHARDS, default 1): on a Redis
+     * Cluster each queue is one slot, so more shards spread job traffic over more primaries.
+     */
+    queueShards: number;
+    /** The job kinds this worker process runs (WORKER_QUEUES or `--queues`; default all), so a kind can have its own machines. */
+    workerKinds: JobKind[];
     chunkChars: number;
     classifyBatch: number;
     /**
@@ -405,6 +432,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       metricsPort: e.WORKER_METRICS_PORT ?? null,
       lockMs: e.WORKER_LOCK_MS,
       stalledIntervalMs: e.WORKER_STALLED_INTERVAL_MS,
+      queueShards: e.JOB_QUEUE_SHARDS,
+      workerKinds: e.WORKER_QUEUES ?? [...JOB_KINDS],
       chunkChars: e.CHUNK_CHARS,
       classifyBatch: e.CLASSIFY_BATCH,
       progressUpdates: e.PROGRESS_UPDATES,

@@ -1,14 +1,21 @@
+import { parseArgs } from 'node:util';
 import { loadConfig } from './config.js';
 import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
 
 runMain(async () => {
-  const config = loadConfig(process.env, { role: 'worker' });
+  // `--queues file,query` is WORKER_QUEUES on the command line (it wins), validated with the rest.
+  const { values } = parseArgs({ options: { queues: { type: 'string' } } });
+  const config = loadConfig({ ...process.env, WORKER_QUEUES: values.queues ?? process.env.WORKER_QUEUES }, { role: 'worker' });
   const logger = createLogger(config.logLevel, 'herald-worker');
   const workers = await startWorkers(config, logger);
   logger.info(
-    { concurrency: config.jobs.concurrency, metrics: workers.metricsUrl ? `${workers.metricsUrl}/metrics` : undefined },
+    {
+      kinds: config.jobs.workerKinds,
+      concurrency: config.jobs.concurrency,
+      metrics: workers.metricsUrl ? `${workers.metricsUrl}/metrics` : undefined,
+    },
     'worker ready',
   );
   runUntilSignal(logger, () => workers.close());

@@ -66,7 +66,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   }
 
   function bullJob(record: ResourceRecord): Promise<BullJob | undefined> {
-    return queues[record.kind].getJob(record.id);
+    return queues.of(record.kind, record.id).getJob(record.id);
   }
 
   async function view(record: ResourceRecord): Promise<JobView> {
@@ -102,18 +102,20 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
       await documents.saveContent(record.id, input.content);
       return enqueue(record, () =>
-        queues.file.add(
-          'process',
-          { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
-          jobOptions(config, record.id),
-        ),
+        queues
+          .file(record.id)
+          .add(
+            'process',
+            { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
+            jobOptions(config, record.id),
+          ),
       );
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
       const record = newRecord('query', input.ownerId, input.projectId, null);
       return enqueue(record, () =>
-        queues.query.add(
+        queues.query(record.id).add(
           'answer',
           {
             queryId: record.id,

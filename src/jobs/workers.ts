@@ -1,6 +1,6 @@
 import { Worker, type Job } from 'bullmq';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Config } from '../config.js';
+import type { Config, JobKind } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createRegistry, serveMetrics } from '../metrics.js';
 import { createNotificationStore } from '../notifications/store.js';
@@ -16,7 +16,7 @@ import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
 import { countPublished } from './metrics.js';
 import { processFile } from './process-file.js';
-import { bullPrefix, QUEUE_OF, type FileJobData, type QueryJobData } from './queues.js';
+import { bullPrefix, QUEUE_OF, queueNames, type FileJobData, type QueryJobData } from './queues.js';
 import { JobEndedError, runAttempt, type AttemptOutcome, type JobContext, type JobOutcome } from './run-attempt.js';
 
 export interface WorkerOptions {
@@ -87,14 +87,15 @@ const OUTCOME_MESSAGES: Record<AttemptOutcome, string> = {
 
 /** One queue's processor: which resource a job is about, what it does, how its failure is named. */
 interface QueueSpec<D> {
-  kind: ResourceKind;
+  kind: JobKind;
   failedEvent: string;
   resource(data: D): { id: string; projectId: string | null; ownerId: string; label: string };
   work(data: D, context: JobContext): Promise<unknown>;
 }
 
 /**
- * Starts the processors of both queues in this process. Workers write progress through the
+ * Starts the processors of the job kinds this process runs (WORKER_QUEUES; every shard of each).
+ * Workers write progress through the
  * update store and tell owners through the notification store; they import nothing of the API.
  * With WORKER_METRICS_PORT set, /metrics and /healthz are served on it.
  */
@@ -139,9 +140,9 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       });
   }
 
-  function startQueueWorker<D>(spec: QueueSpec<D>): Worker<D> {
+  function startQueueWorker<D>(spec: QueueSpec<D>, queue: string): Worker<D> {
     const worker = new Worker<D>(
-      QUEUE_OF[spec.kind],
+      queue,
       (job: Job<D>) => {
         const resource = spec.resource(job.data);
         return runAttempt({
@@ -157,7 +158,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       },
       {
         connection: redis.bullmq,
-        prefix: bullPrefix(config),
+        prefix: bullPrefix(config, queue),
         concurrency: config.jobs.concurrency,
         lockDuration: config.jobs.lockMs,
         stalledInterval: config.jobs.stalledIntervalMs,
@@ -167,7 +168,8 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     const ended = (job: Job<D>, error?: Error) => {
       const outcome = outcomeOf(job, error);
       const seconds = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
-      const labels = { queue: worker.name, outcome };
+      // Counted per kind (the unsharded queue's name), whatever the shard: one series however many shards.
+      const labels = { queue: QUEUE_OF[spec.kind], outcome };
       jobMetrics.attempts.inc(labels);
       jobMetrics.duration.observe(labels, seconds);
       const line = {
@@ -196,20 +198,24 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     return worker;
   }
 
-  const workers = [
-    startQueueWorker<FileJobData>({
-      kind: 'file',
-      failedEvent: 'processing_failed',
-      resource: (data) => ({ id: data.fileId, projectId: data.projectId, ownerId: data.ownerId, label: data.name }),
-      work: (data, context) => processFile(data, documents, config.jobs, context),
-    }),
-    startQueueWorker<QueryJobData>({
-      kind: 'query',
-      failedEvent: 'query_failed',
-      resource: (data) => ({ id: data.queryId, projectId: data.projectId, ownerId: data.ownerId, label: data.question }),
-      work: (data, context) => answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
-    }),
-  ];
+  const files: QueueSpec<FileJobData> = {
+    kind: 'file',
+    failedEvent: 'processing_failed',
+    resource: (data) => ({ id: data.fileId, projectId: data.projectId, ownerId: data.ownerId, label: data.name }),
+    work: (data, context) => processFile(data, documents, config.jobs, context),
+  };
+  const queries: QueueSpec<QueryJobData> = {
+    kind: 'query',
+    failedEvent: 'query_failed',
+    resource: (data) => ({ id: data.queryId, projectId: data.projectId, ownerId: data.ownerId, label: data.question }),
+    work: (data, context) => answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
+  };
+  /** Every shard of each kind this process runs. */
+  const startKind = <D>(spec: QueueSpec<D>) =>
+    config.jobs.workerKinds.includes(spec.kind)
+      ? queueNames(spec.kind, config.jobs.queueShards).map((queue) => startQueueWorker(spec, queue))
+      : [];
+  const workers = [...startKind(files), ...startKind(queries)];
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
 
   return {

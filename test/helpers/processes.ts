@@ -8,8 +8,12 @@ import { redisUrl, uniquePrefix } from './redis.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Runs one of Herald's entry points (src/worker.ts, src/main.ts) as a real child process. */
-export function spawnEntry(entry: string, env: Record<string, string>): ChildProcess & { stop(): Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+export function spawnEntry(
+  entry: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): ChildProcess & { stop(): Promise<void> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -120,6 +120,16 @@ describe('configuration', () => {
     );
   });
 
+  it('runs every job kind in one queue each by default, and reads the shards and the kinds a worker runs', () => {
+    expect(loadConfig(base)).toMatchObject({ jobs: { queueShards: 1, workerKinds: ['file', 'query'] } });
+    expect(loadConfig({ ...base, JOB_QUEUE_SHARDS: '4', WORKER_QUEUES: ' query ,query' })).toMatchObject({
+      jobs: { queueShards: 4, workerKinds: ['query'] },
+    });
+    const attempt = () => loadConfig({ ...base, JOB_QUEUE_SHARDS: '0', WORKER_QUEUES: 'file,files' });
+    expect(attempt).toThrow('JOB_QUEUE_SHARDS: must be at least 1');
+    expect(attempt).toThrow('WORKER_QUEUES: "files" is not a job kind: a comma-separated list of file, query');
+  });
+
   it('refuses a replay larger than the history kept', () => {
     expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(
       /REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/,
