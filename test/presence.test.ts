@@ -1,9 +1,10 @@
 import type { Client } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import type { Tuple } from './helpers/elements.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
-import { redisUrl } from './helpers/redis.js';
+import { connect, redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
 import { waitFor } from './helpers/streams.js';
 
@@ -15,15 +16,17 @@ interface OnlineUser {
 const ONLINE = '{ onlineUsers { id connections } }';
 const PRESENCE = { PRESENCE_HEARTBEAT_MS: '200', PRESENCE_TTL_MS: '1000' };
 
+const redis = connect();
 const started: Herald[] = [];
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
   await Promise.all(started.map((h) => h.stop()));
+  redis.disconnect();
 });
 
-async function instances<const N extends number>(count: N): Promise<Tuple<Herald, N>> {
-  const apps = await startInstances(count, PRESENCE);
+async function instances<const N extends number>(count: N, env: Record<string, string> = {}): Promise<Tuple<Herald, N>> {
+  const apps = await startInstances(count, { ...PRESENCE, ...env });
   started.push(...apps);
   return apps;
 }
@@ -85,8 +88,9 @@ describe('presence', () => {
     expect(body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 
-  it('forgets an instance killed with SIGKILL once its TTL passes', async () => {
-    const [a] = await instances(1);
+  it("forgets an instance killed with SIGKILL once its TTL passes, and its connections no longer count against the user's cap", async () => {
+    const cap = { MAX_CONNECTIONS_PER_USER: '2' };
+    const [a] = await instances(1, cap);
     const port = await freePort();
     const child = spawnEntry('src/main.ts', {
       REDIS_URL: redisUrl(),
@@ -95,6 +99,7 @@ describe('presence', () => {
       PORT: String(port),
       HOST: '127.0.0.1',
       ...PRESENCE,
+      ...cap,
     });
     cleanups.push(() => child.stop());
     await waitForOutput(child, 'API ready');
@@ -117,5 +122,34 @@ describe('presence', () => {
     ]);
     await eventuallyOnline(a, [{ id: 'carol', connections: 1 }], 3_000);
     expect(Date.now() - killedAt).toBeLessThan(Number(PRESENCE.PRESENCE_TTL_MS) + 500);
+    // Carol's second connection was on the killed instance: once it is forgotten she may open another.
+    await waitFor(async () => Object.keys(await redis.hgetall(`${a.config.keyPrefix}presence:{user:carol}`)).length === 1);
+    await tab(a.wsUrl, await a.token('carol'));
+    await eventuallyOnline(a, [{ id: 'carol', connections: 2 }]);
+  });
+
+  it("writes, per connection, only the user's and the instance's keys: no slot takes every connection's write", async () => {
+    const [a] = await instances(1);
+    // The instance announces itself once at start (the index is written then, and by heartbeats that heal).
+    await waitFor(async () => (await redis.scard(`${a.config.keyPrefix}presence:{presence}:instances`)) === 1);
+    // A MONITOR connection of its own: one duplicated from a used connection loses track of its replies.
+    const monitor = new Redis(redisUrl(), { monitor: true, disableClientInfo: true });
+    await new Promise((resolve) => monitor.once('monitoring', resolve));
+    const written: string[] = [];
+    const prefix = `${a.config.keyPrefix}presence:`;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const [command = '', ...rest] = args;
+      if (/^(smembers|exists|hgetall|script)$/i.test(command)) return;
+      written.push(...rest.filter((arg) => arg.startsWith(prefix)).map((key) => `${command.toLowerCase()} ${key}`));
+    });
+    const erin = await tab(a.wsUrl, await a.token('erin'));
+    await eventuallyOnline(a, [{ id: 'erin', connections: 1 }]);
+    await erin.dispose();
+    await eventuallyOnline(a, []);
+    // Lines still arriving after disconnect() are reported as errors by ioredis; they are of no interest here.
+    monitor.on('error', () => undefined);
+    monitor.disconnect();
+    expect(written.some((write) => write.includes('{user:erin}'))).toBe(true);
+    for (const write of written) expect(write).toMatch(/\{user:erin\}|\{instance:[^}]+\}:/);
   });
 });

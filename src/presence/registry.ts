@@ -24,19 +24,26 @@ export interface OnlineUser {
 }
 
 /**
- * Who is connected, across API instances. Each instance keeps a hash of its users' connection
- * counts under a key with a TTL that its heartbeat refreshes, so a crashed instance's entry
- * expires on its own instead of leaking; the set of instance ids is only an index, pruned by
- * readers when an instance's key is gone (a live one re-adds itself at its next write or
- * heartbeat). Redis's clock decides expiry, not the instances'.
+ * Who is connected, across API instances, with no key that every connection writes:
+ * - each user has a hash of their connection count per instance, in the user's own slot, which
+ *   the admit script checks and writes atomically (the cap);
+ * - each instance has a hash of its users' counts (what `onlineUsers` sums) and an `alive` key
+ *   whose TTL its heartbeat refreshes, both in the instance's own slot;
+ * - a set indexes the instances; only starts, heartbeats that heal and clean-ups write it.
+ * An instance that stops heartbeating (crash, SIGKILL) loses its `alive` key after the TTL; the next
+ * live instance to heartbeat then removes its counts from its users' hashes. Redis's clock decides
+ * expiry, not the instances'. Connect and disconnect write two keys (the user's and the
+ * instance's), each one its own step: a Cluster has no atomic step across slots, and only the
+ * cap needs one.
  */
 export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
   const admitScript = defineScript<number>(redis, 'heraldPresenceAdmit', ADMIT_SCRIPT);
   const instanceId = options.instanceId ?? randomUUID();
-  const base = `${options.keyPrefix}presence:{presence}:`;
-  const indexKey = `${base}instances`;
-  const instanceKey = (id: string) => `${base}instance:${id}`;
-  const key = instanceKey(instanceId);
+  const base = `${options.keyPrefix}presence:`;
+  const indexKey = `${base}{presence}:instances`;
+  const aliveKey = (id: string) => `${base}{instance:${id}}:alive`;
+  const usersKey = (id: string) => `${base}{instance:${id}}:users`;
+  const userKey = (userId: string) => `${base}{user:${userId}}`;
   const local = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
 
@@ -44,25 +51,49 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
     promise.catch((error: Error) => options.onError?.(error));
   }
 
-  /** Rewrites the whole entry: heals it after Redis lost it or a write failed. */
-  function heartbeat(): Promise<unknown> {
-    const tx = redis.multi().del(key);
-    if (local.size > 0) tx.hset(key, Object.fromEntries(local));
-    return execChecked(tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId));
+  /** Writes every count of this instance again: at start, and after Redis lost them (a restart, or an instance thought dead). */
+  async function announce(): Promise<void> {
+    const tx = redis.multi().set(aliveKey(instanceId), '1', 'PX', options.ttlMs).del(usersKey(instanceId));
+    if (local.size > 0) tx.hset(usersKey(instanceId), Object.fromEntries(local));
+    await Promise.all([
+      execChecked(tx),
+      redis.sadd(indexKey, instanceId),
+      ...[...local].map(([userId, count]) => redis.hset(userKey(userId), instanceId, count)),
+    ]);
   }
 
-  /** Applies one user's new count; commands on one connection run in the order they were sent. */
+  /** Removes a gone instance's counts; several instances may do it at once, each step being idempotent. */
+  async function forget(id: string): Promise<void> {
+    const users = Object.keys(await redis.hgetall(usersKey(id)));
+    await Promise.all(users.map((userId) => redis.hdel(userKey(userId), id)));
+    await redis.del(usersKey(id));
+    await redis.srem(indexKey, id);
+  }
+
+  /** Instances of the index whose `alive` key is gone. */
+  async function goneInstances(ids: string[]): Promise<Set<string>> {
+    const alive = await Promise.all(ids.map((id) => redis.exists(aliveKey(id))));
+    return new Set(ids.filter((_, i) => alive[i] === 0));
+  }
+
+  /** Refreshes this instance's TTL (announcing everything again if Redis lost it) and forgets gone instances. */
+  async function heartbeat(): Promise<void> {
+    if ((await redis.pexpire(aliveKey(instanceId), options.ttlMs)) === 0) await announce();
+    const gone = await goneInstances(await redis.smembers(indexKey));
+    gone.delete(instanceId);
+    await Promise.all([...gone].map(forget));
+  }
+
+  /** Applies one user's new count to the user's and the instance's hash; commands on one connection run in the order sent. */
   function change(userId: string, delta: number): void {
     const count = (local.get(userId) ?? 0) + delta;
-    const tx = redis.multi();
     if (count > 0) {
       local.set(userId, count);
-      tx.hset(key, userId, count);
+      report(Promise.all([redis.hset(userKey(userId), instanceId, count), redis.hset(usersKey(instanceId), userId, count)]));
     } else {
       local.delete(userId);
-      tx.hdel(key, userId);
+      report(Promise.all([redis.hdel(userKey(userId), instanceId), redis.hdel(usersKey(instanceId), userId)]));
     }
-    report(execChecked(tx.pexpire(key, options.ttlMs).sadd(indexKey, instanceId)));
   }
 
   return {
@@ -73,18 +104,21 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
       if (timer) return;
       timer = setInterval(() => report(heartbeat()), options.heartbeatMs);
       timer.unref();
-      report(heartbeat());
+      report(announce());
     },
 
     /**
-     * Stops heartbeating and removes this instance's entry, waiting at most `waitMs` (default 1 s)
-     * for Redis: when it is down, the entry's TTL removes it anyway.
+     * Stops heartbeating and removes this instance's counts, waiting at most `waitMs` (default 1 s)
+     * for Redis: when it is down, the next live instance removes them once the TTL has passed.
      */
     async stop(waitMs = 1_000): Promise<void> {
       if (timer) clearInterval(timer);
       timer = null;
       local.clear();
-      const removed = execChecked(redis.multi().del(key).srem(indexKey, instanceId)).catch(() => undefined);
+      const removed = redis
+        .del(aliveKey(instanceId))
+        .then(() => forget(instanceId))
+        .catch(() => undefined);
       await withTimeout(removed, waitMs, undefined);
     },
 
@@ -92,22 +126,12 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
      * Counts a new connection of `userId` unless the user already has `max` over every live
      * instance; then it resolves false and counts nothing. When Redis does not answer within
      * `waitMs` (default 1 s) the connection is let in: a cap is not worth refusing everyone while
-     * Redis is away, and the next heartbeat writes the count anyway.
+     * Redis is away, and the instance's hash is written anyway.
      */
     async admit(userId: string, max: number, waitMs = 1_000): Promise<boolean> {
       const count = (local.get(userId) ?? 0) + 1;
       local.set(userId, count);
-      const admitted = admitScript(
-        2,
-        indexKey,
-        key,
-        instanceId,
-        userId,
-        String(count),
-        String(max),
-        String(options.ttlMs),
-        instanceKey(''),
-      ).then(
+      const admitted = admitScript(1, userKey(userId), instanceId, String(count), String(max)).then(
         (result) => result === 1,
         (error: Error) => {
           options.onError?.(error);
@@ -115,7 +139,8 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
         },
       );
       const outcome = await withTimeout(admitted, waitMs, true);
-      if (!outcome) change(userId, -1);
+      if (outcome) report(redis.hset(usersKey(instanceId), userId, local.get(userId) ?? 0));
+      else change(userId, -1);
       return outcome;
     },
 
@@ -126,18 +151,15 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
     /** Every user connected to a live instance, with their connections summed, sorted by id. */
     async onlineUsers(): Promise<OnlineUser[]> {
       const ids = await redis.smembers(indexKey);
-      if (ids.length === 0) return [];
-      const tx = redis.multi();
-      for (const id of ids) tx.hgetall(instanceKey(id));
-      const results = (await execChecked(tx)) as Array<Record<string, string>>;
+      const gone = await goneInstances(ids);
+      const live = ids.filter((id) => !gone.has(id));
+      const counts = await Promise.all(live.map((id) => redis.hgetall(usersKey(id))));
       const totals = new Map<string, number>();
-      const gone: string[] = [];
-      results.forEach((counts, i) => {
-        if (Object.keys(counts).length === 0) gone.push(ids[i]!);
-        for (const [userId, count] of Object.entries(counts)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count));
-      });
-      if (gone.length > 0) await redis.srem(indexKey, ...gone);
+      for (const perUser of counts) {
+        for (const [userId, count] of Object.entries(perUser)) totals.set(userId, (totals.get(userId) ?? 0) + Number(count));
+      }
       return [...totals]
+        .filter(([, connections]) => connections > 0)
         .map(([id, connections]) => ({ id, connections }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     },
