@@ -16,7 +16,11 @@ const JobRef = builder.objectRef<JobView>('Job').implement({
     state: t.field({ type: JobStateEnum, resolve: (job) => job.state }),
     progress: t.exposeFloat('progress', { nullable: true, description: 'The latest progress its updates reported.' }),
     attemptsMade: t.exposeInt('attemptsMade'),
-    failedReason: t.exposeString('failedReason', { nullable: true }),
+    failedReason: t.exposeString('failedReason', {
+      nullable: true,
+      description:
+        'Why the job failed, or why its last attempt did while a retry waits; null once it completed or was cancelled.',
+    }),
     result: t.field({ type: 'JSON', nullable: true, resolve: (job) => job.result ?? null }),
     createdAt: t.field({ type: 'DateTime', resolve: (job) => job.createdAt }),
     finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (job) => job.finishedAt }),
