@@ -5,10 +5,10 @@ import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
 import { createDocumentStore } from './jobs/documents.js';
-import { countPublished } from './jobs/metrics.js';
+import { countPublished, watchQueues } from './jobs/metrics.js';
 import { createQueues } from './jobs/queues.js';
 import type { Logger } from './logger.js';
-import { labelInstance } from './metrics.js';
+import { labelInstance, watchRedis } from './metrics.js';
 import { createNotificationStore } from './notifications/store.js';
 import { createPresenceRegistry } from './presence/registry.js';
 import { createRedisConnections } from './redis.js';
@@ -45,6 +45,8 @@ export function buildApp(config: Config, options: AppOptions) {
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);
+  watchQueues(metrics.registry, queues.all);
+  watchRedis(metrics.registry, { commands: redis, subscriber: connections.subscriber, bullmq: connections.bullmq });
   const presence = createPresenceRegistry(redis, {
     keyPrefix: config.keyPrefix,
     ...config.presence,

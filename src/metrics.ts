@@ -1,7 +1,7 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 
 /**
  * A registry for one process (the API's or a worker's): Node's process metrics under `herald_`.
@@ -21,6 +21,22 @@ export function createRegistry(): Registry {
  */
 export function labelInstance(registry: Registry, instance: string | null, port: number): void {
   registry.setDefaultLabels({ instance: instance ?? `${hostname()}:${port}` });
+}
+
+/**
+ * `herald_redis_up{connection}`: 1 while that connection of the process is ready, 0 while it is
+ * reconnecting. A process whose commands connection stays at 0 serves nothing that needs Redis.
+ */
+export function watchRedis(registry: Registry, connections: Readonly<Record<string, { status: string }>>): void {
+  new Gauge({
+    name: 'herald_redis_up',
+    help: 'Whether each Redis connection of this process is ready (1) or reconnecting (0), by connection.',
+    labelNames: ['connection'] as const,
+    registers: [registry],
+    collect() {
+      for (const [connection, redis] of Object.entries(connections)) this.set({ connection }, redis.status === 'ready' ? 1 : 0);
+    },
+  });
 }
 
 /** A plain-text answer that no proxy caches. */

@@ -8,6 +8,7 @@ import {
   StartFileProcessingDocument,
   type FileProgressSubscription,
 } from '../src/client/generated.js';
+import { encodeCursor } from '../src/updates/cursor.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { metricValue, parseMetrics, scrape } from './helpers/metrics.js';
@@ -47,6 +48,8 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
   let updates: FileUpdate[];
   /** Updates the client got live: all but `queued`, which it got from history as it subscribed. */
   let live: number;
+  /** The files queue as the API's /metrics showed it before any worker ran. */
+  let queueBeforeWorkers: { waiting: number; workers: number };
 
   beforeAll(async () => {
     const { body } = await herald.http(alice, StartFileProcessingDocument, {
@@ -61,6 +64,10 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
       { field: 'fileProgress' },
     );
     await waitFor(async () => (await api('herald_subscriptions', { field: 'fileProgress', transport: 'websocket' })) === 1);
+    queueBeforeWorkers = {
+      waiting: await api('herald_queue_jobs', { queue: 'files', state: 'waiting' }),
+      workers: await api('herald_queue_workers', { queue: 'files' }),
+    };
     await herald.startWorkers();
     const run = await watching;
     expect(run.errors).toEqual([]);
@@ -92,6 +99,15 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     const port = new URL(url).port;
     expect(new Set(parseMetrics(text).map((sample) => sample.labels.instance))).toEqual(new Set([`${hostname()}:${port}`]));
     expect((await fetch(`${url}/graphql`)).status).toBe(404);
+    expect(metricValue(text, 'herald_redis_up', { connection: 'commands' })).toBe(1);
+  });
+
+  it("the API shows each queue's waiting jobs and the workers consuming it: work with no worker is visible", async () => {
+    expect(queueBeforeWorkers).toEqual({ waiting: 1, workers: 0 });
+    expect(await api('herald_queue_jobs', { queue: 'files', state: 'waiting' })).toBe(0);
+    expect(await api('herald_queue_workers', { queue: 'files' })).toBeGreaterThanOrEqual(1);
+    expect(await api('herald_queue_workers', { queue: 'queries' })).toBeGreaterThanOrEqual(1);
+    for (const connection of ['commands', 'subscriber', 'bullmq']) expect(await api('herald_redis_up', { connection })).toBe(1);
   });
 
   it('the API counts what it delivered, how fast, and what it replayed', async () => {
@@ -137,6 +153,26 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     for (const line of closed) {
       expect(line).toMatchObject({ userId: 'alice', code: expect.any(Number), durationMs: expect.any(Number) });
     }
+    expect(await api('herald_websocket_connection_duration_seconds_count')).toBe(closed.length);
+  });
+
+  it('counts resumes from a cursor and the gap notices sent', async () => {
+    const resumesBefore = await api('herald_resumes_total');
+    const gapsBefore = await api('herald_gaps_total');
+    // A cursor of a history that no longer exists: the subscriber is told of the gap, then gets what is kept.
+    const stale = await collect<FileUpdate>(
+      herald.ws(alice),
+      FileProgressDocument,
+      { fileId, after: encodeCursor({ epoch: 'gone', seq: 3 }) },
+      { field: 'fileProgress' },
+    );
+    expect(stale.items[0]?.event).toBe('history_gap');
+    expect((await api('herald_resumes_total')) - resumesBefore).toBe(1);
+    expect((await api('herald_gaps_total')) - gapsBefore).toBe(1);
+    // Without a cursor, neither moves.
+    await collect<FileUpdate>(herald.ws(alice), FileProgressDocument, { fileId }, { field: 'fileProgress' });
+    expect((await api('herald_resumes_total')) - resumesBefore).toBe(1);
+    expect((await api('herald_gaps_total')) - gapsBefore).toBe(1);
   });
 });
 

@@ -1,5 +1,7 @@
-import { Counter, type Registry } from 'prom-client';
+import type { Queue } from 'bullmq';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { RESOURCE_KINDS } from '../resources/registry.js';
+import { withTimeout } from '../timeouts.js';
 import type { UpdateStore } from '../updates/store.js';
 
 /**
@@ -24,4 +26,47 @@ export function countPublished(store: UpdateStore, registry: Registry): UpdateSt
       return entry;
     },
   };
+}
+
+/** States of a BullMQ queue an operator watches: work piling up, running, retrying, failed for good. */
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+
+/** How long a scrape waits for Redis before it leaves the queue series out: /metrics must answer while Redis is away. */
+const SCRAPE_WAIT_MS = 2_000;
+
+/**
+ * `herald_queue_jobs{queue,state}` and `herald_queue_workers{queue}`, read from Redis at each scrape
+ * of the API's /metrics: jobs piling up in a queue that no worker consumes is what the
+ * HeraldNoWorkers alert (deploy/prometheus/alerts.yml) looks for. Every instance reports the same
+ * figures; rules aggregate with max by (queue).
+ */
+export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>): void {
+  new Gauge({
+    name: 'herald_queue_jobs',
+    help: 'Jobs in each BullMQ queue by state (waiting, active, delayed, failed), read when /metrics is scraped.',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await withTimeout(
+        Promise.all(queues.map((queue) => queue.getJobCounts(...QUEUE_STATES))),
+        SCRAPE_WAIT_MS,
+        null,
+      );
+      counts?.forEach((byState, i) => {
+        for (const state of QUEUE_STATES) this.set({ queue: queues[i]!.name, state }, byState[state] ?? 0);
+      });
+    },
+  });
+  new Gauge({
+    name: 'herald_queue_workers',
+    help: 'Worker processes consuming each BullMQ queue (connections BullMQ names for it), read when /metrics is scraped.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await withTimeout(Promise.all(queues.map((queue) => queue.getWorkersCount())), SCRAPE_WAIT_MS, null);
+      counts?.forEach((count, i) => this.set({ queue: queues[i]!.name }, count));
+    },
+  });
 }

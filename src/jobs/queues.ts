@@ -70,6 +70,8 @@ export function createQueues(connection: ConnectionOptions, config: Pick<Config,
   return {
     file: (jobId: string) => pick(files, 'file', jobId),
     query: (jobId: string) => pick(queries, 'query', jobId),
+    /** Every queue, for metrics. */
+    all: [...files.values(), ...queries.values()] as ReadonlyArray<Queue<FileJobData> | Queue<QueryJobData>>,
     of: (kind: JobKind, jobId: string): Queue<FileJobData> | Queue<QueryJobData> =>
       kind === 'file' ? pick(files, kind, jobId) : pick(queries, kind, jobId),
     async close(): Promise<void> {

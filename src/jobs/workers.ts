@@ -2,7 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Config, JobKind } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createRegistry, serveMetrics } from '../metrics.js';
+import { createRegistry, serveMetrics, watchRedis } from '../metrics.js';
 import { createNotificationStore } from '../notifications/store.js';
 import { NOTIFICATION_LIMITS, type NotificationInput } from '../notifications/types.js';
 import { createRedisConnections } from '../redis.js';
@@ -106,6 +106,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   const metricsServer =
     port === null ? null : await serveMetrics(registry, { host: config.host, port, instance: config.instance });
   const redis = createRedisConnections(config.redis, logger);
+  watchRedis(registry, { commands: redis.commands, subscriber: redis.subscriber, bullmq: redis.bullmq });
   const store = countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry);
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
   const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });

@@ -26,6 +26,9 @@ const DELIVERED_KIND: Readonly<Record<string, string>> = {
 /** From a millisecond timestamp to tens of seconds: the producer's clock has millisecond resolution. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/** From a refused handshake (milliseconds) to a day-long browser tab. */
+const CONNECTION_BUCKETS = [0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
+
 /** One subscription's share of the metrics: a class, so each subscription costs one object and no closures. */
 class OpenSubscription implements SubscriptionMeter {
   constructor(
@@ -93,6 +96,8 @@ export function createMetrics() {
   const deliveries: DeliveryMeter = {
     replayed: 0,
     live: 0,
+    resumed: 0,
+    gaps: 0,
     firstLiveDelivery(appendedAtMs) {
       // A producer outside Herald may send a timestamp that does not parse: no latency, no throw.
       if (Number.isFinite(appendedAtMs)) latency.observe(Math.max(0, Date.now() - appendedAtMs) / 1000);
@@ -119,6 +124,16 @@ export function createMetrics() {
     'herald_updates_live_total',
     'Updates of file, query and project streams handed to a subscriber as pub/sub delivered them.',
     () => deliveries.live,
+  );
+  counterOf(
+    'herald_resumes_total',
+    'File, query and project subscriptions opened from a cursor (`after`): clients resuming after a reconnect.',
+    () => deliveries.resumed,
+  );
+  counterOf(
+    'herald_gaps_total',
+    'history_gap notices sent: a subscriber asked for updates that were already trimmed, expired, or of an older epoch.',
+    () => deliveries.gaps,
   );
 
   const subscriptions = new Gauge({
@@ -152,6 +167,12 @@ export function createMetrics() {
     connections: new Gauge({
       name: 'herald_websocket_connections',
       help: 'Open graphql-ws connections.',
+      registers: [registry],
+    }),
+    connectionDuration: new Histogram({
+      name: 'herald_websocket_connection_duration_seconds',
+      help: 'How long graphql-ws connections lasted, observed when they close, however they closed.',
+      buckets: CONNECTION_BUCKETS,
       registers: [registry],
     }),
     liveStreams: new Gauge({

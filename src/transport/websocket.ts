@@ -382,6 +382,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       connection.isClosed = true;
       clearTimeout(connection.expiryTimer);
       const durationMs = Date.now() - connection.openedAt;
+      metrics.connectionDuration.observe(durationMs / 1000);
       logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');
       registry.remove(connection);
     },

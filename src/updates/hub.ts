@@ -13,6 +13,10 @@ export interface DeliveryMeter {
   replayed: number;
   /** Entries handed to a subscriber as pub/sub delivered them. */
   live: number;
+  /** Subscriptions opened from a client's cursor: resumes after a reconnect. */
+  resumed: number;
+  /** Gap notices sent: updates after a subscriber's position were gone (trimmed, expired, or a new epoch). */
+  gaps: number;
   /**
    * Called once per live entry per process, right after its first subscriber was handed it (on a
    * WebSocket, its frame given to the socket), with the time its producer appended it (ms since the epoch;
@@ -22,7 +26,7 @@ export interface DeliveryMeter {
 }
 
 function unmetered(): DeliveryMeter {
-  return { replayed: 0, live: 0, firstLiveDelivery: () => {} };
+  return { replayed: 0, live: 0, resumed: 0, gaps: 0, firstLiveDelivery: () => {} };
 }
 
 /**

@@ -67,6 +67,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   protected async open(): Promise<void> {
     const { after, replay } = this.options;
     if (after) {
+      this.options.hub.meter.resumed += 1;
       this.epoch = after.epoch;
       this.lastSeq = after.seq;
       await this.catchUp(true);
@@ -108,6 +109,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     }
     if (reason) {
       const gap: HistoryGap = { reason, epoch: read.epoch, resumesAfter: this.lastSeq };
+      this.options.hub.meter.gaps += 1;
       this.emit({ type: 'gap', gap, latest: read.entries.at(-1) ?? null });
     }
     if (!this.acceptAll(read.entries)) return;
