@@ -55,10 +55,13 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
         failoverDetector: true,
       });
     case 'cluster':
+      // The subscriber subscribes to shard channels (SSUBSCRIBE) with one connection per primary,
+      // which ioredis opens, routes by slot and moves when the slots move.
       return asRedis(
         new Cluster(settings.nodes, {
           clusterRetryStrategy: backoff,
           enableReadyCheck: true,
+          shardedSubscribers: role === 'subscriber',
           redisOptions: { ...roleOptions(role), password: settings.password },
         }),
       );
@@ -124,6 +127,19 @@ export async function execChecked(transaction: ChainableCommander): Promise<unkn
   if (!results) throw new Error('Redis discarded the transaction');
   for (const [error] of results) if (error) throw error;
   return results.map(([, value]) => value);
+}
+
+/**
+ * How `connection` publishes: on a Redis Cluster a shard channel (SPUBLISH; its name carries a hash
+ * tag, so the message goes to that slot's shard only instead of every node), elsewhere PUBLISH.
+ */
+export function publishCommand(connection: Redis): 'SPUBLISH' | 'PUBLISH' {
+  return connection.isCluster ? 'SPUBLISH' : 'PUBLISH';
+}
+
+/** Publishes `message` as the hub subscribed to it: see {@link publishCommand}. */
+export async function publish(connection: Redis, channel: string, message: string): Promise<void> {
+  await (connection.isCluster ? connection.spublish(channel, message) : connection.publish(channel, message));
 }
 
 /** A Lua script defined as a command: the number of keys, the keys, then the arguments. */
