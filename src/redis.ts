@@ -19,6 +19,14 @@ const backoff = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2
 const reconnectOnError = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
 
 /**
+ * How often a Cluster connection asks for the slot map. ioredis asks only when a command is
+ * redirected or a connection closes; a primary that froze or was cut off by the network closes
+ * nothing, and until the map shows its replica promoted, its shard's subscriber hears nothing and
+ * commands to its slots wait. One CLUSTER SLOTS per connection every 2 s bounds that.
+ */
+const CLUSTER_SLOTS_REFRESH_MS = 2_000;
+
+/**
  * `disableClientInfo`: ioredis 5.8+ sends CLIENT SETINFO during its handshake, and a SUBSCRIBE
  * issued while connecting can then slip in before the ready check's INFO, which Redis refuses in
  * subscriber mode (redis/ioredis#2037); the failed check drops the connection and its messages.
@@ -61,6 +69,7 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
         new Cluster(settings.nodes, {
           clusterRetryStrategy: backoff,
           enableReadyCheck: true,
+          slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
           shardedSubscribers: role === 'subscriber',
           redisOptions: { ...roleOptions(role), password: settings.password },
         }),
