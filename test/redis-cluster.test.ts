@@ -18,13 +18,14 @@ import {
 } from '../src/client/generated.js';
 import { createPublisher } from '../src/publisher.js';
 import { resourceStream } from '../src/updates/keys.js';
+import type { ResourceRef } from '../src/updates/types.js';
 import { makeDocument } from './helpers/documents.js';
 import { nth } from './helpers/elements.js';
 import { clientsFor, type HeraldClients } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
 import { startRedisCluster, type RedisClusterGroup } from './helpers/redis-server.js';
-import { collect, waitFor } from './helpers/streams.js';
+import { collect, waitFor, type Collected } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 type QueryUpdate = QueryProgressSubscription['queryProgress'];
@@ -52,6 +53,42 @@ afterAll(async () => {
 /** The environment a producer outside Herald's processes reads: the cluster and the API's key prefix. */
 function producerEnv(nodes = redis.env.REDIS_CLUSTER_NODES) {
   return { REDIS_CLUSTER_NODES: nodes, KEY_PREFIX: keyPrefix };
+}
+
+/**
+ * A file `user` watches on both instances (graphql-ws and SSE) once its first update reached both,
+ * and the slot of its channel.
+ */
+async function watchedFile(user: string) {
+  const token = await api[0].token(user);
+  const producer = createPublisher({ env: producerEnv() });
+  const file = await producer.register({ kind: 'file', ownerId: user });
+  await producer.append(file, { event: 'queued', status: 'QUEUED' });
+  await producer.close();
+  const watch = (clients: HeraldClients, transport: 'ws' | 'sse', until?: (items: FileUpdate[]) => boolean) =>
+    collect<FileUpdate>(
+      transport === 'ws' ? clients.ws(token) : clients.sse(token),
+      FileProgressDocument,
+      { fileId: file.id, after: null },
+      { field: 'fileProgress', until, timeoutMs: 45_000 },
+    );
+  const whole = [watch(api[0], 'ws'), watch(api[1], 'sse')];
+  await Promise.all([watch(api[0], 'ws', (items) => items.length > 0), watch(api[1], 'sse', (items) => items.length > 0)]);
+  return { file, slot: calculateSlot(resourceStream(keyPrefix, file).channel), whole };
+}
+
+/** Appends the file's terminal update through a new producer on `nodes`; every watcher gets it after the first, and completes. */
+async function finishAndExpect(file: ResourceRef, whole: Array<Promise<Collected<FileUpdate>>>, nodes?: string) {
+  const producer = createPublisher({ env: producerEnv(nodes) });
+  await producer.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
+  await producer.close();
+  for (const run of await Promise.all(whole)) {
+    expect(run.completed).toBe(true);
+    expect(run.items.map((u) => [u.seq, u.event])).toEqual([
+      [1, 'queued'],
+      [2, 'processing_completed'],
+    ]);
+  }
 }
 
 function isTerminal(status: string): boolean {
@@ -202,23 +239,14 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
     expect(calls('spublish')).toBeGreaterThan(0);
   });
 
-  it('resyncs the streams of a shard whose primary froze and failed over: a terminal update sent meanwhile arrives at once', async () => {
-    const token = await api[0].token('fay');
-    const before = createPublisher({ env: producerEnv() });
-    const file = await before.register({ kind: 'file', ownerId: 'fay' });
-    await before.append(file, { event: 'queued', status: 'QUEUED' });
-    await before.close();
-    const watch = (clients: HeraldClients, transport: 'ws' | 'sse', until?: (items: FileUpdate[]) => boolean) =>
-      collect<FileUpdate>(
-        transport === 'ws' ? clients.ws(token) : clients.sse(token),
-        FileProgressDocument,
-        { fileId: file.id, after: null },
-        { field: 'fileProgress', until, timeoutMs: 45_000 },
-      );
-    const whole = [watch(api[0], 'ws'), watch(api[1], 'sse')];
-    await Promise.all([watch(api[0], 'ws', (items) => items.length > 0), watch(api[1], 'sse', (items) => items.length > 0)]);
+  it('resyncs the streams of a slot moved to another primary: a terminal update sent after the move arrives at once', async () => {
+    const { file, slot, whole } = await watchedFile('max');
+    await redis.moveSlot(slot);
+    await finishAndExpect(file, whole);
+  }, 60_000);
 
-    const slot = calculateSlot(resourceStream(keyPrefix, file).channel);
+  it('resyncs the streams of a shard whose primary froze and failed over: a terminal update sent meanwhile arrives at once', async () => {
+    const { file, slot, whole } = await watchedFile('fay');
     const { primary, replicas } = await redis.shardOf(slot);
     // SIGSTOP, not SIGKILL: the subscribers' connections to the frozen primary stay open and
     // silent, so nothing but Herald's own resync can bring what the new primary publishes.
@@ -238,16 +266,7 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
         return infos.some((info) => info.includes('role:master'));
       }, 20_000);
       const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
-      const after = createPublisher({ env: producerEnv(live.join(',')) });
-      await after.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
-      await after.close();
-      for (const run of await Promise.all(whole)) {
-        expect(run.completed).toBe(true);
-        expect(run.items.map((u) => [u.seq, u.event])).toEqual([
-          [1, 'queued'],
-          [2, 'processing_completed'],
-        ]);
-      }
+      await finishAndExpect(file, whole, live.join(','));
     } finally {
       primary.process.kill('SIGKILL');
     }

@@ -122,6 +122,8 @@ export interface RedisClusterGroup {
   env: Record<string, string>;
   /** The server that is primary of `slot` now, and its replicas, as the cluster itself reports. */
   shardOf(slot: number): Promise<{ primary: RedisServer; replicas: RedisServer[] }>;
+  /** Moves `slot` and its keys to another primary, as `redis-cli --cluster reshard` does; resolves with that primary. */
+  moveSlot(slot: number): Promise<RedisServer>;
   stop(): Promise<void>;
 }
 
@@ -191,24 +193,50 @@ export async function startRedisCluster(options: { nodeTimeoutMs: number }): Pro
       );
     }, 20_000);
     const byPort = (port: number) => servers.find((server) => server.port === port);
-    return {
+    const shards = async () => {
+      const live = servers.filter((server) => server.process.exitCode === null && server.process.signalCode === null);
+      return readShards((await ask(nth(live, 0).url, (redis) => redis.call('CLUSTER', 'SHARDS'))) as unknown[]);
+    };
+    const onlinePrimary = (shard: ClusterShardReply) => {
+      const node = shard.nodes.find(({ role, health }) => role === 'master' && health === 'online');
+      return node && byPort(node.port);
+    };
+    const group: RedisClusterGroup = {
       servers,
       env: { REDIS_CLUSTER_NODES: addresses.join(',') },
       async shardOf(slot) {
-        const live = servers.filter((server) => server.process.exitCode === null && server.process.signalCode === null);
-        const shards = readShards((await ask(nth(live, 0).url, (redis) => redis.call('CLUSTER', 'SHARDS'))) as unknown[]);
-        const shard = shards.find(({ slots }) => {
+        const shard = (await shards()).find(({ slots }) => {
           for (let i = 0; i + 1 < slots.length; i += 2) if (slot >= slots[i]! && slot <= slots[i + 1]!) return true;
           return false;
         });
-        const primary = shard?.nodes.find((node) => node.role === 'master' && node.health === 'online');
-        const server = primary && byPort(primary.port);
+        const server = shard && onlinePrimary(shard);
         if (!shard || !server) throw new Error(`no online primary for slot ${slot}`);
         const replicas = shard.nodes.filter((node) => node.role === 'replica').flatMap((node) => byPort(node.port) ?? []);
         return { primary: server, replicas };
       },
+      async moveSlot(slot) {
+        const { primary: source } = await group.shardOf(slot);
+        const target = (await shards()).map(onlinePrimary).find((server) => server && server !== source);
+        if (!target) throw new Error('no other primary to move the slot to');
+        const [sourceId, targetId] = await Promise.all(
+          [source, target].map((server) => ask(server.url, (redis) => redis.call('CLUSTER', 'MYID') as Promise<string>)),
+        );
+        await ask(target.url, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId!));
+        await ask(source.url, async (redis) => {
+          await redis.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId!);
+          for (;;) {
+            const keys = (await redis.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+            if (keys.length === 0) break;
+            await redis.call('MIGRATE', '127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys);
+          }
+        });
+        for (const server of [target, source])
+          await ask(server.url, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId!));
+        return target;
+      },
       stop,
     };
+    return group;
   } catch (error) {
     await stop();
     throw error;
