@@ -19,6 +19,14 @@ const backoff = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 10), 2
 const reconnectOnError = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
 
 /**
+ * How often a Cluster connection asks for the slot map. ioredis asks only when a command is
+ * redirected or a connection closes; a primary that froze or was cut off by the network closes
+ * nothing, and until the map shows its replica promoted, its shard's subscriber hears nothing and
+ * commands to its slots wait. One CLUSTER SLOTS per connection every 2 s bounds that.
+ */
+const CLUSTER_SLOTS_REFRESH_MS = 2_000;
+
+/**
  * `disableClientInfo`: ioredis 5.8+ sends CLIENT SETINFO during its handshake, and a SUBSCRIBE
  * issued while connecting can then slip in before the ready check's INFO, which Redis refuses in
  * subscriber mode (redis/ioredis#2037); the failed check drops the connection and its messages.
@@ -55,10 +63,14 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
         failoverDetector: true,
       });
     case 'cluster':
+      // The subscriber subscribes to shard channels (SSUBSCRIBE) with one connection per primary,
+      // which ioredis opens, routes by slot and moves when the slots move.
       return asRedis(
         new Cluster(settings.nodes, {
           clusterRetryStrategy: backoff,
           enableReadyCheck: true,
+          slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
+          shardedSubscribers: role === 'subscriber',
           redisOptions: { ...roleOptions(role), password: settings.password },
         }),
       );
@@ -124,6 +136,19 @@ export async function execChecked(transaction: ChainableCommander): Promise<unkn
   if (!results) throw new Error('Redis discarded the transaction');
   for (const [error] of results) if (error) throw error;
   return results.map(([, value]) => value);
+}
+
+/**
+ * How `connection` publishes: on a Redis Cluster a shard channel (SPUBLISH; its name carries a hash
+ * tag, so the message goes to that slot's shard only instead of every node), elsewhere PUBLISH.
+ */
+export function publishCommand(connection: Redis): 'SPUBLISH' | 'PUBLISH' {
+  return connection.isCluster ? 'SPUBLISH' : 'PUBLISH';
+}
+
+/** Publishes `message` as the hub subscribed to it: see {@link publishCommand}. */
+export async function publish(connection: Redis, channel: string, message: string): Promise<void> {
+  await (connection.isCluster ? connection.spublish(channel, message) : connection.publish(channel, message));
 }
 
 /** A Lua script defined as a command: the number of keys, the keys, then the arguments. */

@@ -41,7 +41,7 @@ const EXCEPTIONS: Array<{ from: string; to: string; why: string }> = [
 /** Packages that would pull GraphQL or BullMQ into a layer that must know nothing of them. */
 const FORBIDDEN_PACKAGES: Partial<Record<Layer, RegExp>> = {
   auth: /^(graphql|graphql-.*|@pothos\/.*|bullmq)$/,
-  updates: /^(graphql|graphql-(?!redis-subscriptions$).*|@pothos\/.*|bullmq)$/,
+  updates: /^(graphql|graphql-.*|@pothos\/.*|bullmq)$/,
   presence: /^(graphql|graphql-.*|@pothos\/.*|bullmq)$/,
   notifications: /^(graphql|graphql-.*|@pothos\/.*|bullmq)$/,
   resources: /^(graphql|graphql-.*|@pothos\/.*|bullmq)$/,

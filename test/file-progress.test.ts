@@ -156,7 +156,7 @@ describe('projectProgress', () => {
 
   it('holds one Redis subscription per channel per process, however many clients watch it', async () => {
     const redis = connect();
-    const channel = `${herald.config.keyPrefix}updates:project:apollo`;
+    const channel = `${herald.config.keyPrefix}updates:{project:apollo}`;
     const subscribers = async () => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
     const clients = Array.from({ length: 5 }, () => herald.ws(alice));
     const stops = clients.map((client) =>

@@ -46,7 +46,7 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
       `"kind":"file","id":"${id}"`,
       JSON.stringify({ event, status, progress, timestamp: new Date().toISOString() }),
       status === 'COMPLETED' ? '1' : '0',
-      `${P}updates:file:${id}`,
+      `${P}updates:{file:${id}}`,
       appendId,
     ) as Promise<string | null>;
 

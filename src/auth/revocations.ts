@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { execChecked, type ChannelSubscriber } from '../redis.js';
+import { execChecked, publish, type ChannelSubscriber } from '../redis.js';
 import type { Viewer } from './token.js';
 
 export interface RevocationOptions {
@@ -39,8 +39,8 @@ export function revokes(revokedAt: number, viewer: Viewer): boolean {
 
 /**
  * Revoked users, cluster-wide. Each revocation is a member of one sorted set (user id scored by the
- * revocation second, pruned after `ttlSeconds`) and a message on one channel, written in one
- * MULTI. Every instance keeps the set in memory, loaded once and then kept fresh by the channel
+ * revocation second, pruned after `ttlSeconds`) and then a message on one channel (on a Redis
+ * Cluster a shard channel, which a MULTI on the set's slot could not publish to). Every instance keeps the set in memory, loaded once and then kept fresh by the channel
  * (and reloaded after its Redis subscriber reconnects, when messages may have been lost), so
  * checking a token never waits for Redis.
  */
@@ -124,9 +124,9 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
           .multi()
           .zadd(key, at, userId)
           .zremrangebyscore(key, '-inf', `(${at - options.ttlSeconds}`)
-          .expire(key, options.ttlSeconds)
-          .publish(channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage)),
+          .expire(key, options.ttlSeconds),
       );
+      await publish(redis, channel, JSON.stringify({ userId, revokedAt: at } satisfies RevocationMessage));
       return closed;
     },
 

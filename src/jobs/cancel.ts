@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { execChecked, type ChannelSubscriber } from '../redis.js';
+import { publish, type ChannelSubscriber } from '../redis.js';
 
 /**
  * Cancellation that reaches a job in whatever worker process runs it: BullMQ's own cancel only
@@ -14,15 +14,16 @@ function cancelKeys(keyPrefix: string) {
   };
 }
 
-/** The API side: asks whichever worker runs the job to stop it. */
+/**
+ * The API side: asks whichever worker runs the job to stop it. The flag first, then the message:
+ * two commands, as the flag's slot is the job's and on a Redis Cluster the channel is a shard
+ * channel of its own slot; a failure after the flag leaves the request standing, and the caller
+ * that sees the error may ask again.
+ */
 export async function requestCancel(redis: Redis, keyPrefix: string, jobId: string): Promise<void> {
   const keys = cancelKeys(keyPrefix);
-  await execChecked(
-    redis
-      .multi()
-      .set(keys.flag(jobId), '1', 'EX', 24 * 3600)
-      .publish(keys.channel, jobId),
-  );
+  await redis.set(keys.flag(jobId), '1', 'EX', 24 * 3600);
+  await publish(redis, keys.channel, jobId);
 }
 
 /**

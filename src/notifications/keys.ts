@@ -24,7 +24,8 @@ export function notificationKeys(prefix: string) {
     watermark: (userId: string) => `${base}read_upto:${userId}`,
     /** Sorted set of `<n>|<source>` the user marked read above the watermark, scored by n. */
     readSet: (userId: string) => `${base}read:${userId}`,
-    channel: (source: string) => `${prefix}notifications:${source}`,
+    /** A source's channel; under the tag too, so the script publishes to a shard channel of its slot on a Cluster. */
+    channel: (source: string) => `${base}channel:${source}`,
   };
 }
 

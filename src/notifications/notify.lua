@@ -1,7 +1,8 @@
 -- Every write to the notification store, as ONE atomic step each. All keys share one hash tag.
 --
 -- ARGV[1] operation: send | read | read_all | unread
--- ARGV[2] parameters as JSON: epoch (for a new history), base (key prefix of sources), and per operation below
+-- ARGV[2] parameters as JSON: epoch (for a new history), base (key prefix of sources), publish ("SPUBLISH" on a
+--         Redis Cluster, where the channels share the keys' hash tag; PUBLISH otherwise), and per operation below
 -- ARGV[3] send only: the notification's JSON members, starting with "level"
 --
 -- KEYS[1] meta hash: n (global number), epoch, seq:<source>, trimmed:<source> (highest n removed)
@@ -73,7 +74,7 @@ local function append(key, source, channel, limit, ttl_ms, event, unread, notifi
     end
     redis.call('ZREMRANGEBYRANK', key, 0, excess - 1)
   end
-  redis.call('PUBLISH', channel, entry)
+  redis.call(p.publish == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', channel, entry)
   return entry
 end
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { defineScript, execChecked, readScript } from '../redis.js';
+import { defineScript, execChecked, publishCommand, readScript } from '../redis.js';
 import { newEpoch } from '../updates/cursor.js';
 import type { HistoryRange } from '../updates/store.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
@@ -92,7 +92,11 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
 
   function run(op: string, keyList: string[], params: Record<string, unknown>, extra: string[] = []) {
     const all = [keys.meta, keys.timeline, ...keyList];
-    const args = [op, JSON.stringify({ epoch: newEpoch(), base: keys.base, ...params }), ...extra];
+    const args = [
+      op,
+      JSON.stringify({ epoch: newEpoch(), base: keys.base, publish: publishCommand(redis), ...params }),
+      ...extra,
+    ];
     return notify(all.length, ...all, ...args);
   }
 

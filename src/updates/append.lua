@@ -16,11 +16,14 @@
 -- ARGV[7] resource channel
 -- ARGV[8] append id: unique per logical update, the same on every retry of it ("" for none)
 -- ARGV[9] project channel         ARGV[10] epoch for a new project history
+-- Last (ARGV[9], or ARGV[11] with a project), optional: "SPUBLISH" on a Redis Cluster, where the
+-- channels are shard channels in the keys' slot; PUBLISH otherwise.
 --
 -- Returns the stored resource entry (a JSON string), or false when the resource already ended.
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local append_id = ARGV[8]
+local publish = ARGV[#KEYS == 5 and 11 or 9] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 
 if append_id ~= '' then
   local seen = redis.call('ZSCORE', KEYS[3], append_id)
@@ -45,7 +48,7 @@ local function append(meta, history, channel, epoch, new_epoch, body)
   end
   redis.call('EXPIRE', meta, ttl)
   redis.call('EXPIRE', history, ttl)
-  redis.call('PUBLISH', channel, entry)
+  redis.call(publish, channel, entry)
   return entry, seq
 end
 

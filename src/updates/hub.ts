@@ -1,5 +1,5 @@
-import { RedisPubSub } from 'graphql-redis-subscriptions';
-import type { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
 
 /** Called with each message of a channel, parsed once per process however many listen. */
 export type Listener = (message: unknown) => void;
@@ -29,61 +29,176 @@ function unmetered(): DeliveryMeter {
   return { replayed: 0, live: 0, resumed: 0, gaps: 0, firstLiveDelivery: () => {} };
 }
 
+/** One Redis subscription, shared by every local listener of its channel. */
+interface Channel {
+  listeners: Set<Listener>;
+  /** Settles once Redis has confirmed the subscription. */
+  confirmed: Promise<unknown>;
+  /** Messages are held back from listeners: the connection that carried them was lost, history has them. */
+  suspended: boolean;
+  /** Cluster mode: the primary whose shard subscriber carries the channel (ioredis' node key). */
+  node: string | undefined;
+}
+
+function parse(message: string): unknown {
+  try {
+    return JSON.parse(message) as unknown;
+  } catch {
+    return message;
+  }
+}
+
+/** Wait before confirming again the channels of a shard whose subscriber Redis has not taken back yet. */
+const RECONFIRM_RETRY_MS = 250;
+
 /**
- * The process's one Redis subscriber. graphql-redis-subscriptions keeps one Redis subscription
- * per channel however many local listeners it has; this adds what a lossless stream needs on top:
- * subscribe() resolves only once Redis has confirmed the subscription, and resync listeners are
- * told when the connection came back, after ioredis has re-subscribed every channel. Between a
- * lost connection and that resync, messages are held back from listeners: history has them, and a
- * stream merged from several channels must not see a later one before the resync fills the earlier.
+ * The process's one Redis subscriber: one Redis subscription per channel however many local
+ * listeners it has, and what a lossless stream needs on top. subscribe() resolves only once Redis
+ * has confirmed the subscription; when a connection that carried channels was lost, their messages
+ * are held back from listeners (history has them, and a stream merged from several channels must
+ * not see a later one before the resync fills the earlier) until Redis has confirmed them again,
+ * and then their resync listeners are told to read what they missed.
+ *
+ * On one server or a Sentinel primary that is one connection (SUBSCRIBE; every channel is
+ * affected by a reconnect). On a Redis Cluster each channel carries its stream's hash tag and is a
+ * shard channel (SSUBSCRIBE, through ioredis' sharded subscribers: one connection per primary),
+ * so a message costs its shard only; when a shard's subscriber connection is lost or its slots
+ * move, only the streams of that shard's channels resync, as soon as the new primary confirms them.
  */
 export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmetered()) {
-  // The hub never publishes; RedisPubSub opens connections of its own unless it is given both.
-  const pubsub = new RedisPubSub({ publisher: subscriber, subscriber });
-  const resyncListeners = new Set<() => void>();
-  let wasReady = subscriber.status === 'ready';
-  let suspended = false;
+  const cluster = subscriber.isCluster ? (subscriber as unknown as Cluster) : null;
+  const channels = new Map<string, Channel>();
+  const resyncListeners = new Map<() => void, ReadonlySet<string> | null>();
+  let down = false;
+  let retryTimer: NodeJS.Timeout | null = null;
 
-  subscriber.on('close', () => {
-    suspended = wasReady;
+  const ownerOf = (channel: string) => cluster?.slots[calculateSlot(channel)]?.[0];
+  const send = (command: 'subscribe' | 'unsubscribe', channel: string): Promise<unknown> => {
+    if (!cluster) return command === 'subscribe' ? subscriber.subscribe(channel) : subscriber.unsubscribe(channel);
+    return command === 'subscribe' ? cluster.ssubscribe(channel) : cluster.sunsubscribe(channel);
+  };
+
+  subscriber.on(cluster ? 'smessage' : 'message', (name: string, message: string) => {
+    const channel = channels.get(name);
+    if (!channel || channel.suspended) return;
+    const parsed = parse(message);
+    for (const listener of channel.listeners) listener(parsed);
   });
 
-  subscriber.on('ready', () => {
-    if (!wasReady) {
-      wasReady = true;
-      return;
+  function suspend(which: (channel: Channel) => boolean): void {
+    for (const channel of channels.values()) if (which(channel)) channel.suspended = true;
+  }
+
+  /** Lets the channels' messages through again and tells their streams to read what they missed. */
+  function resume(names: ReadonlySet<string>): void {
+    for (const name of names) {
+      const channel = channels.get(name);
+      if (channel) channel.suspended = false;
     }
-    // ioredis re-sends SUBSCRIBE for every channel before 'ready'; a PING queued behind them
-    // answers only once Redis has applied them, so nothing published after this is missed.
-    subscriber
-      .ping()
-      .then(() => {
-        suspended = false;
-        for (const listener of resyncListeners) listener();
-      })
-      .catch(() => undefined);
-  });
+    for (const [listener, watched] of resyncListeners) {
+      if (watched === null || [...watched].some((name) => names.has(name))) listener();
+    }
+  }
+
+  if (!cluster) {
+    let wasReady = subscriber.status === 'ready';
+    subscriber.on('close', () => {
+      if (!wasReady) return;
+      down = true;
+      suspend(() => true);
+    });
+    subscriber.on('ready', () => {
+      if (!wasReady) {
+        wasReady = true;
+        return;
+      }
+      // ioredis re-sends SUBSCRIBE for every channel before 'ready'; a PING queued behind them
+      // answers only once Redis has applied them, so nothing published after this is missed.
+      subscriber
+        .ping()
+        .then(() => {
+          down = false;
+          resume(new Set(channels.keys()));
+        })
+        .catch(() => undefined);
+    });
+  } else {
+    // A shard subscriber's connection ended: ioredis names its primary, and the slot map still
+    // says which channels it carried. Every connection lost: every channel.
+    cluster.on('-node', (_redis: unknown, node?: string) => {
+      if (typeof node === 'string') suspend((channel) => channel.node === node);
+    });
+    cluster.on('close', () => suspend(() => true));
+    cluster.on('subscribersReady', () => void reconfirm());
+  }
+
+  /**
+   * ioredis re-sends SSUBSCRIBE to each shard's new subscriber without reporting when it is
+   * applied; asking again (Redis ignores a repeated subscription) answers once it is, on that very
+   * connection. Channels whose slot moved to another primary are affected too.
+   */
+  async function reconfirm(): Promise<void> {
+    if (subscriber.status === 'end') return;
+    const affected = [...channels].filter(([name, channel]) => {
+      if (ownerOf(name) !== channel.node) channel.suspended = true;
+      return channel.suspended;
+    });
+    if (affected.length === 0) return;
+    const results = await Promise.allSettled(
+      affected.map(async ([name, channel]) => {
+        await send('subscribe', name);
+        channel.node = ownerOf(name);
+        return name;
+      }),
+    );
+    const confirmed = new Set(results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : [])));
+    resume(confirmed);
+    if (confirmed.size < affected.length && !retryTimer) {
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        void reconfirm();
+      }, RECONFIRM_RETRY_MS).unref();
+    }
+  }
 
   return {
     /** Where the streams this hub feeds count what they deliver. */
     meter,
 
     /** Resolves once Redis delivers the channel's messages to `listener`; call the result to stop. */
-    async subscribe(channel: string, listener: Listener): Promise<() => void> {
-      const id = await pubsub.subscribe(channel, (message: unknown) => {
-        if (!suspended) listener(message);
-      });
-      let active = true;
+    async subscribe(name: string, listener: Listener): Promise<() => void> {
+      let channel = channels.get(name);
+      if (!channel) {
+        const created: Channel = { listeners: new Set(), confirmed: send('subscribe', name), suspended: down, node: undefined };
+        created.confirmed.then(
+          () => (created.node = ownerOf(name)),
+          () => undefined,
+        );
+        channels.set(name, (channel = created));
+      }
+      const own: Listener = (message) => listener(message);
+      channel.listeners.add(own);
+      try {
+        await channel.confirmed;
+      } catch (error) {
+        channel.listeners.delete(own);
+        if (channels.get(name) === channel && channel.listeners.size === 0) channels.delete(name);
+        throw error;
+      }
+      const subscribed = channel;
       return () => {
-        if (!active) return;
-        active = false;
-        pubsub.unsubscribe(id);
+        if (!subscribed.listeners.delete(own) || subscribed.listeners.size > 0) return;
+        if (channels.get(name) === subscribed) channels.delete(name);
+        send('unsubscribe', name).catch(() => undefined);
       };
     },
 
-    /** Registers a listener for "the subscriber reconnected: read what you may have missed". */
-    onResync(listener: () => void): () => void {
-      resyncListeners.add(listener);
+    /**
+     * Registers a listener for "the subscriber reconnected: read what you may have missed"; with
+     * `channels`, only when one of them was affected. Call the result to stop.
+     */
+    onResync(listener: () => void, watched?: string[]): () => void {
+      resyncListeners.set(listener, watched ? new Set(watched) : null);
       return () => resyncListeners.delete(listener);
     },
   };

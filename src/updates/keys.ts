@@ -1,7 +1,11 @@
 import { ID_PATTERN } from '../ids.js';
 import type { ResourceRef } from './types.js';
 
-/** The Redis keys and pub/sub channel of one stream (a resource's or a project's). */
+/**
+ * The Redis keys and pub/sub channel of one stream (a resource's or a project's). The channel
+ * carries the keys' hash tag, so on a Redis Cluster it is a shard channel of the keys' slot, which
+ * the append script can publish to.
+ */
 export interface StreamAddress {
   /** Hash: `seq` (last assigned), `epoch`, `final` (set once a terminal update is stored). */
   meta: string;
@@ -32,7 +36,7 @@ export function resourceStream(prefix: string, ref: ResourceRef): ResourceStream
     meta: `${prefix}update_meta:${tagged}`,
     history: `${prefix}recent_updates:${tagged}`,
     appendIds: `${prefix}update_ids:${tagged}`,
-    channel: `${prefix}updates:${name}`,
+    channel: `${prefix}updates:${tagged}`,
   };
 }
 
@@ -43,6 +47,6 @@ export function projectStream(prefix: string, projectId: string): StreamAddress 
   return {
     meta: `${prefix}update_meta:${tagged}`,
     history: `${prefix}recent_updates:${tagged}`,
-    channel: `${prefix}updates:project:${projectId}`,
+    channel: `${prefix}updates:${tagged}`,
   };
 }

@@ -60,7 +60,7 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
 
   /** Resolves once every channel is confirmed and the first read is queued; rejects (and cleans up) otherwise. */
   async start(channels: string[]): Promise<void> {
-    this.stops.push(this.hub.onResync(() => this.push(RESYNC)));
+    this.stops.push(this.hub.onResync(() => this.push(RESYNC), channels));
     try {
       const subscribed = await Promise.allSettled(
         channels.map((channel) => this.hub.subscribe(channel, (message) => this.push(message as M))),

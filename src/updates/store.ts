@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { defineScript, readScript } from '../redis.js';
+import { defineScript, publishCommand, readScript } from '../redis.js';
 import { newEpoch } from './cursor.js';
 import { projectStream, resourceStream, type StreamAddress } from './keys.js';
 import {
@@ -102,6 +102,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         keys.push(project.meta, project.history);
         args.push(project.channel, newEpoch());
       }
+      args.push(publishCommand(connection));
       const entry = await appendScript(keys.length, ...keys, ...args);
       if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
       return JSON.parse(entry) as UpdateEntry;

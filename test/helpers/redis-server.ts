@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '../../src/dev/redis-server.js';
 import { nth } from './elements.js';
@@ -105,6 +106,137 @@ export async function startSentinelGroup(options: SentinelGroupOptions): Promise
       },
       stop,
     };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * A Redis Cluster on loopback as production runs one: three primaries, each with a replica, formed
+ * by `redis-cli --cluster create`. Every server is a child of this process, stopped by `stop()`.
+ */
+export interface RedisClusterGroup {
+  servers: RedisServer[];
+  /** What points Herald at the cluster: REDIS_CLUSTER_NODES. */
+  env: Record<string, string>;
+  /** The server that is primary of `slot` now, and its replicas, as the cluster itself reports. */
+  shardOf(slot: number): Promise<{ primary: RedisServer; replicas: RedisServer[] }>;
+  /** Moves `slot` and its keys to another primary, as `redis-cli --cluster reshard` does; resolves with that primary. */
+  moveSlot(slot: number): Promise<RedisServer>;
+  stop(): Promise<void>;
+}
+
+interface ClusterShardReply {
+  slots: number[];
+  nodes: Array<{ port: number; role: string; health: string }>;
+}
+
+/** CLUSTER SHARDS answers flat [name, value, ...] lists; this reads the parts a test needs. */
+function readShards(reply: unknown[]): ClusterShardReply[] {
+  const record = (list: unknown[]) => {
+    const fields = new Map<string, unknown>();
+    for (let i = 0; i + 1 < list.length; i += 2) fields.set(String(list[i]), list[i + 1]);
+    return fields;
+  };
+  return reply.map((shard) => {
+    const fields = record(shard as unknown[]);
+    const nodes = (fields.get('nodes') as unknown[][]).map(record);
+    return {
+      slots: (fields.get('slots') as unknown[]).map(Number),
+      nodes: nodes.map((node) => ({
+        port: Number(node.get('port')),
+        role: String(node.get('role')),
+        health: String(node.get('health')),
+      })),
+    };
+  });
+}
+
+/**
+ * Starts six cluster-enabled servers and forms the cluster; resolves once every node reports
+ * `cluster_state:ok` and knows all six, and every replica is in sync, so a failover can start at
+ * once. `nodeTimeoutMs` is how long a silent primary takes to be failed over.
+ */
+export async function startRedisCluster(options: { nodeTimeoutMs: number }): Promise<RedisClusterGroup> {
+  const servers: RedisServer[] = [];
+  const stop = async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  };
+  try {
+    const args = [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-node-timeout',
+      String(options.nodeTimeoutMs),
+      '--repl-diskless-sync-delay',
+      '0',
+    ];
+    servers.push(...(await Promise.all(Array.from({ length: 6 }, () => startRedisServer({ extraArgs: args })))));
+    const addresses = servers.map((server) => `127.0.0.1:${server.port}`);
+    await new Promise<void>((resolve, reject) => {
+      execFile('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], (error, stdout) =>
+        error ? reject(new Error(`redis-cli --cluster create failed: ${error.message}\n${stdout}`)) : resolve(),
+      );
+    });
+    await waitFor(async () => {
+      const infos = await Promise.all(
+        servers.map((server) =>
+          ask(server.url, async (redis) => `${await redis.cluster('INFO')}${await redis.info('replication')}`),
+        ),
+      );
+      return infos.every(
+        (info) =>
+          info.includes('cluster_state:ok') &&
+          info.includes('cluster_known_nodes:6') &&
+          (info.includes('role:master') || info.includes('master_link_status:up')),
+      );
+    }, 20_000);
+    const byPort = (port: number) => servers.find((server) => server.port === port);
+    const shards = async () => {
+      const live = servers.filter((server) => server.process.exitCode === null && server.process.signalCode === null);
+      return readShards((await ask(nth(live, 0).url, (redis) => redis.call('CLUSTER', 'SHARDS'))) as unknown[]);
+    };
+    const onlinePrimary = (shard: ClusterShardReply) => {
+      const node = shard.nodes.find(({ role, health }) => role === 'master' && health === 'online');
+      return node && byPort(node.port);
+    };
+    const group: RedisClusterGroup = {
+      servers,
+      env: { REDIS_CLUSTER_NODES: addresses.join(',') },
+      async shardOf(slot) {
+        const shard = (await shards()).find(({ slots }) => {
+          for (let i = 0; i + 1 < slots.length; i += 2) if (slot >= slots[i]! && slot <= slots[i + 1]!) return true;
+          return false;
+        });
+        const server = shard && onlinePrimary(shard);
+        if (!shard || !server) throw new Error(`no online primary for slot ${slot}`);
+        const replicas = shard.nodes.filter((node) => node.role === 'replica').flatMap((node) => byPort(node.port) ?? []);
+        return { primary: server, replicas };
+      },
+      async moveSlot(slot) {
+        const { primary: source } = await group.shardOf(slot);
+        const target = (await shards()).map(onlinePrimary).find((server) => server && server !== source);
+        if (!target) throw new Error('no other primary to move the slot to');
+        const [sourceId, targetId] = await Promise.all(
+          [source, target].map((server) => ask(server.url, (redis) => redis.call('CLUSTER', 'MYID') as Promise<string>)),
+        );
+        await ask(target.url, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sourceId!));
+        await ask(source.url, async (redis) => {
+          await redis.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', targetId!);
+          for (;;) {
+            const keys = (await redis.call('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as string[];
+            if (keys.length === 0) break;
+            await redis.call('MIGRATE', '127.0.0.1', target.port, '', 0, 5_000, 'KEYS', ...keys);
+          }
+        });
+        for (const server of [target, source])
+          await ask(server.url, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId!));
+        return target;
+      },
+      stop,
+    };
+    return group;
   } catch (error) {
     await stop();
     throw error;

@@ -1,0 +1,274 @@
+import calculateSlot from 'cluster-key-slot';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CancelJobDocument,
+  FileProgressDocument,
+  NotificationsDocument,
+  OnlineUsersDocument,
+  ProjectProgressDocument,
+  QueryProgressDocument,
+  RecentUpdatesDocument,
+  SendNotificationDocument,
+  StartFileProcessingDocument,
+  StartQueryDocument,
+  type FileProgressSubscription,
+  type NotificationsSubscription,
+  type ProjectProgressSubscription,
+  type QueryProgressSubscription,
+} from '../src/client/generated.js';
+import { createPublisher } from '../src/publisher.js';
+import { resourceStream } from '../src/updates/keys.js';
+import type { ResourceRef } from '../src/updates/types.js';
+import { makeDocument } from './helpers/documents.js';
+import { nth } from './helpers/elements.js';
+import { clientsFor, type HeraldClients } from './helpers/herald.js';
+import { startCluster, type Cluster } from './helpers/processes.js';
+import { connect, uniquePrefix } from './helpers/redis.js';
+import { startRedisCluster, type RedisClusterGroup } from './helpers/redis-server.js';
+import { collect, waitFor, type Collected } from './helpers/streams.js';
+
+type FileUpdate = FileProgressSubscription['fileProgress'];
+type QueryUpdate = QueryProgressSubscription['queryProgress'];
+type ProjectUpdate = ProjectProgressSubscription['projectProgress'];
+type Notification = NotificationsSubscription['notifications'];
+
+const keyPrefix = uniquePrefix();
+const settings = { KEY_PREFIX: keyPrefix, CHUNK_CHARS: '150', PRESENCE_HEARTBEAT_MS: '500', PRESENCE_TTL_MS: '1500' };
+let redis: RedisClusterGroup;
+let herald: Cluster<2, 2>;
+let api: [HeraldClients, HeraldClients];
+
+beforeAll(async () => {
+  redis = await startRedisCluster({ nodeTimeoutMs: 1_000 });
+  herald = await startCluster(settings, { apis: 2, workers: 2 }, redis.env);
+  api = [clientsFor(herald.apiUrls[0]), clientsFor(herald.apiUrls[1])];
+}, 90_000);
+
+afterAll(async () => {
+  for (const clients of api ?? []) await clients.dispose();
+  await herald?.stop();
+  await redis?.stop();
+}, 60_000);
+
+/** The environment a producer outside Herald's processes reads: the cluster and the API's key prefix. */
+function producerEnv(nodes = redis.env.REDIS_CLUSTER_NODES) {
+  return { REDIS_CLUSTER_NODES: nodes, KEY_PREFIX: keyPrefix };
+}
+
+/**
+ * A file `user` watches on both instances (graphql-ws and SSE) once its first update reached both,
+ * and the slot of its channel.
+ */
+async function watchedFile(user: string) {
+  const token = await api[0].token(user);
+  const producer = createPublisher({ env: producerEnv() });
+  const file = await producer.register({ kind: 'file', ownerId: user });
+  await producer.append(file, { event: 'queued', status: 'QUEUED' });
+  await producer.close();
+  const watch = (clients: HeraldClients, transport: 'ws' | 'sse', until?: (items: FileUpdate[]) => boolean) =>
+    collect<FileUpdate>(
+      transport === 'ws' ? clients.ws(token) : clients.sse(token),
+      FileProgressDocument,
+      { fileId: file.id, after: null },
+      { field: 'fileProgress', until, timeoutMs: 45_000 },
+    );
+  const whole = [watch(api[0], 'ws'), watch(api[1], 'sse')];
+  await Promise.all([watch(api[0], 'ws', (items) => items.length > 0), watch(api[1], 'sse', (items) => items.length > 0)]);
+  return { file, slot: calculateSlot(resourceStream(keyPrefix, file).channel), whole };
+}
+
+/** Appends the file's terminal update through a new producer on `nodes`; every watcher gets it after the first, and completes. */
+async function finishAndExpect(file: ResourceRef, whole: Array<Promise<Collected<FileUpdate>>>, nodes?: string) {
+  const producer = createPublisher({ env: producerEnv(nodes) });
+  await producer.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
+  await producer.close();
+  for (const run of await Promise.all(whole)) {
+    expect(run.completed).toBe(true);
+    expect(run.items.map((u) => [u.seq, u.event])).toEqual([
+      [1, 'queued'],
+      [2, 'processing_completed'],
+    ]);
+  }
+}
+
+function isTerminal(status: string): boolean {
+  return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(status);
+}
+
+describe('on a Redis Cluster of three primaries and three replicas', () => {
+  it('runs file and query jobs: progress over graphql-ws and SSE on both instances, projectProgress and recentUpdates', async () => {
+    const token = await api[0].token({ sub: 'cora', projects: ['apollo'] });
+    const project = collect<ProjectUpdate>(
+      api[1].ws(token),
+      ProjectProgressDocument,
+      { projectId: 'apollo' },
+      { field: 'projectProgress', until: (items) => items.filter((u) => isTerminal(u.update.status)).length === 3 },
+    );
+    const started = await Promise.all(
+      Array.from({ length: 2 }, async (_, i) => {
+        const { body } = await api[0].http(token, StartFileProcessingDocument, {
+          input: { name: `c${i}.md`, content: makeDocument(8 + i), projectId: 'apollo' },
+        });
+        expect(body.errors).toBeUndefined();
+        return body.data!.startFileProcessing;
+      }),
+    );
+    const files = await Promise.all(
+      started.flatMap(({ fileId, cursor }) => [
+        collect<FileUpdate>(api[0].ws(token), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' }),
+        collect<FileUpdate>(api[1].sse(token), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' }),
+      ]),
+    );
+    for (const run of files) {
+      expect(run.completed).toBe(true);
+      expect(run.items.map((u) => u.seq)).toEqual(run.items.map((_, i) => i + 1));
+      expect(run.items.at(-1)!.event).toBe('processing_completed');
+    }
+
+    const { body } = await api[1].http(token, StartQueryDocument, {
+      input: { question: 'What is a cache?', projectId: 'apollo' },
+    });
+    expect(body.errors).toBeUndefined();
+    const { queryId, cursor } = body.data!.startQuery;
+    const answers = await Promise.all([
+      collect<QueryUpdate>(api[0].sse(token), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' }),
+      collect<QueryUpdate>(api[1].ws(token), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' }),
+    ]);
+    for (const run of answers) {
+      expect(run.completed).toBe(true);
+      expect(run.items.map((u) => u.seq)).toEqual(run.items.map((_, i) => i + 1));
+      expect(run.items.at(-1)!.event).toBe('done');
+    }
+    expect(answers[0].items).toEqual(answers[1].items);
+
+    // The project stream may have opened after the jobs began (it then replays its latest entries):
+    // each job's part is a run of consecutive seqs up to its last update.
+    const projectItems = (await project).items;
+    for (const [i, file] of started.entries()) {
+      const seqs = projectItems.filter((u) => 'fileId' in u.update && u.update.fileId === file.fileId).map((u) => u.update.seq);
+      const first = seqs[0] ?? 0;
+      expect(seqs).toEqual(seqs.map((_, k) => first + k));
+      expect(seqs.at(-1)).toBe(nth(files, 2 * i).items.at(-1)!.seq);
+    }
+    expect(projectItems.some((u) => 'queryId' in u.update && u.update.queryId === queryId)).toBe(true);
+
+    const fileId = nth(started, 0).fileId;
+    const recent = await api[1].http(token, RecentUpdatesDocument, { kind: 'FILE', id: fileId, limit: 3 });
+    expect(recent.body.errors).toBeUndefined();
+    const whole = nth(files, 0).items;
+    expect(recent.body.data!.recentUpdates.map((u) => u.seq)).toEqual(whole.slice(-3).map((u) => u.seq));
+  });
+
+  it('resumes from a cursor on the other instance, and cancels a running job run by a worker process', async () => {
+    const token = await api[0].token('remy');
+    const { body } = await api[0].http(token, StartFileProcessingDocument, {
+      input: { name: 'long.md', content: makeDocument(3_000) },
+    });
+    const { fileId, cursor } = body.data!.startFileProcessing;
+    const first = await collect<FileUpdate>(
+      api[0].ws(token),
+      FileProgressDocument,
+      { fileId, after: cursor },
+      { field: 'fileProgress', until: (items) => items.filter((u) => u.event === 'extraction_progress').length >= 2 },
+    );
+    const resumeFrom = nth(first.items, first.items.length - 1);
+    const resumed = collect<FileUpdate>(
+      api[1].sse(token),
+      FileProgressDocument,
+      { fileId, after: resumeFrom.cursor },
+      { field: 'fileProgress' },
+    );
+    const cancelled = await api[1].http(token, CancelJobDocument, { id: fileId });
+    expect(cancelled.body.errors).toBeUndefined();
+    const rest = await resumed;
+    expect(rest.completed).toBe(true);
+    expect(rest.items.map((u) => u.seq)).toEqual(rest.items.map((_, i) => resumeFrom.seq + i + 1));
+    expect(rest.items.at(-1)).toMatchObject({ event: 'cancelled', status: 'CANCELLED' });
+    expect(rest.items.some((u) => u.event === 'processing_completed')).toBe(false);
+  });
+
+  it('notifies a user, a role, a project and everyone, on every instance, and counts presence across instances', async () => {
+    const admin = await api[0].token({ sub: 'root', roles: ['admin'] });
+    const nia = await api[0].token({ sub: 'nia', roles: ['ops'], projects: ['apollo'] });
+    const titles = ['to nia', 'to ops', 'to apollo', 'to all'];
+    const tabs = [api[0].ws(nia), api[1].ws(nia)];
+    const received = tabs.map((tab) =>
+      collect<Notification>(
+        tab,
+        NotificationsDocument,
+        {},
+        { field: 'notifications', until: (items) => items.length >= titles.length },
+      ),
+    );
+    await waitFor(async () => {
+      const { body } = await api[1].http(admin, OnlineUsersDocument, {});
+      return body.data?.onlineUsers.find((u) => u.id === 'nia')?.connections === 2;
+    });
+    const targets = [
+      { kind: 'USER', id: 'nia' },
+      { kind: 'ROLE', id: 'ops' },
+      { kind: 'PROJECT', id: 'apollo' },
+      { kind: 'GLOBAL' },
+    ] as const;
+    for (const [i, target] of targets.entries()) {
+      const { body } = await api[i % 2 === 0 ? 0 : 1].http(admin, SendNotificationDocument, {
+        input: { target, title: titles[i]! },
+      });
+      expect(body.errors).toBeUndefined();
+    }
+    for (const run of await Promise.all(received)) {
+      expect(run.items.map((n) => n.title)).toEqual(titles);
+      expect(run.items.map((n) => n.target.kind)).toEqual(targets.map((t) => t.kind));
+    }
+  });
+
+  it('publishes every message with SPUBLISH to one shard: no node ran a plain PUBLISH', async () => {
+    const stats = await Promise.all(
+      redis.servers.map(async (server) => {
+        const client = connect(server.url);
+        try {
+          return await client.info('commandstats');
+        } finally {
+          client.disconnect();
+        }
+      }),
+    );
+    const calls = (name: string) =>
+      stats.reduce((sum, info) => sum + Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0), 0);
+    expect(calls('publish')).toBe(0);
+    expect(calls('spublish')).toBeGreaterThan(0);
+  });
+
+  it('resyncs the streams of a slot moved to another primary: a terminal update sent after the move arrives at once', async () => {
+    const { file, slot, whole } = await watchedFile('max');
+    await redis.moveSlot(slot);
+    await finishAndExpect(file, whole);
+  }, 60_000);
+
+  it('resyncs the streams of a shard whose primary froze and failed over: a terminal update sent meanwhile arrives at once', async () => {
+    const { file, slot, whole } = await watchedFile('fay');
+    const { primary, replicas } = await redis.shardOf(slot);
+    // SIGSTOP, not SIGKILL: the subscribers' connections to the frozen primary stay open and
+    // silent, so nothing but Herald's own resync can bring what the new primary publishes.
+    primary.process.kill('SIGSTOP');
+    try {
+      await waitFor(async () => {
+        const infos = await Promise.all(
+          replicas.map(async (replica) => {
+            const client = connect(replica.url);
+            try {
+              return await client.info('replication');
+            } finally {
+              client.disconnect();
+            }
+          }),
+        );
+        return infos.some((info) => info.includes('role:master'));
+      }, 20_000);
+      const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
+      await finishAndExpect(file, whole, live.join(','));
+    } finally {
+      primary.process.kill('SIGKILL');
+    }
+  }, 90_000);
+});
