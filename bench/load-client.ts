@@ -337,6 +337,11 @@ serveRequests({
 
   report,
 
+  /** How many subscriptions have not yet received seq `latest[topic]` of their topic. */
+  behind(request: { latest: number[] }) {
+    return connections.filter((c) => c.lastSeq < nth(request.latest, c.topic)).length;
+  },
+
   /**
    * Moves every connection's subscription to a new one (`subscriptions[i]` for connection i): a
    * complete, then a subscribe under the same id, so each connection still holds exactly one.

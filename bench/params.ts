@@ -22,9 +22,10 @@ export interface Params {
   /**
    * Connections, each with one subscription, on one instance: a broadcast to all of them, then one
    * update to each of `resources` resources. Capped by the open-file hard limit (the run says so).
-   * `perClient` connections per load-client process, `perAddress` per 127.0.0.x source address.
+   * `perClient` connections per load-client process, `perAddress` per 127.0.0.x source address,
+   * `handshakes` in flight per load client at once.
    */
-  s7: { connections: number; resources: number; perClient: number; perAddress: number };
+  s7: { connections: number; resources: number; perClient: number; perAddress: number; handshakes: number };
   /** Plain-text documents of 0.1, 1 and 5 MB (the default MAX_CONTENT_BYTES), those up to `largestMb`. */
   s8: { largestMb: number };
   /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
@@ -38,7 +39,7 @@ const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'herald
   s4: { connections: 5_000 },
   s5: { clients: 1_000, updates: 100 },
   s6: { files: 300, sections: 100, concurrency: 8 },
-  s7: { connections: 100_000, resources: 1_000, perClient: 5_000, perAddress: 5_000 },
+  s7: { connections: 100_000, resources: 1_000, perClient: 5_000, perAddress: 5_000, handshakes: 100 },
   s8: { largestMb: 5 },
 };
 
@@ -49,7 +50,7 @@ const QUICK: typeof FULL = {
   s4: { connections: 200 },
   s5: { clients: 50, updates: 100 },
   s6: { files: 10, sections: 30, concurrency: 4 },
-  s7: { connections: 1_000, resources: 100, perClient: 500, perAddress: 500 },
+  s7: { connections: 1_000, resources: 100, perClient: 500, perAddress: 500, handshakes: 100 },
   s8: { largestMb: 1 },
 };
 
@@ -68,7 +69,7 @@ export const USAGE = `npm run bench -- [options]
   s4.connections                              S4 idle memory
   s5.clients s5.updates                       S5 resume
   s6.files s6.sections s6.concurrency         S6 end to end
-  s7.connections s7.resources s7.perClient s7.perAddress   S7 connections on one instance
+  s7.connections s7.resources s7.perClient s7.perAddress s7.handshakes   S7 connections on one instance
   s8.largestMb                                S8 large documents (0.1, 1, 5 MB)
 
 Environment: BENCH_QUICK=1, BENCH_SCENARIOS, BENCH_SERVERS work like the flags.
