@@ -68,6 +68,8 @@ export interface StormResult {
   resources: StormDelivery | null;
   errors: number;
   firstError: string;
+  /** What did not run to its end, and why. */
+  notes: string[];
 }
 
 /** Several load clients seen as one: status summed, everything else asked of each. */
@@ -236,27 +238,32 @@ export async function connectionStorm(runner: StormRunner, log: (line: string) =
     const broadcast = await deliver(runner, group, server.httpUrl, [everyone], subsPerTopic);
     log(`  S7 broadcast: ${broadcast.received} of ${broadcast.expected}, p99 ${broadcast.p99Ms} ms`);
 
-    // Every connection moves its one subscription to one of the resources, round-robin.
-    const moved = await group.each<{ resubscribed: number }>('resubscribe', (k) => {
-      const offset = k * perClient;
-      return {
+    /** Every connection moves its one subscription to one of the resources, round-robin; one update to each. */
+    const manyResources = async () => {
+      const moved = await group.each<{ resubscribed: number }>('resubscribe', (k) => ({
         subscriptions: Array.from({ length: nth(connected, k).opened }, (_, i) => {
-          const topic = (offset + i) % p.resources;
+          const topic = (k * perClient + i) % p.resources;
           return { topic, variables: { fileId: nth(ids, topic) } };
         }),
-      };
+      }));
+      subsPerTopic.fill(0);
+      moved.forEach(({ resubscribed }, k) => {
+        for (let i = 0; i < resubscribed; i += 1) {
+          const topic = (k * perClient + i) % p.resources;
+          subsPerTopic[topic] = nth(subsPerTopic, topic) + 1;
+        }
+      });
+      await settle(runner, group, p.resources, opened);
+      const topics = Array.from({ length: p.resources }, (_, i) => i);
+      const resources = await deliver(runner, group, server.httpUrl, topics, subsPerTopic);
+      log(`  S7 ${p.resources} resources: ${resources.received} of ${resources.expected}, p99 ${resources.p99Ms} ms`);
+      return resources;
+    };
+    const notes: string[] = [];
+    const resources = await manyResources().catch((error: Error) => {
+      notes.push(`the round over ${p.resources} resources did not finish: ${error.message.slice(0, 200)}`);
+      return null;
     });
-    subsPerTopic.fill(0);
-    moved.forEach(({ resubscribed }, k) => {
-      for (let i = 0; i < resubscribed; i += 1) {
-        const topic = (k * perClient + i) % p.resources;
-        subsPerTopic[topic] = nth(subsPerTopic, topic) + 1;
-      }
-    });
-    await settle(runner, group, p.resources, opened);
-    const topics = Array.from({ length: p.resources }, (_, i) => i);
-    const resources = await deliver(runner, group, server.httpUrl, topics, subsPerTopic);
-    log(`  S7 ${p.resources} resources: ${resources.received} of ${resources.expected}, p99 ${resources.p99Ms} ms`);
     const status = await group.call<{ errors: number; closed: number; firstError: string }>('status');
     return {
       requested: p.connections,
@@ -277,6 +284,7 @@ export async function connectionStorm(runner: StormRunner, log: (line: string) =
       resources,
       errors: status.errors + status.closed,
       firstError: status.firstError,
+      notes,
     };
   } finally {
     await group.call('close').catch(() => undefined);
@@ -312,10 +320,11 @@ export function printStorm(r: StormResult): string {
     const loop = d.loopDelayP99Ms === null ? '–' : `${n(d.loopDelayP99Ms, 1)} / ${n(d.loopDelayMaxMs ?? 0, 1)}`;
     out += `| ${name} | ${n(d.updates)} | ${n(d.expected)} | ${n(d.received)} | ${d.lost} / ${d.duplicated} / ${d.outOfOrder} | ${n(d.p50Ms, 1)} | ${n(d.p99Ms, 1)} | ${n(d.maxMs, 1)} | ${loop} |\n`;
   }
+  for (const note of r.notes) out += `\n**${note}.**\n`;
   const b = r.broadcast;
   const lossless = [r.broadcast, r.resources].every((d) => d && d.lost === 0 && d.duplicated === 0 && d.outOfOrder === 0);
   out += '\n| S7 target | measured | status |\n| --- | --- | --- |\n';
-  out += `| ≤ ${TARGET_RSS_KB} KB RSS per idle connection with its subscription | ${kb(r.rssPerIdleConnectionKb)} after ${IDLE_MS / 1000} s idle (${kb(r.rssPerConnectionKb)} 2 s after the storm) | ${judge(r.rssPerIdleConnectionKb <= TARGET_RSS_KB)}${r.rssPerConnectionKb > TARGET_RSS_KB ? ' idle; NOT met 2 s after the storm' : ''} |\n`;
+  out += `| ≤ ${TARGET_RSS_KB} KB RSS per idle connection with its subscription | ${kb(r.rssPerIdleConnectionKb)} after ${IDLE_MS / 1000} s idle (${kb(r.rssPerConnectionKb)} 2 s after the storm) | ${judge(r.rssPerIdleConnectionKb <= TARGET_RSS_KB)} (judged idle${r.rssPerIdleConnectionKb <= TARGET_RSS_KB && r.rssPerConnectionKb > TARGET_RSS_KB ? '; not met 2 s after the storm' : ''}) |\n`;
   out += `| broadcast to all with p99 ≤ 1 s | ${b ? `${n(b.p99Ms, 1)} ms` : '–'} | ${judge(!!b && b.p99Ms <= TARGET_P99_MS && b.received === b.expected)} |\n`;
   out += `| every connection got every update | ${[r.broadcast, r.resources].map((d) => (d ? `${n(d.received)} of ${n(d.expected)}` : '–')).join(', ')} | ${judge(lossless && r.failures === 0)} |\n`;
   if (r.cap) out += `\nJudged at ${n(r.ran)} connections, the count that ran, not at ${n(r.requested)}.\n`;
