@@ -7,13 +7,21 @@
  */
 import WebSocket from 'ws';
 import { nth } from '../test/helpers/elements.js';
-import { nowUs, serveRequests, sleep, type ClientReport, type ServerKind, type SubscriptionSpec } from './shared.js';
+import {
+  LATENCY_BUCKET_US,
+  nowUs,
+  serveRequests,
+  sleep,
+  type ClientReport,
+  type ServerKind,
+  type SubscriptionSpec,
+} from './shared.js';
 
 const NEXT = Buffer.from('"type":"next"');
 const SEQ = Buffer.from('"seq":');
 const SENT = Buffer.from('"bt":');
 /** Latency histogram: 10 µs buckets up to 20 s, the last bucket holding everything later. */
-const BUCKET_US = 10;
+const BUCKET_US = LATENCY_BUCKET_US;
 const BUCKETS = 2_000_000;
 
 interface Connection {
@@ -183,7 +191,11 @@ function subscribeFrame(c: Connection): string {
 function open(url: string, token: string, spec: SubscriptionSpec, subscribeNow: boolean): Promise<Connection> {
   return new Promise((resolve, reject) => {
     const protocol = kind === 'raw' ? undefined : 'graphql-transport-ws';
-    const socket = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: 20_000 });
+    const socket = new WebSocket(url, protocol, {
+      perMessageDeflate: false,
+      handshakeTimeout: 20_000,
+      ...(spec.localAddress ? { localAddress: spec.localAddress } : {}),
+    });
     const c: Connection = {
       socket,
       topic: spec.topic,
@@ -325,6 +337,28 @@ serveRequests({
 
   report,
 
+  /** How many subscriptions have not yet received seq `latest[topic]` of their topic. */
+  behind(request: { latest: number[] }) {
+    return connections.filter((c) => c.lastSeq < nth(request.latest, c.topic)).length;
+  },
+
+  /**
+   * Moves every connection's subscription to a new one (`subscriptions[i]` for connection i): a
+   * complete, then a subscribe under the same id, so each connection still holds exactly one.
+   */
+  resubscribe(request: { subscriptions: SubscriptionSpec[] }) {
+    connections.forEach((c, index) => {
+      const spec = nth(request.subscriptions, index);
+      c.socket.send('{"id":"1","type":"complete"}');
+      c.topic = spec.topic;
+      c.variables = spec.variables;
+      c.ready = false;
+      c.lastSeq = spec.base ?? 0;
+      c.socket.send(subscribeFrame(c));
+    });
+    return { resubscribed: connections.length };
+  },
+
   async close() {
     closing = true;
     for (const c of connections) c.socket.close(1000);
@@ -356,8 +390,11 @@ function measure() {
   return { startUs: measureStartUs };
 }
 
-/** Ends the measurement. `expected[topic]` is how many updates each topic got (a subscription's due). */
-function report(request: { expected?: number[] }): ClientReport {
+/**
+ * Ends the measurement. `expected[topic]` is how many updates each topic got (a subscription's due).
+ * `buckets` adds the latency histogram's non-empty buckets, so several clients' latencies can be merged.
+ */
+function report(request: { expected?: number[]; buckets?: boolean }): ClientReport {
   const cpu = process.cpuUsage(measureCpu);
   const wallUs = Math.max(nowUs() - measureStartUs, 1);
   let received = 0;
@@ -413,5 +450,15 @@ function report(request: { expected?: number[] }): ClientReport {
       ? { allCaughtUpMs: caughtUp === connections.length ? (lastCaughtUpUs - resumeStartUs) / 1000 : null, caughtUp }
       : {}),
     ...(firstError ? { firstError } : {}),
+    ...(request.buckets ? { buckets: nonEmptyBuckets() } : {}),
   };
+}
+
+/** The latency histogram as [bucket, count] pairs, empty buckets left out. */
+function nonEmptyBuckets(): Array<[number, number]> {
+  const pairs: Array<[number, number]> = [];
+  histogram.forEach((count, bucket) => {
+    if (count > 0) pairs.push([bucket, count]);
+  });
+  return pairs;
 }

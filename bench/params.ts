@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ServerKind } from './shared.js';
 
-export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S8'] as const;
+export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** The scenarios `--profile` can run again under node --cpu-prof. */
 export type ProfiledScenario = 'S1' | 'S2' | 'S5';
@@ -19,6 +19,13 @@ export interface Params {
   s4: { connections: number };
   s5: { clients: number; updates: number };
   s6: { files: number; sections: number; concurrency: number };
+  /**
+   * Connections, each with one subscription, on one instance: a broadcast to all of them, then one
+   * update to each of `resources` resources. Capped by the open-file hard limit (the run says so).
+   * `perClient` connections per load-client process, `perAddress` per 127.0.0.x source address,
+   * `handshakes` in flight per load client at once.
+   */
+  s7: { connections: number; resources: number; perClient: number; perAddress: number; handshakes: number };
   /** Plain-text documents of 0.1, 1 and 5 MB (the default MAX_CONTENT_BYTES), those up to `largestMb`. */
   s8: { largestMb: number };
   /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
@@ -32,6 +39,7 @@ const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'herald
   s4: { connections: 5_000 },
   s5: { clients: 1_000, updates: 100 },
   s6: { files: 300, sections: 100, concurrency: 8 },
+  s7: { connections: 100_000, resources: 1_000, perClient: 5_000, perAddress: 5_000, handshakes: 100 },
   s8: { largestMb: 5 },
 };
 
@@ -42,6 +50,7 @@ const QUICK: typeof FULL = {
   s4: { connections: 200 },
   s5: { clients: 50, updates: 100 },
   s6: { files: 10, sections: 30, concurrency: 4 },
+  s7: { connections: 1_000, resources: 100, perClient: 500, perAddress: 500, handshakes: 100 },
   s8: { largestMb: 1 },
 };
 
@@ -60,6 +69,7 @@ export const USAGE = `npm run bench -- [options]
   s4.connections                              S4 idle memory
   s5.clients s5.updates                       S5 resume
   s6.files s6.sections s6.concurrency         S6 end to end
+  s7.connections s7.resources s7.perClient s7.perAddress s7.handshakes   S7 connections on one instance
   s8.largestMb                                S8 large documents (0.1, 1, 5 MB)
 
 Environment: BENCH_QUICK=1, BENCH_SCENARIOS, BENCH_SERVERS work like the flags.
@@ -86,7 +96,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
   const quick = values.quick ?? env.BENCH_QUICK === '1';
   const sizes = structuredClone(quick ? QUICK : FULL) as unknown as Record<string, Record<string, number>>;
   for (const assignment of values.set ?? []) {
-    const [, scenario = '', setting = '', value] = /^(s[1-7])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment) ?? [];
+    const [, scenario = '', setting = '', value] = /^(s[1-8])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment) ?? [];
     const settings = sizes[scenario];
     if (!settings || !(setting in settings)) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
     settings[setting] = Number(value);

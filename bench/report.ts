@@ -4,6 +4,7 @@
  */
 import type { Params, Scenario } from './params.js';
 import type { ProfileSummary } from './profile.js';
+import { printStorm, type StormResult } from './s7.js';
 import type { ServerKind } from './shared.js';
 
 /** One server in one scenario. Null means "not measured here". */
@@ -65,6 +66,8 @@ export interface Results {
   profile: ProfileSummary | null;
   /** S8: one document at a time through the API and a worker. */
   documents: DocumentRun[];
+  /** S7, when it ran. */
+  storm: StormResult | null;
   durationS: number;
 }
 
@@ -88,6 +91,7 @@ const TITLES: Record<Scenario, (p: Params) => string> = {
   S4: (p) => `S4 idle memory: ${p.s4.connections} connections, one subscription each`,
   S5: (p) => `S5 resume: ${p.s5.clients} clients each resuming ${p.s5.updates} updates from a cursor at once`,
   S6: (p) => `S6 end to end: ${p.s6.files} files through BullMQ workers (concurrency ${p.s6.concurrency}) to subscribers`,
+  S7: (p) => `S7 ${p.s7.connections} connections on one instance, one subscription each`,
   S8: (p) => `S8 large documents: plain text up to ${p.s8.largestMb} MB, one at a time, through the API and one worker`,
 };
 
@@ -350,6 +354,7 @@ export function printReport(results: Results): string {
     `RSS / sub: VmRSS growth from idle to all subscribed, per subscription.${results.params.quick ? " **Quick mode: tiny sizes, not the issue's figures.**" : ''} Run took ${results.durationS} s.\n`;
   for (const scenario of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const) out += scenarioTable(results, scenario);
   out += documentsTable(results);
+  if (results.storm) out += printStorm(results.storm);
   out += '\n### Targets\n\n| figure | target | measured | status |\n| --- | --- | --- | --- |\n';
   for (const t of targets(results)) out += `| ${t.figure} | ${t.target} | ${t.measured} | ${t.status} |\n`;
   const loadLimited = results.rows.filter((r) => (r.clientCpuPercent ?? 0) >= 90);

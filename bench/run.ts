@@ -31,6 +31,7 @@ import {
 } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import { printReport, type DocumentRun, type Row, type Results, type Step } from './report.js';
+import { connectionStorm, type StormRunner } from './s7.js';
 import {
   createPeer,
   nowUs,
@@ -152,7 +153,7 @@ interface ClientStatus {
 }
 
 /** Publishes a prime on every topic until every subscription has received one (bounded: 60 s). */
-async function primeUntilReady(bench: Bench, topics: number): Promise<ClientStatus> {
+async function primeUntilReady(bench: Pick<Bench, 'client' | 'producer'>, topics: number): Promise<ClientStatus> {
   await bench.producer.call('prime', { topics: Array.from({ length: topics }, (_, i) => i) });
   const deadline = Date.now() + 60_000;
   let lastPrime = Date.now();
@@ -297,7 +298,7 @@ type WaitEnd = 'complete' | 'stalled' | 'cap';
  * then is lost), or `capMs` passed while deliveries were still arriving (a backlog).
  */
 async function waitDelivered(
-  bench: Bench,
+  bench: Pick<Bench, 'client'>,
   expected: number,
   field: 'received' | 'completed' | 'caughtUp',
   capMs = 60_000,
@@ -786,6 +787,37 @@ async function largeDocuments(bench: Bench): Promise<DocumentRun[]> {
   }
 }
 
+/** What S7 (bench/s7.ts) uses of this runner: its processes, producer and waits, over several load clients. */
+function stormRunner(bench: Bench, hardOpenFiles: number): StormRunner {
+  return {
+    params: bench.params.s7,
+    hardOpenFiles,
+    producer: bench.producer,
+    token: bench.token,
+    query: HERALD_QUERY,
+    async startHerald(ids) {
+      await bench.admin.flushall();
+      const server = await startServer({ ...bench, openFiles: hardOpenFiles }, 'herald', 'S7-herald');
+      await bench.producer.call('init', {
+        kind: 'herald',
+        redisUrl: bench.redis.url,
+        keyPrefix: KEY_PREFIX,
+        topics: ids,
+        owner: OWNER,
+      });
+      return { ...server, stop: () => stopServer(bench, server) };
+    },
+    spawnClient(name, openFiles) {
+      const child = spawnPinned(name, 'bench/load-client.ts', { core: LOAD_CORE, ipc: true, openFiles });
+      bench.children.push(child);
+      bench.loadPids.push(child.pid);
+      return { child, peer: createPeer(child.process, name) };
+    },
+    primeUntilReady: (client, topics) => primeUntilReady({ client, producer: bench.producer }, topics),
+    waitReceived: (client, expected, capMs, stallMs) => waitDelivered({ client }, expected, 'received', capMs, stallMs),
+  };
+}
+
 function notApplicable(scenario: Scenario, kind: ServerKind): Row {
   return { ...rowOf(scenario, kind, null, null), na: true, notes: ['n/a: Herald only (no history, no cursors)'] };
 }
@@ -883,6 +915,7 @@ async function main(): Promise<void> {
     s3Steps: {},
     profile: null,
     documents: [],
+    storm: null,
     durationS: 0,
   };
   try {
@@ -898,6 +931,7 @@ async function main(): Promise<void> {
         else if (kind !== 'herald') results.rows.push(notApplicable(scenario, kind));
         else if (scenario === 'S5') results.rows.push(await resume(bench));
         else if (scenario === 'S6') results.rows.push(await endToEnd(bench));
+        else if (scenario === 'S7') results.storm = await connectionStorm(stormRunner(bench, hardLimit), log);
         else results.documents = await largeDocuments(bench);
       }
     }

@@ -15,6 +15,9 @@ export function nowUs(): number {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The width of the load client's latency histogram buckets, in µs. */
+export const LATENCY_BUCKET_US = 10;
+
 /** The three servers under test. */
 export type ServerKind = 'herald' | 'raw' | 'stock';
 
@@ -126,6 +129,8 @@ export interface SubscriptionSpec {
   variables: Record<string, unknown>;
   /** Resume: the seq of the cursor it resumes after. */
   base?: number;
+  /** The source address to connect from (one address has only about 28,000 ephemeral ports to a server port). */
+  localAddress?: string;
 }
 
 /** What the load client measured between `measure` and `report`. */
@@ -152,6 +157,8 @@ export interface ClientReport {
   allCaughtUpMs?: number | null;
   caughtUp?: number;
   firstError?: string;
+  /** When asked for: the latency histogram's non-empty buckets, [bucket of 10 µs, count]. */
+  buckets?: Array<[number, number]>;
 }
 
 /** What the producer did in one `run`. */

@@ -128,7 +128,7 @@ export function buildApp(config: Config, options: AppOptions) {
     async start(): Promise<{ url: string; port: number }> {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(config.port, config.host, () => resolve());
+        server.listen({ port: config.port, host: config.host, backlog: config.listenBacklog }, () => resolve());
       });
       presence.start();
       revocations.start();

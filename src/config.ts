@@ -47,6 +47,7 @@ const schema = z
   .object({
     PORT: int(0, 65535).default(4000),
     HOST: z.string().min(1).optional(),
+    LISTEN_BACKLOG: int(1, 65535).default(4096),
     REDIS_URL: z
       .string()
       .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
@@ -205,6 +206,12 @@ export interface Config {
   mode: Mode;
   port: number;
   host: string;
+  /**
+   * Connections the kernel may hold accepted but not yet taken by the process (LISTEN_BACKLOG; the
+   * kernel caps it at net.core.somaxconn). Node's default, 511, overflows in a reconnect storm of
+   * thousands of clients: their handshakes are reset.
+   */
+  listenBacklog: number;
   redis: RedisSettings;
   jwtSecret: string;
   keyPrefix: string;
@@ -380,6 +387,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mode,
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
+    listenBacklog: e.LISTEN_BACKLOG,
     redis: redisSettings(e),
     jwtSecret: e.JWT_SECRET ?? '',
     keyPrefix: e.KEY_PREFIX,

@@ -234,6 +234,17 @@ describe('WebSocket without a valid token', () => {
     expect(outcome.closedAt).toBeLessThan(exp * 1000 + 1_500);
   });
 
+  it('closes each of several connections when its own token expires, and none sooner', async () => {
+    const tokens = await Promise.all([1, 2, 3, 2].map((ttlSeconds) => herald.token({ sub: 'alice', ttlSeconds })));
+    const outcomes = await Promise.all(tokens.map((token) => rawConnection({ authorization: `Bearer ${token}` })));
+    outcomes.forEach((outcome, i) => {
+      const exp = expiryOf(tokens[i]!);
+      expect(outcome).toMatchObject({ acked: true, code: 4401 });
+      expect(outcome.closedAt).toBeGreaterThanOrEqual(exp * 1000 - 50);
+      expect(outcome.closedAt).toBeLessThan(exp * 1000 + 1_500);
+    });
+  });
+
   it('closes an open graphql-ws connection with a live subscription when its token expires', async () => {
     const token = await herald.token({ sub: 'alice', projects: ['apollo'], ttlSeconds: 2 });
     const client = herald.ws(token);

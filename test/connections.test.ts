@@ -1,4 +1,5 @@
 import type { FormattedExecutionResult } from 'graphql';
+import { execFileSync } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import type { Client } from 'graphql-ws';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -488,5 +489,22 @@ describe('permessage-deflate', () => {
     expect(body).toBe(BODY);
     // The headers, the ack, and the result deflated from over 10 KB to a few hundred bytes.
     expect(bytesRead).toBeLessThan(BODY.length / 4);
+  });
+});
+
+describe('listen backlog', () => {
+  /** The backlog the kernel holds for the socket listening on `port` (ss' Send-Q of a listening socket). */
+  function backlogOf(port: number): number {
+    const line = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim();
+    return Number(line.split(/\s+/)[2]);
+  }
+
+  it('listens with LISTEN_BACKLOG, so a connect storm beyond Node’s 511 is queued rather than reset', async () => {
+    const [h] = await instances(1, { LISTEN_BACKLOG: '1234' });
+    expect(backlogOf(Number(new URL(h.url).port))).toBe(1234);
+    const client = wsClient(h.wsUrl, await h.token('alice'));
+    clients.push(client);
+    const me = await run(client, ME);
+    expect(me.data).toMatchObject({ me: { id: 'alice' } });
   });
 });

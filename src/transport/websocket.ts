@@ -12,6 +12,7 @@ import type { PresenceRegistry } from '../presence/registry.js';
 import type { ConnectionHandle } from '../schema/builder.js';
 import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
+import { createSecondWheel } from '../timeouts.js';
 import { isEventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 import type { ErrorShaper } from './error-codes.js';
@@ -26,9 +27,6 @@ import {
 } from './ws-protocol.js';
 
 const PAYLOAD = Symbol('payload');
-
-/** The longest delay setTimeout accepts; a later expiry is re-armed when it fires. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `extensions.http` tells Yoga the HTTP status to answer with; on a WebSocket it means nothing. */
 function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
@@ -58,7 +56,6 @@ interface ConnectionServer {
 class Connection implements SessionHooks, ConnectionHandle {
   readonly openedAt = Date.now();
   viewer: Viewer | null = null;
-  expiryTimer: NodeJS.Timeout | undefined = undefined;
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
   present = false;
   isClosed = false;
@@ -179,16 +176,16 @@ function createWebSocketAuth(options: AuthOptions) {
     socket.close(CloseCode.Unauthorized, reason);
   }
 
-  function armExpiry(connection: Connection) {
-    clearTimeout(connection.expiryTimer);
+  /** Every connection's token expiry on one timer, keyed by the `exp` of its viewer's token. */
+  const expiries = createSecondWheel<Connection>((connection) => closeUnauthorized(connection.socket, 'Token expired'));
+  const armExpiry = (connection: Connection) => {
     const expiresAt = connection.viewer?.expiresAt;
-    if (!expiresAt || connection.isClosed) return;
-    const delay = Math.min(Math.max(expiresAt * 1000 - Date.now(), 0), MAX_TIMER_MS);
-    connection.expiryTimer = setTimeout(() => {
-      if (expiresAt * 1000 <= Date.now()) closeUnauthorized(connection.socket, 'Token expired');
-      else armExpiry(connection);
-    }, delay);
-  }
+    if (expiresAt && !connection.isClosed) expiries.add(connection, expiresAt);
+  };
+  const disarmExpiry = (connection: Connection) => {
+    const expiresAt = connection.viewer?.expiresAt;
+    if (expiresAt) expiries.delete(connection, expiresAt);
+  };
 
   const stopRevocations = revocations.onRevoked((userId, revokedAt) => {
     let closed = 0;
@@ -235,10 +232,13 @@ function createWebSocketAuth(options: AuthOptions) {
     },
     reauthenticate(this: void, connection: Connection, viewer: Viewer): void {
       if (connection.isClosed || viewer.id !== connection.viewer?.id) return;
+      disarmExpiry(connection);
       connection.viewer = viewer;
       armExpiry(connection);
       logger.info({ connectionId: connection.id, userId: viewer.id, expiresAt: viewer.expiresAt }, 'websocket token refreshed');
     },
+    /** The connection closed: its expiry is dropped. */
+    closed: disarmExpiry,
     stop: stopRevocations,
   };
 }
@@ -380,7 +380,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     /** One line per connection that spoke graphql-ws, admitted or not: who, how it ended, how long it lasted. */
     closed(connection, code) {
       connection.isClosed = true;
-      clearTimeout(connection.expiryTimer);
+      auth.closed(connection);
       const durationMs = Date.now() - connection.openedAt;
       metrics.connectionDuration.observe(durationMs / 1000);
       logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');

@@ -6,15 +6,22 @@ const base = { REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }
 describe('configuration', () => {
   it('applies the contract defaults', () => {
     const config = loadConfig(base);
-    expect(config).toMatchObject({ port: 4000, host: '0.0.0.0', updates: { historyLimit: 100, replayOnConnect: 10 } });
+    expect(config).toMatchObject({
+      port: 4000,
+      host: '0.0.0.0',
+      listenBacklog: 4096,
+      updates: { historyLimit: 100, replayOnConnect: 10 },
+    });
     expect(loadConfig(base, { mode: 'dev' }).host).toBe('127.0.0.1');
   });
 
   it('lists every bad value at once, with a clear message', () => {
-    const attempt = () => loadConfig({ PORT: 'eighty', HISTORY_LIMIT: '0', REDIS_URL: 'http://x', JWT_SECRET: 'short' });
+    const attempt = () =>
+      loadConfig({ PORT: 'eighty', LISTEN_BACKLOG: '0', HISTORY_LIMIT: '0', REDIS_URL: 'http://x', JWT_SECRET: 'short' });
     expect(attempt).toThrow(ConfigError);
     for (const line of [
       'PORT: must be a whole number',
+      'LISTEN_BACKLOG: must be at least 1',
       'HISTORY_LIMIT: must be at least 1',
       'REDIS_URL: must start with redis:// or rediss://',
       'JWT_SECRET: must be at least 32 characters',
