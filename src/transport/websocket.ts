@@ -14,7 +14,7 @@ import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
 import { isEventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
-import type { ErrorShaper } from './error-codes.js';
+import { withoutHttp, type ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import {
@@ -29,14 +29,6 @@ const PAYLOAD = Symbol('payload');
 
 /** The longest delay setTimeout accepts; a later expiry is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** `extensions.http` tells Yoga the HTTP status to answer with; on a WebSocket it means nothing. */
-function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
-  return errors.map((error) => {
-    const { http: _http, ...extensions } = error.extensions ?? {};
-    return { ...error.toJSON(), extensions };
-  });
-}
 
 /** What the connections of one server share: the server's half of each of their hooks. */
 interface ConnectionServer {
