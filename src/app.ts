@@ -96,6 +96,7 @@ export function buildApp(config: Config, options: AppOptions) {
     yoga,
     redis,
     metrics,
+    verify,
     page: createLivePage({ devToken: options.devToken }),
     maxBodyBytes,
     drain: config.limits.refusedBodyDrain,
