@@ -84,6 +84,28 @@ describe('SSE event ids and Last-Event-ID', () => {
     }
   });
 
+  it('does the same for notifications: an id on every item, and Last-Event-ID resumes after it', async () => {
+    const token = await herald.token('noa');
+    for (const title of ['one', 'two', 'three']) {
+      await herald.http(
+        token,
+        `mutation { sendNotification(input: { target: { kind: USER, id: "noa" }, title: "${title}" }) { id } }`,
+      );
+    }
+    const url = `${herald.url}/graphql?query=${encodeURIComponent('subscription { notifications { title } }')}`;
+    const titles = (events: Array<{ data: string }>) =>
+      events.map((event) => (JSON.parse(event.data) as { data: { notifications: { title: string } } }).data.notifications.title);
+    const first = await readEventStream(url, { authorization: `Bearer ${token}` });
+    const events = await first.nextEvents(3);
+    first.close();
+    expect(titles(events)).toEqual(['one', 'two', 'three']);
+    expect(events.every((event) => event.id !== undefined)).toBe(true);
+    const resumed = await readEventStream(url, { authorization: `Bearer ${token}`, 'last-event-id': events[1]!.id! });
+    const after = await resumed.nextEvents(1);
+    resumed.close();
+    expect(titles(after)).toEqual(['three']);
+  });
+
   it('refuses a Last-Event-ID that is not a cursor', async () => {
     const { file } = await fileWithUpdates('lee', 1);
     const stream = await readEventStream(fileProgressUrl(file), {
