@@ -98,6 +98,7 @@ export function buildApp(config: Config, options: AppOptions) {
     yoga,
     redis,
     metrics,
+    verify,
     page: createLivePage({ devToken: options.devToken }),
     maxBodyBytes,
     drain: config.limits.refusedBodyDrain,

@@ -44,6 +44,11 @@ export interface Context {
   services: Services;
   /** Set for operations sent over a WebSocket; HTTP and SSE requests have none. */
   connection?: ConnectionHandle;
+  /**
+   * The cursor a reconnecting EventSource sends as `Last-Event-ID` (the `id:` of the last event it
+   * got on the same URL): subscriptions resume after it rather than after the URL's own `after`.
+   */
+  lastEventId?: string;
 }
 
 /**
@@ -52,6 +57,13 @@ export interface Context {
  * same operation can then share one result, and one serialized payload.
  */
 export const SHARED_RESULTS = 'heraldSharedResults';
+
+/**
+ * Set in a subscription field's `extensions` to a function from one of its events to the cursor
+ * of the item it becomes: SSE sends it as the event's `id:` even when the selection has no
+ * `cursor`, so a reconnecting EventSource can resume after it.
+ */
+export const EVENT_CURSOR = 'heraldEventCursor';
 
 export const builder = new SchemaBuilder<{
   Context: Context;

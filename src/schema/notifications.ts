@@ -18,8 +18,8 @@ import {
 import type { OnlineUser } from '../presence/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
-import { builder } from './builder.js';
-import { badInput, validCursor } from './guards.js';
+import { builder, EVENT_CURSOR } from './builder.js';
+import { badInput, resumeCursor, validCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
 /** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
@@ -62,6 +62,13 @@ function itemOf(entry: NotificationEntry, read: boolean | null): NotificationIte
     read: entry.event === 'CREATED' ? read : true,
     gap: null,
   };
+}
+
+/** The cursor of the item `notifications` makes of `event`, as the item's own `cursor` field gives it. */
+function notificationEventCursor(event: NotificationStreamEvent): string {
+  return event.type === 'entry'
+    ? encodeCursor({ epoch: event.entry.epoch, seq: event.entry.n })
+    : encodeCursor({ epoch: event.gap.epoch ?? '0', seq: event.gap.resumesAfter });
 }
 
 function gapItem(viewer: Viewer, gap: HistoryGap): NotificationItem {
@@ -373,8 +380,9 @@ builder.subscriptionField('notifications', (t) =>
       'any viewer), every item after it, none twice, then live. A HISTORY_GAP item comes first when items ' +
       'after `after` are gone. Never completes by itself.',
     args: { after: t.arg.string() },
+    extensions: { [EVENT_CURSOR]: notificationEventCursor },
     subscribe: async (_root, args, context) => {
-      const cursor = validCursor(args.after);
+      const cursor = resumeCursor(context, args.after);
       const { hub, notifications, config } = context.services;
       try {
         return await openNotificationStream({

@@ -12,8 +12,8 @@ import {
   type UpdateEntry,
   type UpdateStatus,
 } from '../updates/types.js';
-import { builder, SHARED_RESULTS, type Context } from './builder.js';
-import { accessibleResource, badInput, validCursor, validId } from './guards.js';
+import { builder, EVENT_CURSOR, SHARED_RESULTS, type Context } from './builder.js';
+import { accessibleResource, badInput, resumeCursor, validId } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
 /**
@@ -172,7 +172,7 @@ const isFinalUpdate = (entry: UpdateEntry) => isTerminal(entry.update.status);
 const updateAppendedAt = (entry: UpdateEntry) => entry.update.timestamp;
 
 async function subscribeResource(context: Context, kind: ResourceKind, id: string, after: string | null | undefined) {
-  const cursor = validCursor(after);
+  const cursor = resumeCursor(context, after);
   const record = await accessibleResource(context, id, kind, kind === 'file' ? 'fileId' : 'queryId');
   const { store, hub, config } = context.services;
   const ref = refOf(record);
@@ -187,6 +187,12 @@ async function subscribeResource(context: Context, kind: ResourceKind, id: strin
     queueLimit: config.updates.subscriberQueueLimit,
   });
 }
+
+/** The cursor of the item `resourceItem` makes of `event`, without making it. */
+const resourceEventCursor = (event: StreamEvent<UpdateEntry>): string =>
+  event.type === 'entry'
+    ? encodeCursor({ epoch: event.entry.epoch, seq: event.entry.seq })
+    : encodeCursor({ epoch: event.gap.epoch ?? NO_EPOCH, seq: event.gap.resumesAfter });
 
 type ItemOf<K extends ResourceKind> = K extends 'file' ? FileItem : QueryItem;
 
@@ -223,7 +229,7 @@ builder.subscriptionField('fileProgress', (t) =>
       'Replays the last REPLAY_ON_CONNECT updates (or every update after `after`), then goes on live; ' +
       'completes after a terminal update. A `history_gap` update comes first when updates after `after` are gone.',
     args: { fileId: t.arg.id({ required: true }), after: t.arg.string() },
-    extensions: { [SHARED_RESULTS]: true },
+    extensions: { [SHARED_RESULTS]: true, [EVENT_CURSOR]: resourceEventCursor },
     subscribe: (_root, args, context) => subscribeResource(context, 'file', String(args.fileId), args.after),
     resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('file', String(args.fileId), event),
   }),
@@ -234,7 +240,7 @@ builder.subscriptionField('queryProgress', (t) =>
     type: QueryUpdateRef,
     description: 'Like fileProgress, for a query: stage updates, then `token` updates, then `done`.',
     args: { queryId: t.arg.id({ required: true }), after: t.arg.string() },
-    extensions: { [SHARED_RESULTS]: true },
+    extensions: { [SHARED_RESULTS]: true, [EVENT_CURSOR]: resourceEventCursor },
     subscribe: (_root, args, context) => subscribeResource(context, 'query', String(args.queryId), args.after),
     resolve: (event: StreamEvent<UpdateEntry>, args) => resourceItem('query', String(args.queryId), event),
   }),
@@ -247,10 +253,10 @@ builder.subscriptionField('projectProgress', (t) =>
       'Every update of every file and query started in the project, in the order they were appended; ' +
       'members only. Never completes by itself.',
     args: { projectId: t.arg.id({ required: true }), after: t.arg.string() },
-    extensions: { [SHARED_RESULTS]: true },
+    extensions: { [SHARED_RESULTS]: true, [EVENT_CURSOR]: (item: ProjectItem) => item.cursor },
     subscribe: async (_root, args, context) => {
       const projectId = validId(String(args.projectId), 'projectId');
-      const cursor = validCursor(args.after);
+      const cursor = resumeCursor(context, args.after);
       if (!isProjectMember(context.viewer, projectId)) {
         throw clientError(ErrorCode.Forbidden, `you are not a member of project ${projectId}`);
       }

@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -12,6 +12,17 @@ function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
     path: error.path,
     originalError: error.originalError,
     extensions: { ...error.extensions, code },
+  });
+}
+
+/**
+ * `extensions.http` tells Yoga the HTTP status to answer with; in a WebSocket message or an SSE
+ * event, where the status was sent long before, it means nothing.
+ */
+export function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
+  return errors.map((error) => {
+    const { http: _http, ...extensions } = error.extensions ?? {};
+    return { ...error.toJSON(), extensions };
   });
 }
 

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { Redis } from 'ioredis';
+import type { TokenVerifier } from '../auth/token.js';
 import { ErrorCode } from '../errors.js';
 import { answerProbe, sendText } from '../metrics.js';
 import { withTimeout } from '../timeouts.js';
 import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
+import { answerSseSession, SSE_SESSION_PATH } from './event-source.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import type { HeraldYoga } from './yoga.js';
 
@@ -13,6 +15,8 @@ export interface HttpHandlerOptions {
   yoga: HeraldYoga;
   redis: Redis;
   metrics: Metrics;
+  /** Checks the token a browser trades for the SSE cookie. */
+  verify: TokenVerifier;
   /** The live page at `/` and its script at `/app.js`. */
   page: LivePage;
   /** Largest request body accepted, by Content-Length; uploads are the largest legitimate bodies. */
@@ -33,7 +37,7 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: WebAsset, h
 }
 
 /** Health, readiness, metrics and the live page beside Yoga, answered without touching GraphQL. */
-export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, drain }: HttpHandlerOptions) {
+export function createHttpHandler({ yoga, redis, metrics, verify, page, maxBodyBytes, drain }: HttpHandlerOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     if ((path === '/' || path === '/app.js') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -52,6 +56,9 @@ export function createHttpHandler({ yoga, redis, metrics, page, maxBodyBytes, dr
       });
     }
     if (await answerProbe(path, metrics.registry, res)) return;
+    if (path === SSE_SESSION_PATH) {
+      return answerSseSession(req, res, verify, () => metrics.authFailures.inc({ transport: 'http' }));
+    }
     if (path === '/readyz') {
       const pinged = redis.ping().then(
         () => true,

@@ -13,7 +13,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
-import { SHARED_RESULTS, type Context } from '../schema/builder.js';
+import { EVENT_CURSOR, SHARED_RESULTS, type Context } from '../schema/builder.js';
 import { isEventStream, MappedStream, type EventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 
@@ -41,6 +41,34 @@ interface ResultCarrier {
   [FIRST_KEY]?: string;
   [FIRST_RESULT]?: Result;
   [MORE_RESULTS]?: Map<string, Result>;
+}
+
+/**
+ * Where an SSE subscriber's result carries the cursor of the event it was made from (see
+ * EVENT_CURSOR), for the event's `id:`. A result shared by several subscribers comes from one
+ * event, so it has one cursor whoever tags it.
+ */
+const RESULT_CURSOR = Symbol('resultCursor');
+interface CursorCarrier {
+  [RESULT_CURSOR]?: string;
+}
+
+/** The cursor of the event `result` was made from, when its field declares one and the subscriber is on SSE. */
+export function resultCursor(result: object): string | undefined {
+  return (result as CursorCarrier)[RESULT_CURSOR];
+}
+
+function withCursor(result: ExecutionResult, cursor: string): ExecutionResult {
+  (result as CursorCarrier)[RESULT_CURSOR] = cursor;
+  return result;
+}
+
+type EventCursor = (event: unknown) => string;
+
+/** The EVENT_CURSOR of subscription field `field`, or null. */
+function eventCursorOf(schema: GraphQLSchema, field: string): EventCursor | null {
+  const cursorOf = schema.getSubscriptionType()?.getFields()[field]?.extensions[EVENT_CURSOR];
+  return typeof cursorOf === 'function' ? (cursorOf as EventCursor) : null;
 }
 
 /** Variables the selection under the root field uses: the root field's own arguments only choose the events. */
@@ -115,11 +143,25 @@ class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
     /** The key of the results shared with other subscribers, or null when none are. */
     private readonly key: string | null,
     private readonly meter: SubscriptionMeter,
+    /** Set for SSE subscribers only: WebSocket messages have no event id. */
+    private readonly cursorOf: EventCursor | null,
   ) {
     super(source);
   }
 
   map(event: unknown): Result {
+    const result = this.result(event);
+    const { cursorOf } = this;
+    if (cursorOf === null) return result;
+    const cursor = cursorOf(event);
+    return result instanceof Promise ? result.then((value) => withCursor(value, cursor)) : withCursor(result, cursor);
+  }
+
+  protected override onEnd(): void {
+    this.meter.closed();
+  }
+
+  private result(event: unknown): Result {
     this.meter.delivered();
     const { key } = this;
     if (key === null || typeof event !== 'object' || event === null) return this.run(event);
@@ -133,10 +175,6 @@ class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
     let result = more.get(key);
     if (!result) more.set(key, (result = this.run(event)));
     return result;
-  }
-
-  protected override onEnd(): void {
-    this.meter.closed();
   }
 
   private run(event: unknown): Result {
@@ -158,7 +196,9 @@ export function createSubscriptionExecutor(onOpen: OnSubscriptionOpen) {
     const plan = planFor(args);
     const key = plan?.shareKey(args.variableValues) ?? null;
     const transport = (args.contextValue as Partial<Context>).connection ? 'websocket' : 'sse';
-    return new ExecutedStream(source, args, plan, key, onOpen(rootField(args), transport));
+    const field = rootField(args);
+    const cursorOf = transport === 'sse' ? eventCursorOf(args.schema, field) : null;
+    return new ExecutedStream(source, args, plan, key, onOpen(field, transport), cursorOf);
   };
 }
 

@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
 import { createSecondWheel } from '../timeouts.js';
 import { isEventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
-import type { ErrorShaper } from './error-codes.js';
+import { withoutHttp, type ErrorShaper } from './error-codes.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import {
@@ -27,14 +27,6 @@ import {
 } from './ws-protocol.js';
 
 const PAYLOAD = Symbol('payload');
-
-/** `extensions.http` tells Yoga the HTTP status to answer with; on a WebSocket it means nothing. */
-function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
-  return errors.map((error) => {
-    const { http: _http, ...extensions } = error.extensions ?? {};
-    return { ...error.toJSON(), extensions };
-  });
-}
 
 /** What the connections of one server share: the server's half of each of their hooks. */
 interface ConnectionServer {

@@ -9,6 +9,7 @@ import { clientError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
 import { MASKED_ERROR_MESSAGE, type ErrorShaper } from './error-codes.js';
+import { eventStreamCookieToken, useEventStreamIds } from './event-source.js';
 import type { LimitName } from './metrics.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
@@ -94,7 +95,8 @@ function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<Uint8Ar
 }
 
 /**
- * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token; the
+ * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token: in the
+ * Authorization header, or for an EventSource (which cannot send headers) in the SSE cookie; the
  * document limits (depth, aliases, tokens, cost) apply to every transport through the envelop.
  */
 export function createYogaServer(options: YogaOptions): HeraldYoga {
@@ -126,12 +128,15 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       options.errors.useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute'), options.errors.maskError),
       useStreamRevocation(options.revocations),
+      useEventStreamIds(),
       useRefusedBodyDrain(config.limits.refusedBodyDrain, () => options.onLimitHit('request_body_size')),
     ],
     context: async ({ request, viewer, connection }) => {
       if (viewer) return { viewer, services, connection };
+      const token = bearerToken(request.headers.get('authorization')) ?? eventStreamCookieToken(request);
+      const lastEventId = request.headers.get('last-event-id') || undefined;
       try {
-        return { viewer: await verify(bearerToken(request.headers.get('authorization'))), services };
+        return { viewer: await verify(token), services, lastEventId };
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
         options.onAuthFailure();

@@ -84,3 +84,79 @@ export function errorCodes(errors: unknown): string[] {
   }
   return [];
 }
+
+/** One event of a `text/event-stream` response, as an EventSource would dispatch it; `retry` set on the events after a hint. */
+export interface SseEvent {
+  id: string | undefined;
+  event: string;
+  data: string;
+  retry: number | undefined;
+}
+
+/** A raw SSE response read event by event (fetch, no client library): what an EventSource would see. */
+export interface EventStreamReader {
+  status: number;
+  events: SseEvent[];
+  /** Resolves once `count` events of type `next` have come (or the stream ended), rejecting after `timeoutMs`. */
+  nextEvents(count: number, timeoutMs?: number): Promise<SseEvent[]>;
+  close(): void;
+}
+
+/** GETs `url` asking for an event stream and parses its frames as they arrive. */
+export async function readEventStream(url: string, headers: Record<string, string> = {}): Promise<EventStreamReader> {
+  const abort = new AbortController();
+  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
+  const events: SseEvent[] = [];
+  let ended = false;
+  let retry: number | undefined;
+  let changed = () => {};
+  void (async () => {
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const fields = buffer.slice(0, end).split('\n');
+        buffer = buffer.slice(end + 2);
+        const field = (name: string) =>
+          fields
+            .find((line) => line.startsWith(`${name}:`))
+            ?.slice(name.length + 1)
+            .trimStart();
+        const hint = field('retry');
+        if (hint !== undefined) retry = Number(hint);
+        const data = field('data');
+        if (data !== undefined) events.push({ id: field('id'), event: field('event') ?? 'message', data, retry });
+      }
+      changed();
+    }
+  })()
+    .catch(() => undefined)
+    .finally(() => {
+      ended = true;
+      changed();
+    });
+  const nexts = () => events.filter((event) => event.event === 'next');
+  return {
+    status: response.status,
+    events,
+    nextEvents(count, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${nexts().length} of ${count} events: ${JSON.stringify(events)}`)),
+          timeoutMs,
+        );
+        changed = () => {
+          if (nexts().length < count && !ended) return;
+          clearTimeout(timer);
+          resolve(nexts());
+        };
+        changed();
+      });
+    },
+    close: () => abort.abort(),
+  };
+}
