@@ -28,6 +28,8 @@
 local limit = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local slack = math.max(1, math.floor(limit / 8))
+-- Before Redis 7, a script must ask for its effects to be replicated to call TIME and then write.
+redis.replicate_commands()
 local now = tonumber(redis.call('TIME')[1])
 local keep_until = now + ttl
 
