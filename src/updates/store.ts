@@ -82,6 +82,7 @@ function hashTag(key: string): string {
 export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
   const { keyPrefix, historyLimit, ttlSeconds } = options;
   const appendScript = defineScript<AppendReply>(connection, 'heraldAppend', APPEND_SCRIPT);
+  const readScript = defineScript<ReadReply>(connection, 'heraldRead', READ_SCRIPT);
   let queued: PendingAppend[] = [];
   let callsInFlight = 0;
 
@@ -124,7 +125,6 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       if (callsInFlight === 0) sendQueued();
     });
   }
-  const readScript = defineScript<ReadReply>(connection, 'heraldRead', READ_SCRIPT);
 
   async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
     const args =
