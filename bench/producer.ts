@@ -1,7 +1,8 @@
 /**
  * The load producer (a child of bench/run.ts, pinned beside Redis and the load client). For Herald
- * it appends through the shipped append.lua exactly as docs/protocol.md says; for raw and stock it
- * PUBLISHes the payload those servers forward. Every update carries its send time (`data.bt`).
+ * it appends through the shipped append.lua exactly as docs/protocol.md says, the updates due in one
+ * tick in one call; for raw and stock it PUBLISHes the payload those servers forward, one command
+ * per update. Every update carries its send time (`data.bt`).
  */
 import { Redis } from 'ioredis';
 import { createResourceRegistry } from '../src/resources/registry.js';
@@ -22,10 +23,12 @@ import {
 /** Commands Redis may have waiting before the producer stops adding more (it then falls behind, visibly). */
 const MAX_IN_FLIGHT = 20_000;
 const HISTORY_LIMIT = '1000';
+/** Most updates in one append.lua call, as Herald's own store sends them. */
+const MAX_BATCH = 256;
 const TTL_SECONDS = 3600;
 
 type AppendRedis = Redis & {
-  heraldAppend(meta: string, history: string, appendIds: string, ...args: string[]): Promise<string | null>;
+  heraldAppend(numberOfKeys: number, ...keysAndArgs: string[]): Promise<string | null | Array<string | null>>;
 };
 
 interface Topic {
@@ -53,45 +56,60 @@ function connection(): AppendRedis {
   return redis;
 }
 
-function onSettled(): void {
-  inFlight -= 1;
+function onSettled(updates: number): void {
+  inFlight -= updates;
 }
 
-function onFailed(error: Error): void {
-  inFlight -= 1;
-  failed += 1;
+function onFailed(updates: number, error: Error): void {
+  inFlight -= updates;
+  failed += updates;
   firstFailure ||= error.message;
 }
 
-/** Publishes one update; the send time is taken right before the command is queued. */
-function publish(topic: Topic, event = 'bench_progress'): Promise<string | null | number> {
-  const sentUs = nowUs();
-  const timestamp = new Date().toISOString();
+/**
+ * Publishes one update per listed topic; the send time is taken right before the command is queued.
+ * Herald's go in calls of up to MAX_BATCH updates; resolves with Herald's stored entries (or nulls).
+ */
+function publish(batch: Topic[], event = 'bench_progress'): Promise<Array<string | null>> {
   const r = connection();
-  inFlight += 1;
-  let sent: Promise<string | null | number>;
+  const sent: Array<Promise<Array<string | null>>> = [];
   if (kind === 'herald') {
-    topic.seq += 1;
-    sent = r.heraldAppend(
-      topic.meta,
-      topic.history,
-      topic.appendIds,
-      HISTORY_LIMIT,
-      String(TTL_SECONDS),
-      topic.epoch,
-      topic.members,
-      heraldUpdate(topic.seq, sentUs, timestamp, event),
-      '0',
-      topic.channel,
-      `${topic.id}:${topic.seq}`,
-    );
+    for (let i = 0; i < batch.length; i += MAX_BATCH) {
+      const chunk = batch.slice(i, i + MAX_BATCH);
+      const keys: string[] = [];
+      const args: string[] = [HISTORY_LIMIT, String(TTL_SECONDS), 'PUBLISH'];
+      const sentUs = nowUs();
+      const timestamp = new Date().toISOString();
+      for (const topic of chunk) {
+        topic.seq += 1;
+        keys.push(topic.meta, topic.history, topic.appendIds);
+        args.push(topic.epoch, topic.members, heraldUpdate(topic.seq, sentUs, timestamp, event), '0', topic.channel);
+        args.push(`${topic.id}:${topic.seq}`, '', '', '', '');
+      }
+      inFlight += chunk.length;
+      const call = r.heraldAppend(keys.length, ...keys, ...args).then((reply) => (Array.isArray(reply) ? reply : [reply]));
+      call.then(
+        () => onSettled(chunk.length),
+        (error: Error) => onFailed(chunk.length, error),
+      );
+      sent.push(call);
+    }
   } else {
-    topic.seq += 1;
-    sent = r.publish(topic.channel, updateFields(topic.id, event === 'prime' ? 0 : topic.seq, sentUs, timestamp));
-    if (event === 'prime') topic.seq -= 1;
+    for (const topic of batch) {
+      const sentUs = nowUs();
+      topic.seq += 1;
+      const payload = updateFields(topic.id, event === 'prime' ? 0 : topic.seq, sentUs, new Date().toISOString());
+      if (event === 'prime') topic.seq -= 1;
+      inFlight += 1;
+      const call = r.publish(topic.channel, payload).then(() => [null]);
+      call.then(
+        () => onSettled(1),
+        (error: Error) => onFailed(1, error),
+      );
+      sent.push(call);
+    }
   }
-  sent.then(onSettled, onFailed);
-  return sent;
+  return Promise.all(sent).then((replies) => replies.flat());
 }
 
 async function drain(deadlineUs: number): Promise<void> {
@@ -103,7 +121,7 @@ serveRequests({
     redis?.disconnect();
     kind = request.kind;
     redis = new Redis(request.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 3 }) as AppendRedis;
-    redis.defineCommand('heraldAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
+    redis.defineCommand('heraldAppend', { lua: APPEND_SCRIPT });
     topics = request.topics.map((id, index) => {
       const stream = resourceStream(request.keyPrefix, { kind: 'file', id });
       return {
@@ -136,7 +154,10 @@ serveRequests({
 
   /** One update on each listed topic, so the runner can tell when every subscription is live. */
   async prime(request: { topics: number[] }) {
-    const replies = await Promise.all(request.topics.map((index) => publish(nth(topics, index), 'prime')));
+    const replies = await publish(
+      request.topics.map((index) => nth(topics, index)),
+      'prime',
+    );
     // Herald returns the stored entry: its seq and epoch are what a resume cursor names.
     return kind === 'herald'
       ? replies.map((reply) => {
@@ -150,9 +171,9 @@ serveRequests({
   async burst(request: { perTopic: number }) {
     const start = nowUs();
     for (let round = 0; round < request.perTopic; round += 1) {
-      for (const topic of topics) {
+      for (let i = 0; i < topics.length; i += MAX_BATCH) {
         while (inFlight >= MAX_IN_FLIGHT) await sleep(1);
-        void publish(topic);
+        publish(topics.slice(i, i + MAX_BATCH)).catch(() => undefined);
       }
     }
     await drain(start + 120e6);
@@ -176,12 +197,14 @@ serveRequests({
       const now = nowUs();
       if (now > hardStopUs) break;
       const due = Math.min(total, Math.floor(((now - startUs) * rate) / 1e6)) - sent;
-      for (let k = 0; k < due && inFlight < MAX_IN_FLIGHT; k += 1) {
-        void publish(topics[next]!);
+      const batch: Topic[] = [];
+      for (let k = 0; k < due && inFlight + batch.length < MAX_IN_FLIGHT; k += 1) {
+        batch.push(topics[next]!);
         perTopic[next]! += 1;
         next = next + 1 === topics.length ? 0 : next + 1;
         sent += 1;
       }
+      publish(batch).catch(() => undefined);
       await sleep(1);
     }
     const lastSendUs = nowUs();

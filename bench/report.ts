@@ -244,6 +244,18 @@ export function targets(results: Results): Target[] {
     });
   } else out.push({ figure: 'S3 highest passing rate', target: '≥ 1.5× stock', measured: '–', status: 'not run' });
 
+  // What each append costs the core Redis shares with the producer and the load client, against a bare PUBLISH.
+  const publishAt = (kind: ServerKind) => results.s3Steps[kind]?.find((s) => s.rate === h3?.rate)?.row.redisCpuUsPerUpdate;
+  const plain = (['raw', 'stock'] as const)
+    .map((k) => (publishAt(k) === undefined ? '' : `, ${k} (PUBLISH) ${num(publishAt(k), 1)} at the same rate`))
+    .join('');
+  out.push({
+    figure: `Redis CPU µs per update, S3 at Herald's highest passing rate${h3?.rate ? ` (${num(h3.rate)}/s)` : ''}`,
+    target: '≤ 5 µs',
+    measured: h3 && h3.redisCpuUsPerUpdate !== null ? `herald ${num(h3.redisCpuUsPerUpdate, 1)}${plain}` : '–',
+    status: judge(h3 && h3.redisCpuUsPerUpdate !== null ? h3.redisCpuUsPerUpdate <= 5 : null),
+  });
+
   const h2 = row('S2', 'herald');
   const r2 = row('S2', 'raw');
   const s2 = row('S2', 'stock');

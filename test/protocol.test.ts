@@ -42,6 +42,7 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
       `${P}update_ids:{file:${id}}`,
       '100',
       '3600',
+      'PUBLISH',
       randomBytes(8).toString('hex'),
       `"kind":"file","id":"${id}"`,
       JSON.stringify({ event, status, progress, timestamp: new Date().toISOString() }),
@@ -84,4 +85,45 @@ it('accepts updates appended through the documented Redis protocol, with no Hera
     [3, 'done', 100],
   ]);
   expect(metricValue(await scrape(herald.url), 'herald_updates_live_total')).toBe(liveBefore + 2);
+});
+
+it('appends several updates of several streams in one documented call, and a re-sent call stores each once', async () => {
+  const P = herald.config.keyPrefix;
+  const [a, b] = [randomUUID(), randomUUID()];
+  const keys = (id: string) => [`${P}update_meta:{file:${id}}`, `${P}recent_updates:{file:${id}}`, `${P}update_ids:{file:${id}}`];
+  const args = (id: string, event: string, appendId: string) => [
+    randomBytes(8).toString('hex'),
+    `"kind":"file","id":"${id}"`,
+    JSON.stringify({ event, status: 'PROCESSING', timestamp: new Date().toISOString() }),
+    '0',
+    `${P}updates:{file:${id}}`,
+    appendId,
+    '',
+    '',
+    '',
+    '',
+  ];
+  const sha = (await producer.script('LOAD', script)) as string;
+  const call = [
+    sha,
+    9,
+    ...keys(a),
+    ...keys(b),
+    ...keys(a),
+    '100',
+    '3600',
+    'PUBLISH',
+    ...args(a, 'a1', 'a-1'),
+    ...args(b, 'b1', 'b-1'),
+    ...args(a, 'a2', 'a-2'),
+  ] as const;
+  const entries = (await producer.evalsha(...call)) as string[];
+  expect(entries.map((e) => JSON.parse(e) as { seq: number; id: string })).toMatchObject([
+    { seq: 1, id: a, update: { event: 'a1' } },
+    { seq: 1, id: b, update: { event: 'b1' } },
+    { seq: 2, id: a, update: { event: 'a2' } },
+  ]);
+  expect(await producer.evalsha(...call)).toEqual(entries);
+  expect(await producer.zrange(`${P}recent_updates:{file:${a}}`, 0, -1)).toEqual([entries[0], entries[2]]);
+  expect(await producer.zrange(`${P}recent_updates:{file:${b}}`, 0, -1)).toEqual([entries[1]]);
 });

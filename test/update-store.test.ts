@@ -7,6 +7,7 @@ import { openStream, type StreamEvent } from '../src/updates/stream.js';
 import { isTerminal, type UpdateEntry, type ResourceRef } from '../src/updates/types.js';
 import { nth } from './helpers/elements.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
+import { startRedisServer } from './helpers/redis-server.js';
 
 const connections = Array.from({ length: 8 }, () => connect());
 const subscriber = connect();
@@ -65,6 +66,63 @@ describe('update store', () => {
 
     const project = await liveProject.messages;
     expect(project.map((e) => (e as unknown as { seq: number }).seq)).toEqual(published.map((e) => e.seq));
+  });
+
+  it('sends appends queued behind an in-flight call together: each stream in order, each stored once, a few script calls', async () => {
+    // A Redis of its own, so its command statistics count this store's calls only.
+    const redis = await startRedisServer();
+    const connection = connect(redis.url);
+    try {
+      const own = createUpdateStore(connection, { keyPrefix, historyLimit: 1_000, ttlSeconds: 3600 });
+      const refs: ResourceRef[] = [
+        { kind: 'file', id: 'batch-a' },
+        { kind: 'query', id: 'batch-b', projectId: 'p-batch' },
+        { kind: 'file', id: 'batch-c', projectId: 'p-batch' },
+      ];
+      const perStream = 200;
+      const appended = await Promise.all(
+        Array.from({ length: perStream * refs.length }, (_, i) =>
+          own.append(nth(refs, i % refs.length), { event: 'tick', status: 'PROCESSING', data: { i } }),
+        ),
+      );
+      // 600 updates: the first alone, the rest in calls of at most 256 (and the call ioredis loads the script with).
+      const stats = await connection.info('commandstats');
+      const calls = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(calls).toBeLessThanOrEqual(5);
+      refs.forEach((ref, r) => {
+        const mine = appended.filter((_, i) => i % refs.length === r);
+        expect(mine.map((e) => e.seq)).toEqual(Array.from({ length: perStream }, (_, i) => i + 1));
+        expect(mine.every((e) => e.kind === ref.kind && e.id === ref.id)).toBe(true);
+      });
+      for (const [r, ref] of refs.entries()) {
+        const history = await own.resourceHistory(ref)({ after: 0 });
+        expect(history.entries.map((e) => (e.update.data as { i: number }).i)).toEqual(
+          Array.from({ length: perStream }, (_, i) => i * refs.length + r),
+        );
+      }
+      const project = await own.projectHistory('p-batch')({ after: 0 });
+      expect(project.entries.map((e) => (e.item.update.data as { i: number }).i)).toEqual(
+        Array.from({ length: perStream * refs.length }, (_, i) => i).filter((i) => i % refs.length !== 0),
+      );
+    } finally {
+      connection.disconnect();
+      await redis.stop();
+    }
+  });
+
+  it('keeps between the limit and limit + limit / 8 entries, and the append ids of exactly those', async () => {
+    const small = createUpdateStore(nth(connections, 1), { keyPrefix, historyLimit: 16, ttlSeconds: 3600 });
+    const ref: ResourceRef = { kind: 'file', id: 'slack' };
+    const ids = resourceStream(keyPrefix, ref).appendIds;
+    for (let i = 1; i <= 60; i += 1) {
+      await small.append(ref, { event: 'tick', status: 'PROCESSING' });
+      const read = await small.resourceHistory(ref)({ after: 0 });
+      const seqs = read.entries.map((e) => e.seq);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, k) => i - seqs.length + 1 + k));
+      expect(seqs.length).toBe(i <= 16 ? i : 16 + ((i - 16) % 2));
+      const kept = await nth(connections, 1).zrange(ids, 0, -1, 'WITHSCORES');
+      expect(kept.filter((_, k) => k % 2 === 1).map(Number)).toEqual(seqs);
+    }
   });
 
   it('trims history to the limit and refuses appends after a terminal update', async () => {

@@ -7,9 +7,13 @@ import type { ResourceRef } from './types.js';
  * the append script can publish to.
  */
 export interface StreamAddress {
-  /** Hash: `seq` (last assigned), `epoch`, `final` (set once a terminal update is stored). */
+  /**
+   * Hash: `seq` (last assigned), `epoch`, `final` (set once a terminal update is stored), `expires`
+   * (when the keys expire, in Unix seconds, so append.lua refreshes it only when due), `ids` (the
+   * append ids key has its expiry).
+   */
   meta: string;
-  /** Sorted set of entries scored by seq, trimmed to the history limit. */
+  /** Sorted set of entries scored by seq: the last `historyLimit`, and up to an eighth more between trims. */
   history: string;
   channel: string;
 }

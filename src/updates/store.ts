@@ -54,13 +54,77 @@ export function ignoreStreamEnded(error: unknown): void {
 /** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
 type ReadReply = [[seq: string | null, epoch: string | null, final: string | null], string[], string[]];
 
+/** append.lua's reply: the entry of a call's one update, or the list of its updates' entries (null: the stream had ended). */
+type AppendReply = string | null | Array<string | null>;
+
+/** Most updates in one append.lua call: a bigger call would hold Redis up for everyone else. */
+const MAX_APPEND_BATCH = 256;
+
+/** One update waiting for its append.lua call: its keys and its 10 arguments (see append.lua). */
+interface PendingAppend {
+  /** Updates in one call must share a slot in Cluster mode: the hash tag of their keys ('' when any may share a call). */
+  group: string;
+  keys: string[];
+  args: string[];
+  resolve: (entry: string | null) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The part of a key in braces: keys with the same hash tag live in the same Cluster slot. */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  return key.slice(open, key.indexOf('}', open) + 1);
+}
+
 /**
  * The update store: the only code that writes progress. Knows Redis and nothing of GraphQL.
  */
 export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
   const { keyPrefix, historyLimit, ttlSeconds } = options;
-  const appendScript = defineScript<string | null>(connection, 'heraldAppend', APPEND_SCRIPT);
+  const appendScript = defineScript<AppendReply>(connection, 'heraldAppend', APPEND_SCRIPT);
   const readScript = defineScript<ReadReply>(connection, 'heraldRead', READ_SCRIPT);
+  let queued: PendingAppend[] = [];
+  let callsInFlight = 0;
+
+  // An update appended while no call is in flight is sent at once; those appended meanwhile wait
+  // for the calls in flight to answer, then go together, a call per slot group, in their order.
+  function sendQueued(): void {
+    const groups = new Map<string, PendingAppend[]>();
+    for (const pending of queued) {
+      const group = groups.get(pending.group);
+      if (group) group.push(pending);
+      else groups.set(pending.group, [pending]);
+    }
+    queued = [];
+    for (const group of groups.values()) {
+      for (let i = 0; i < group.length; i += MAX_APPEND_BATCH) send(group.slice(i, i + MAX_APPEND_BATCH));
+    }
+  }
+
+  function send(batch: PendingAppend[]): void {
+    callsInFlight += 1;
+    const keys = batch.flatMap((p) => p.keys);
+    const args = batch.flatMap((p) => p.args);
+    void appendScript(keys.length, ...keys, String(historyLimit), String(ttlSeconds), publishCommand(connection), ...args)
+      .then(
+        (reply) => {
+          const entries = Array.isArray(reply) ? reply : [reply];
+          batch.forEach((pending, i) => pending.resolve(entries[i] ?? null));
+        },
+        (error: unknown) => batch.forEach((pending) => pending.reject(error)),
+      )
+      .finally(() => {
+        callsInFlight -= 1;
+        if (callsInFlight === 0 && queued.length > 0) sendQueued();
+      });
+  }
+
+  function appendEntry(pending: Omit<PendingAppend, 'resolve' | 'reject'>): Promise<string | null> {
+    return new Promise((resolve, reject) => {
+      queued.push({ ...pending, resolve, reject });
+      if (callsInFlight === 0) sendQueued();
+    });
+  }
 
   async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
     const args =
@@ -78,18 +142,17 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
 
   return {
     /**
-     * Appends one update: seq, history, trim and publish in one Redis step. Throws
-     * StreamEndedError when the resource has already ended, so nothing follows a terminal update.
-     * Each call carries a fresh append id, so when ioredis re-sends it after a lost connection,
-     * the update is still stored once.
+     * Appends one update: seq, history and publish in one Redis step. Throws StreamEndedError when
+     * the resource has already ended, so nothing follows a terminal update. Updates appended while
+     * an earlier append is on its way go to Redis together in one script call, each stream's in the
+     * order they were appended. Each carries a fresh append id, so when ioredis re-sends a call
+     * after a lost connection, every update in it is still stored once.
      */
     async append(ref: ResourceRef, input: UpdateInput): Promise<UpdateEntry> {
       const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
       const resource = resourceStream(keyPrefix, ref);
       const keys = [resource.meta, resource.history, resource.appendIds];
       const args = [
-        String(historyLimit),
-        String(ttlSeconds),
         newEpoch(),
         `"kind":${JSON.stringify(ref.kind)},"id":${JSON.stringify(ref.id)}`,
         JSON.stringify(update),
@@ -101,9 +164,11 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         const project = projectStream(keyPrefix, ref.projectId);
         keys.push(project.meta, project.history);
         args.push(project.channel, newEpoch());
+      } else {
+        args.push('', '');
       }
-      args.push(publishCommand(connection));
-      const entry = await appendScript(keys.length, ...keys, ...args);
+      args.push('', '');
+      const entry = await appendEntry({ group: connection.isCluster ? hashTag(resource.meta) : '', keys, args });
       if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
       return JSON.parse(entry) as UpdateEntry;
     },
