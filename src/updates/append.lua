@@ -15,7 +15,16 @@
 -- ARGV[6] "1" when the update is terminal (COMPLETED, FAILED, CANCELLED)
 -- ARGV[7] resource channel
 -- ARGV[8] append id: unique per logical update, the same on every retry of it ("" for none)
--- ARGV[9] project channel         ARGV[10] epoch for a new project history
+-- ARGV[9] project channel         ARGV[10] epoch for a new project history ("" and "" without a project)
+--
+-- Optional body (a string the resource's entries build up piece by piece, e.g. an answer's text,
+-- so no entry has to carry all of it): the body string key is the LAST key, making 4 keys without
+-- a project or 6 with one, and
+-- ARGV[11] the piece to append to the body ("" for none)
+-- ARGV[12] "1" to start a new body here (a job attempt starting over), else "0"
+-- The body is append-only: a new body starts where the old one ends. The entry then records
+-- "body":[start,end], the byte offsets of its body so far (from the start of the current body to
+-- the end of its own piece); the body key expires with the history but is never trimmed.
 --
 -- Returns the stored resource entry (a JSON string), or false when the resource already ended.
 local limit = tonumber(ARGV[1])
@@ -53,7 +62,21 @@ local state = redis.call('HMGET', KEYS[1], 'final', 'epoch')
 if state[1] then
   return false
 end
-local entry, seq = append(KEYS[1], KEYS[2], ARGV[7], state[2], ARGV[3], ARGV[4] .. ',"update":' .. ARGV[5])
+local members = ARGV[4] .. ',"update":' .. ARGV[5]
+if #KEYS == 4 or #KEYS == 6 then
+  local body_key = KEYS[#KEYS]
+  local start
+  if ARGV[12] == '1' then
+    start = redis.call('STRLEN', body_key)
+    redis.call('HSET', KEYS[1], 'body_start', start)
+  else
+    start = tonumber(redis.call('HGET', KEYS[1], 'body_start') or '0')
+  end
+  local finish = redis.call('APPEND', body_key, ARGV[11])
+  redis.call('EXPIRE', body_key, ttl)
+  members = members .. ',"body":[' .. start .. ',' .. finish .. ']'
+end
+local entry, seq = append(KEYS[1], KEYS[2], ARGV[7], state[2], ARGV[3], members)
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'final', '1')
 end
@@ -65,7 +88,7 @@ if append_id ~= '' then
   end
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-if #KEYS == 5 then
+if #KEYS >= 5 then
   append(KEYS[4], KEYS[5], ARGV[9], redis.call('HGET', KEYS[4], 'epoch'), ARGV[10], '"item":' .. entry)
 end
 return entry
