@@ -122,7 +122,7 @@ describe('answer history', () => {
     }
     const [short, long] = [nth(bytes, 0), nth(bytes, 1)];
     // About 4.6 (34 KB and 158 KB), the later tokens being a digit longer; each update carrying the
-    // whole answer so far made it about 14 (125 KB and 1.8 MB).
+    // whole answer so far made it about 14 (120 KB and 1.67 MB).
     expect(long / short).toBeLessThan(6);
     expect(long).toBeLessThan(2000 * 100);
   });
