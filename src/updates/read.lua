@@ -24,15 +24,18 @@ if #KEYS == 2 then
   return { meta, first, entries }
 end
 -- A resource entry with a body range ends with it (append.lua adds it last), so only the tail of
--- each entry is looked at, newest first: body ends only grow with seq.
+-- each entry is looked at, newest first: body ends only grow with seq. No body, no looking.
+local length = redis.call('STRLEN', KEYS[3])
 local prefix = ''
-for i = #entries, 1, -1 do
-  local finish = string.match(string.sub(entries[i], -48), '"body":%[%d+,(%d+)%]}$')
-  if finish then
-    if tonumber(finish) > 0 then
-      prefix = redis.call('GETRANGE', KEYS[3], 0, tonumber(finish) - 1)
+if length > 0 then
+  for i = #entries, 1, -1 do
+    local finish = string.match(string.sub(entries[i], -48), '"body":%[%d+,(%d+)%]}$')
+    if finish then
+      if tonumber(finish) > 0 then
+        prefix = redis.call('GETRANGE', KEYS[3], 0, tonumber(finish) - 1)
+      end
+      break
     end
-    break
   end
 end
-return { meta, first, entries, prefix, redis.call('STRLEN', KEYS[3]) }
+return { meta, first, entries, prefix, length }

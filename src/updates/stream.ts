@@ -123,18 +123,29 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   private extendBody(entry: E, range: BodyRange): boolean {
     const [start, end] = range;
     const shared = (entry as Carrier<E>)[EVENT];
-    if (shared?.type === 'entry' && shared.body !== null) {
-      this.body = { start, end, text: shared.body };
-      return true;
+    let text: string;
+    if (shared?.type === 'entry' && shared.body !== null) text = shared.body;
+    else {
+      const body = this.body;
+      if (!body) return false;
+      const piece = this.options.body!.piece(entry);
+      const bytes = Buffer.byteLength(piece);
+      if (start === body.start && end === body.end + bytes) text = body.text + piece;
+      else if (start === body.end && end === start + bytes) text = piece;
+      else return false;
     }
-    const body = this.body;
-    if (!body) return false;
-    const piece = this.options.body!.piece(entry);
-    const bytes = Buffer.byteLength(piece);
-    if (start === body.start && end === body.end + bytes) this.body = { start, end, text: body.text + piece };
-    else if (start === body.end && end === start + bytes) this.body = { start, end, text: piece };
-    else return false;
+    this.setBody(start, end, text);
     return true;
+  }
+
+  /** Kept in one object per stream, changed in place: a live token allocates no state. */
+  private setBody(start: number, end: number, text: string): void {
+    if (!this.body) this.body = { start, end, text };
+    else {
+      this.body.start = start;
+      this.body.end = end;
+      this.body.text = text;
+    }
   }
 
   /**
@@ -172,7 +183,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
    */
   private acceptAll(entries: E[], body: BodyPrefix | null): boolean {
     const ranges = body ? this.options.body : undefined;
-    if (ranges && body?.totalBytes === 0) this.body = { start: 0, end: 0, text: '' };
+    if (ranges && body?.totalBytes === 0) this.setBody(0, 0, '');
     for (const entry of entries) {
       if (this.isEnded) return false;
       if (this.isFull) {
@@ -183,7 +194,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
       let text: string | null = null;
       if (range && body && entry.seq > this.lastSeq) {
         text = body.slice(range);
-        this.body = { start: range[0], end: range[1], text };
+        this.setBody(range[0], range[1], text);
       }
       this.accept(entry, false, text);
     }
