@@ -5,6 +5,7 @@ import { startWorkers } from '../src/jobs/workers.js';
 import { createLogger } from '../src/logger.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { metricValue, scrape } from './helpers/metrics.js';
 import { connect } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
@@ -128,6 +129,7 @@ describe('answer history', () => {
   });
 
   it('gives a client resuming from any cursor the right text on every update, live and from history, across a retry', async () => {
+    const liveBefore = metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0;
     const { queryId, cursor, viewer } = await startQuery(herald, 'fail then answer 1200');
     const resumers: Array<Promise<{ from: number; items: AnswerItem[] }>> = [];
     const pick = picker(14);
@@ -154,6 +156,9 @@ describe('answer history', () => {
     expect(reference.at(-1)?.event).toBe('done');
     const texts = expectedTexts(reference);
     for (const item of reference) expect(item.text).toBe(texts.get(item.seq));
+    // Live token updates extend the text a subscription holds: none of them needed a history read.
+    const tokens = reference.filter((item) => item.event === 'token').length;
+    expect((metricValue(await scrape(herald.url), 'herald_updates_live_total') ?? 0) - liveBefore).toBeGreaterThanOrEqual(tokens);
 
     // And after the end, from cursors anywhere in it.
     for (let i = 0; i < 6; i += 1) {
