@@ -24,7 +24,8 @@
 -- ARGV[12] "1" to start a new body here (a job attempt starting over), else "0"
 -- The body is append-only: a new body starts where the old one ends. The entry then records
 -- "body":[start,end], the byte offsets of its body so far (from the start of the current body to
--- the end of its own piece); the body key expires with the history but is never trimmed.
+-- the end of its own piece); the body key is never trimmed, and its expiry is refreshed by each
+-- append to it.
 --
 -- Returns the stored resource entry (a JSON string), or false when the resource already ended.
 local limit = tonumber(ARGV[1])
@@ -63,6 +64,7 @@ if state[1] then
   return false
 end
 local members = ARGV[4] .. ',"update":' .. ARGV[5]
+-- The optional body (see the header): self-contained, it only adds a member to the entry.
 if #KEYS == 4 or #KEYS == 6 then
   local body_key = KEYS[#KEYS]
   local start
