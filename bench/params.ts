@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ServerKind } from './shared.js';
 
-export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8'] as const;
+export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** The scenarios `--profile` can run again under node --cpu-prof. */
 export type ProfiledScenario = 'S1' | 'S2' | 'S5';
@@ -58,7 +58,7 @@ export const USAGE = `npm run bench -- [options]
 
   --quick                 tiny sizes and short runs: a sanity check in about a minute
   --scenarios S1,S3       which scenarios (default all of them)
-  --servers herald,raw    which servers (default herald,raw,stock; S5, S6 and S8 are Herald's only)
+  --servers herald,raw    which servers (default herald,raw,stock; S5, S6, S8 and S9 are Herald's only)
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
   --profile-scenario S2   profile S2 (fan-out) or S5 (resume) instead of S1
   --set s1.rate=4000      override any size (s1..s8 fields below); repeatable

@@ -68,6 +68,8 @@ export interface Results {
   documents: DocumentRun[];
   /** S7, when it ran. */
   storm: StormResult | null;
+  /** S9: one answer's stream in Redis, with its text in a body or on every update. */
+  answers: AnswerRun[];
   durationS: number;
 }
 
@@ -79,6 +81,19 @@ export interface DocumentRun {
   message: string | null;
   seconds: number;
   updates: number;
+}
+
+/** One S9 answer: what its stream takes in Redis and what reading all of its history returns. */
+export interface AnswerRun {
+  tokens: number;
+  /** `body`: tokens appended to the query's body (Herald's jobs); `text`: the whole answer so far on every update. */
+  storage: 'body' | 'text';
+  updates: number;
+  historyLimit: number;
+  /** MEMORY USAGE of every key of the query's stream. */
+  redisBytes: number;
+  /** Bytes of one read of the whole history kept (entries and body prefix): what a client resuming from the start costs. */
+  readBytes: number;
 }
 
 const TITLES: Record<Scenario, (p: Params) => string> = {
@@ -93,7 +108,18 @@ const TITLES: Record<Scenario, (p: Params) => string> = {
   S6: (p) => `S6 end to end: ${p.s6.files} files through BullMQ workers (concurrency ${p.s6.concurrency}) to subscribers`,
   S7: (p) => `S7 ${p.s7.connections} connections on one instance, one subscription each`,
   S8: (p) => `S8 large documents: plain text up to ${p.s8.largestMb} MB, one at a time, through the API and one worker`,
+  S9: () => 'S9 answer history bytes: an answer appended 8 tokens per update, with its text in a body or on every update',
 };
+
+/** S9's table: bytes should grow with the answer (body), not with its square (text on every update). */
+function answersTable(results: Results): string {
+  if (results.answers.length === 0) return '';
+  let out = `\n### ${TITLES.S9(results.params)}\n\n| tokens | storage | updates | HISTORY_LIMIT | Redis bytes | history read bytes |\n| ---: | --- | ---: | ---: | ---: | ---: |\n`;
+  for (const a of results.answers) {
+    out += `| ${num(a.tokens)} | ${a.storage} | ${a.updates} | ${a.historyLimit} | ${num(a.redisBytes)} | ${num(a.readBytes)} |\n`;
+  }
+  return out;
+}
 
 /** S8's table: seconds per MB should stay flat as documents grow. */
 function documentsTable(results: Results): string {
@@ -367,6 +393,7 @@ export function printReport(results: Results): string {
   for (const scenario of ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const) out += scenarioTable(results, scenario);
   out += documentsTable(results);
   if (results.storm) out += printStorm(results.storm);
+  out += answersTable(results);
   out += '\n### Targets\n\n| figure | target | measured | status |\n| --- | --- | --- | --- |\n';
   for (const t of targets(results)) out += `| ${t.figure} | ${t.target} | ${t.measured} | ${t.status} |\n`;
   const loadLimited = results.rows.filter((r) => (r.clientCpuPercent ?? 0) >= 90);

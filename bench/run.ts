@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { signToken } from '../src/auth/token.js';
 import { ensureRedisServer, freePort, startRedisServer, type RedisServer } from '../src/dev/redis-server.js';
 import { encodeCursor } from '../src/updates/cursor.js';
+import { createUpdateStore } from '../src/updates/store.js';
 import { Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { makeDocument, makePlainText } from '../test/helpers/documents.js';
@@ -30,7 +31,7 @@ import {
   type Child,
 } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
-import { printReport, type DocumentRun, type Row, type Results, type Step } from './report.js';
+import { printReport, type AnswerRun, type DocumentRun, type Row, type Results, type Step } from './report.js';
 import { connectionStorm, type StormRunner } from './s7.js';
 import {
   createPeer,
@@ -818,6 +819,58 @@ function stormRunner(bench: Bench, hardOpenFiles: number): StormRunner {
   };
 }
 
+/** S9's answers, in tokens, and the history kept: Herald's default HISTORY_LIMIT, and one that keeps every update. */
+const ANSWER_TOKENS = [500, 2_000];
+const ANSWER_HISTORY_LIMITS = [100, 1_000];
+
+/**
+ * S9: the Redis memory one answer's stream takes (MEMORY USAGE of every key of its hash tag), and
+ * the bytes one read of its whole history returns, its tokens appended 8 per update as the answer
+ * job does: into the query's body, or as the whole answer so far on every update (the job before
+ * issue 14, and any producer that keeps no body).
+ */
+async function answerHistory(bench: Bench): Promise<AnswerRun[]> {
+  await bench.admin.flushall();
+  const runs: AnswerRun[] = [];
+  for (const historyLimit of ANSWER_HISTORY_LIMITS) {
+    const store = createUpdateStore(bench.admin, { keyPrefix: KEY_PREFIX, historyLimit, ttlSeconds: 3600 });
+    for (const tokens of ANSWER_TOKENS) {
+      for (const storage of ['text', 'body'] as const) {
+        const ref = { kind: 'query', id: `s9-${historyLimit}-${tokens}-${storage}` };
+        let text = '';
+        let updates = 0;
+        for (let i = 0; i < tokens; i += 8) {
+          const token = Array.from({ length: Math.min(8, tokens - i) }, (_, k) => ` word${(i + k) % 10}`).join('');
+          const restart = text === '';
+          text += token;
+          updates += 1;
+          if (storage === 'text') await store.append(ref, { event: 'token', status: 'PROCESSING', token, text });
+          else await store.append(ref, { event: 'token', status: 'PROCESSING', token }, { append: token, restart });
+        }
+        const keys = await bench.admin.keys(`${KEY_PREFIX}*{query:${ref.id}}`);
+        const sizes = await Promise.all(keys.map((key) => bench.admin.memory('USAGE', key, 'SAMPLES', 0)));
+        const read = await store.resourceHistory(ref)({ after: 0 });
+        const readBytes =
+          read.entries.reduce((sum, entry) => sum + Buffer.byteLength(JSON.stringify(entry)), 0) +
+          Buffer.byteLength(read.body?.text ?? '');
+        const run = {
+          tokens,
+          storage,
+          updates,
+          historyLimit,
+          redisBytes: sizes.reduce<number>((a, b) => a + (b ?? 0), 0),
+          readBytes,
+        };
+        log(
+          `S9 ${tokens} tokens, ${storage}, HISTORY_LIMIT ${historyLimit}: ${run.redisBytes} bytes in Redis, ${readBytes} read`,
+        );
+        runs.push(run);
+      }
+    }
+  }
+  return runs;
+}
+
 function notApplicable(scenario: Scenario, kind: ServerKind): Row {
   return { ...rowOf(scenario, kind, null, null), na: true, notes: ['n/a: Herald only (no history, no cursors)'] };
 }
@@ -916,6 +969,7 @@ async function main(): Promise<void> {
     profile: null,
     documents: [],
     storm: null,
+    answers: [],
     durationS: 0,
   };
   try {
@@ -932,7 +986,8 @@ async function main(): Promise<void> {
         else if (scenario === 'S5') results.rows.push(await resume(bench));
         else if (scenario === 'S6') results.rows.push(await endToEnd(bench));
         else if (scenario === 'S7') results.storm = await connectionStorm(stormRunner(bench, hardLimit), log);
-        else results.documents = await largeDocuments(bench);
+        else if (scenario === 'S8') results.documents = await largeDocuments(bench);
+        else results.answers = await answerHistory(bench);
       }
     }
     if (params.profile && params.servers.includes('herald')) results.profile = await profile(bench, params.profile);

@@ -6,10 +6,12 @@ import { createNotificationStore } from './notifications/store.js';
 import type { NotificationEntry, NotificationInput } from './notifications/types.js';
 import { createRedis } from './redis.js';
 import { createResourceRegistry, type ResourceKind } from './resources/registry.js';
+import type { BodyPiece } from './updates/body.js';
 import { createUpdateStore, StreamEndedError } from './updates/store.js';
 import type { ResourceRef, UpdateEntry, UpdateInput } from './updates/types.js';
 
 export { StreamEndedError };
+export type { BodyPiece };
 export type { NotificationEntry, NotificationInput, ResourceKind, ResourceRef, UpdateEntry, UpdateInput };
 
 /** A resource a producer announces: who may watch it (its owner, admins, and its project's members). */
@@ -77,10 +79,12 @@ export function createPublisher(options: PublisherOptions = {}) {
     /**
      * Appends one update: numbered, stored and published in one Redis step, and stored once even
      * if the call is retried. After a terminal status (COMPLETED, FAILED, CANCELLED) the stream is
-     * closed: a later append throws StreamEndedError.
+     * closed: a later append throws StreamEndedError. A query's answer goes in `body` (each
+     * token as `{ append: token }`, the attempt's first with `restart: true`) rather than as `text`
+     * on every update, so its history grows with the answer, not with its square.
      */
-    append(resource: ResourceRef, update: UpdateInput): Promise<UpdateEntry> {
-      return store.append(resource, update);
+    append(resource: ResourceRef, update: UpdateInput, body?: BodyPiece): Promise<UpdateEntry> {
+      return store.append(resource, update, body);
     },
 
     /** Sends a notification to a user, a role, a project or everyone; kept for whoever is offline. */

@@ -127,3 +127,56 @@ it('appends several updates of several streams in one documented call, and a re-
   expect(await producer.zrange(`${P}recent_updates:{file:${a}}`, 0, -1)).toEqual([entries[0], entries[2]]);
   expect(await producer.zrange(`${P}recent_updates:{file:${b}}`, 0, -1)).toEqual([entries[1]]);
 });
+
+it("builds a query's text from the body pieces a producer appends, as the protocol says", async () => {
+  const P = herald.config.keyPrefix;
+  const id = randomUUID();
+  await producer.hset(`${P}resource:{${id}}`, {
+    kind: 'query',
+    ownerId: 'pat',
+    projectId: '',
+    name: '',
+    createdAt: new Date().toISOString(),
+  });
+  const sha = (await producer.script('LOAD', script)) as string;
+  // `piece` null: an update that adds nothing to the answer, sent without the body key.
+  const append = (event: string, status: string, token: string | null, piece: string | null, restart = false) => {
+    const keys = [`${P}update_meta:{query:${id}}`, `${P}recent_updates:{query:${id}}`, `${P}update_ids:{query:${id}}`];
+    const args = [
+      '100',
+      '3600',
+      'PUBLISH',
+      randomBytes(8).toString('hex'),
+      `"kind":"query","id":"${id}"`,
+      JSON.stringify({ event, status, token, timestamp: new Date().toISOString() }),
+      status === 'COMPLETED' ? '1' : '0',
+      `${P}updates:{query:${id}}`,
+      randomUUID(),
+    ];
+    if (piece !== null) {
+      keys.push(`${P}update_body:{query:${id}}`);
+      args.push('', '', piece, restart ? '1' : '0');
+    }
+    return producer.evalsha(sha, keys.length, ...keys, ...args) as Promise<string>;
+  };
+  // A first attempt, then a second that starts the answer over; ranges count UTF-8 bytes.
+  expect(JSON.parse(await append('token', 'PROCESSING', 'Hé', 'Hé', true))).toMatchObject({ seq: 1, body: [0, 3] });
+  await append('attempt_failed', 'QUEUED', null, null);
+  expect(JSON.parse(await append('token', 'PROCESSING', 'Ça', 'Ça', true))).toMatchObject({ body: [3, 6] });
+  expect(JSON.parse(await append('token', 'PROCESSING', ' va 🚀', ' va 🚀'))).toMatchObject({ body: [3, 14] });
+  await append('done', 'COMPLETED', null, '');
+  const token = await herald.token('pat');
+  const run = await collect<{ seq: number; text: string | null }>(
+    herald.sse(token),
+    'subscription ($queryId: ID!) { queryProgress(queryId: $queryId) { seq text } }',
+    { queryId: id },
+    { field: 'queryProgress' },
+  );
+  expect(run.items.map((u) => [u.seq, u.text])).toEqual([
+    [1, 'Hé'],
+    [2, null],
+    [3, 'Ça'],
+    [4, 'Ça va 🚀'],
+    [5, 'Ça va 🚀'],
+  ]);
+});

@@ -20,6 +20,9 @@ export interface AnswerSettings {
  * Answers a question from processed files: ranks their distinct sentences with BM25 (retrieving), then
  * streams the generator's answer as coalesced token updates (generating, token) and ends with
  * done. A file that is not processed yet fails the attempt, so the retry can find it ready.
+ * The answer so far is the query's body: each token update appends its token, the attempt's first
+ * update that does starts a new body (a retried attempt starts over), and no update carries the
+ * whole text, so history grows with the answer rather than with its square.
  */
 export async function answerQuery(
   data: QueryJobData,
@@ -55,8 +58,9 @@ export async function answerQuery(
     maxTokens: settings.tokenFlushTokens,
     maxDelayMs: settings.tokenFlushMs,
     flush: async (token) => {
+      const restart = text === '';
       text += token;
-      await publish({ event: 'token', status: 'PROCESSING', token, text });
+      await publish({ event: 'token', status: 'PROCESSING', token }, { append: token, restart });
     },
   });
   try {
@@ -80,13 +84,15 @@ export async function answerQuery(
       text,
     })),
   };
-  await publish({
-    event: 'done',
-    status: 'COMPLETED',
-    progress: 100,
-    message: 'Answered',
-    text,
-    data: { tokens, latencyMs: summary.latencyMs, generator: summary.generator, sources: summary.sources },
-  });
+  await publish(
+    {
+      event: 'done',
+      status: 'COMPLETED',
+      progress: 100,
+      message: 'Answered',
+      data: { tokens, latencyMs: summary.latencyMs, generator: summary.generator, sources: summary.sources },
+    },
+    { append: '', restart: text === '' },
+  );
   return summary;
 }

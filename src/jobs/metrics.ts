@@ -20,8 +20,8 @@ export function countPublished(store: UpdateStore, registry: Registry): UpdateSt
   for (const kind of RESOURCE_KINDS) published.inc({ kind }, 0);
   return {
     ...store,
-    async append(ref, input) {
-      const entry = await store.append(ref, input);
+    async append(ref, input, body) {
+      const entry = await store.append(ref, input, body);
       published.inc({ kind: ref.kind });
       return entry;
     },

@@ -1,4 +1,5 @@
 import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
+import type { BodyPiece } from '../updates/body.js';
 import { ignoreStreamEnded, StreamEndedError, type UpdateStore } from '../updates/store.js';
 import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
 import type { CancelWatcher } from './cancel.js';
@@ -6,8 +7,11 @@ import type { CancelWatcher } from './cancel.js';
 /** What a processor gets: a signal that fires on cancel or timeout, and its resource's publisher. */
 export interface JobContext {
   signal: AbortSignal;
-  /** Appends an update to the job's resource; throws once the job was cancelled or timed out. */
-  publish: (update: UpdateInput) => Promise<UpdateEntry>;
+  /**
+   * Appends an update to the job's resource (and a piece to its body, see UpdateStore.append);
+   * throws once the job was cancelled or timed out.
+   */
+  publish: (update: UpdateInput, body?: BodyPiece) => Promise<UpdateEntry>;
 }
 
 /** The reason BullMQ records for a cancelled job. */
@@ -73,9 +77,9 @@ export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
   }
   const cancel = await cancels.watch(job.id!);
   const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(timeoutMs)]);
-  const publish = (update: UpdateInput) => {
+  const publish = (update: UpdateInput, body?: BodyPiece) => {
     signal.throwIfAborted();
-    return store.append(ref, update);
+    return store.append(ref, update, body);
   };
   let result: T;
   try {

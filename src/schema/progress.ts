@@ -3,7 +3,15 @@ import { isProjectMember } from '../auth/access.js';
 import { refOf, type ResourceKind } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { mapStream, type EventStream } from '../updates/event-stream.js';
-import { CursorAheadError, openStream, type HistoryGap, type OpenStreamOptions, type StreamEvent } from '../updates/stream.js';
+import type { UpdateStore } from '../updates/store.js';
+import {
+  CursorAheadError,
+  openStream,
+  type BodyOfEntries,
+  type HistoryGap,
+  type OpenStreamOptions,
+  type StreamEvent,
+} from '../updates/stream.js';
 import {
   isTerminal,
   type ProjectEntry,
@@ -44,7 +52,19 @@ interface QueryItem extends ItemFields {
   kind: 'query';
   queryId: string;
   token: string | null;
-  text: string | null;
+  /** The answer so far, or how to read it (a project stream's entries come without their body). */
+  text: string | null | TextLoader;
+}
+
+/** Reads an answer's text from the query's body the first time a subscriber selects it; shared by all. */
+class TextLoader {
+  private text: Promise<string> | null = null;
+
+  constructor(private readonly read: () => Promise<string>) {}
+
+  load(): Promise<string> {
+    return (this.text ??= this.read());
+  }
 }
 
 type ProgressItem = FileItem | QueryItem;
@@ -65,6 +85,7 @@ function itemOf(
   epoch: string | null,
   update: Update,
   gap: HistoryGap | null,
+  body: string | TextLoader | null,
 ): ProgressItem {
   const cursor = encodeCursor({ epoch: epoch ?? NO_EPOCH, seq });
   const { event, status, timestamp } = update;
@@ -73,13 +94,16 @@ function itemOf(
   const data = update.data ?? null;
   if (kind === 'file') return { kind, fileId: id, cursor, seq, event, status, progress, message, timestamp, data, gap };
   const token = update.token ?? null;
-  const text = update.text ?? null;
+  const text = body ?? update.text ?? null;
   return { kind, queryId: id, cursor, seq, event, status, progress, message, timestamp, data, gap, token, text };
 }
 
-/** The store keeps kinds as producers gave them; every producer of a stream the API serves uses a ResourceKind. */
-function fromEntry(entry: UpdateEntry): ProgressItem {
-  return itemOf(entry.kind as ResourceKind, entry.id, entry.seq, entry.epoch, entry.update, null);
+/**
+ * The store keeps kinds as producers gave them; every producer of a stream the API serves uses a
+ * ResourceKind. `body` is the text of the entry's body range, or how to read it.
+ */
+function fromEntry(entry: UpdateEntry, body: string | TextLoader | null): ProgressItem {
+  return itemOf(entry.kind as ResourceKind, entry.id, entry.seq, entry.epoch, entry.update, null, body);
 }
 
 function fromGap(kind: ResourceKind, id: string, gap: HistoryGap, latest: UpdateEntry | null): ProgressItem {
@@ -93,7 +117,7 @@ function fromGap(kind: ResourceKind, id: string, gap: HistoryGap, latest: Update
     timestamp: new Date().toISOString(),
     data: { reason: gap.reason, resumesAfter: gap.resumesAfter },
   };
-  return itemOf(kind, id, gap.resumesAfter, gap.epoch, update, gap);
+  return itemOf(kind, id, gap.resumesAfter, gap.epoch, update, gap, null);
 }
 
 const ResourceKindEnum = builder.enumType('ResourceKind', {
@@ -138,7 +162,11 @@ const QueryUpdateRef = builder.objectRef<QueryItem>('QueryUpdate').implement({
   fields: (t) => ({
     queryId: t.exposeID('queryId'),
     token: t.exposeString('token', { nullable: true, description: 'The new text of a token event.' }),
-    text: t.exposeString('text', { nullable: true, description: 'The whole answer text so far.' }),
+    text: t.string({
+      nullable: true,
+      description: 'The whole answer text so far.',
+      resolve: ({ text }) => (text instanceof TextLoader ? text.load() : text),
+    }),
   }),
 });
 
@@ -170,6 +198,8 @@ async function open<E extends StreamEntry>(options: OpenStreamOptions<E>) {
 /** Shared by every resource stream rather than made per subscriber. */
 const isFinalUpdate = (entry: UpdateEntry) => isTerminal(entry.update.status);
 const updateAppendedAt = (entry: UpdateEntry) => entry.update.timestamp;
+/** A query's body is its answer, and each token update appends its token. */
+const answerBody: BodyOfEntries<UpdateEntry> = { range: (entry) => entry.body, piece: (entry) => entry.update.token ?? '' };
 
 async function subscribeResource(context: Context, kind: ResourceKind, id: string, after: string | null | undefined) {
   const cursor = resumeCursor(context, after);
@@ -184,6 +214,7 @@ async function subscribeResource(context: Context, kind: ResourceKind, id: strin
     replay: config.updates.replayOnConnect,
     isFinal: isFinalUpdate,
     appendedAt: updateAppendedAt,
+    body: answerBody,
     queueLimit: config.updates.subscriberQueueLimit,
   });
 }
@@ -198,7 +229,7 @@ type ItemOf<K extends ResourceKind> = K extends 'file' ? FileItem : QueryItem;
 
 /** The item a resource subscription of `kind` on `id` sends for one event of its stream. */
 function resourceItem<K extends ResourceKind>(kind: K, id: string, event: StreamEvent<UpdateEntry>): ItemOf<K> {
-  const item = event.type === 'entry' ? fromEntry(event.entry) : fromGap(kind, id, event.gap, event.latest);
+  const item = event.type === 'entry' ? fromEntry(event.entry, event.body) : fromGap(kind, id, event.gap, event.latest);
   return item as ItemOf<K>;
 }
 
@@ -217,7 +248,7 @@ builder.queryField('recentUpdates', (t) =>
       const record = await accessibleResource(context, String(args.id), args.kind);
       const { store, config } = context.services;
       const read = await store.resourceHistory(refOf(record))({ last: Math.min(limit, config.updates.historyLimit) });
-      return read.entries.map(fromEntry);
+      return read.entries.map((entry) => fromEntry(entry, entry.body && read.body ? read.body.slice(entry.body) : null));
     },
   }),
 );
@@ -262,6 +293,8 @@ builder.subscriptionField('projectProgress', (t) =>
       }
       const { store, hub, config } = context.services;
       return withGapOnNext(
+        store,
+        projectId,
         await open<ProjectEntry>({
           hub,
           channel: store.projectChannel(projectId),
@@ -281,24 +314,30 @@ builder.subscriptionField('projectProgress', (t) =>
 /** One item per entry, shared by every project subscriber it reaches without a gap (see SHARED_RESULTS). */
 const projectItems = new WeakMap<ProjectEntry, ProjectItem>();
 
-function projectItem(entry: ProjectEntry): ProjectItem {
+function projectItem(store: UpdateStore, projectId: string, entry: ProjectEntry): ProjectItem {
   let item = projectItems.get(entry);
   if (!item) {
-    item = { cursor: encodeCursor({ epoch: entry.epoch, seq: entry.seq }), update: fromEntry(entry.item), gap: null };
+    const { kind, id, body } = entry.item;
+    const text = body ? new TextLoader(() => store.readBody({ kind, id, projectId }, body)) : null;
+    item = { cursor: encodeCursor({ epoch: entry.epoch, seq: entry.seq }), update: fromEntry(entry.item, text), gap: null };
     projectItems.set(entry, item);
   }
   return item;
 }
 
 /** A project stream has no update to carry a gap notice, so the notice rides on the next update. */
-function withGapOnNext(stream: EventStream<StreamEvent<ProjectEntry>>): EventStream<ProjectItem> {
+function withGapOnNext(
+  store: UpdateStore,
+  projectId: string,
+  stream: EventStream<StreamEvent<ProjectEntry>>,
+): EventStream<ProjectItem> {
   let gap: HistoryGap | null = null;
   return mapStream(stream, (event) => {
     if (event.type === 'gap') {
       gap = event.gap;
       return undefined;
     }
-    const shared = projectItem(event.entry);
+    const shared = projectItem(store, projectId, event.entry);
     if (!gap) return shared;
     // A new object named field by field: a spread would copy the execution cache that sits on the
     // shared item under symbols, and this subscriber would get another's result without its gap.

@@ -18,9 +18,14 @@ export interface StreamAddress {
   channel: string;
 }
 
-/** A resource stream also remembers the append ids of the entries it keeps, to answer retries. */
+/**
+ * A resource stream also remembers the append ids of the entries it keeps, to answer retries, and
+ * may have a body (see append.lua).
+ */
 export interface ResourceStreamAddress extends StreamAddress {
   appendIds: string;
+  /** String: the body its entries append to; never trimmed, it expires with the history. */
+  body: string;
 }
 
 function assertId(id: string): void {
@@ -40,6 +45,7 @@ export function resourceStream(prefix: string, ref: ResourceRef): ResourceStream
     meta: `${prefix}update_meta:${tagged}`,
     history: `${prefix}recent_updates:${tagged}`,
     appendIds: `${prefix}update_ids:${tagged}`,
+    body: `${prefix}update_body:${tagged}`,
     channel: `${prefix}updates:${tagged}`,
   };
 }

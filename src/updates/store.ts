@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { defineScript, publishCommand, readScript } from '../redis.js';
+import { BodyPrefix, type BodyPiece, type BodyRange } from './body.js';
 import { newEpoch } from './cursor.js';
 import { projectStream, resourceStream, type StreamAddress } from './keys.js';
 import {
@@ -30,6 +31,8 @@ export interface HistoryRead<E extends StreamEntry> {
   /** True once the stream holds its terminal update: nothing will follow. */
   final: boolean;
   entries: E[];
+  /** A resource stream's body, up to the end of the last entry read that has a body range; null for a project stream. */
+  body: BodyPrefix | null;
 }
 
 export interface UpdateStoreOptions {
@@ -51,8 +54,14 @@ export function ignoreStreamEnded(error: unknown): void {
   if (!(error instanceof StreamEndedError)) throw error;
 }
 
-/** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries. */
-type ReadReply = [[seq: string | null, epoch: string | null, final: string | null], string[], string[]];
+/** read.lua's reply: HMGET seq, epoch, final; the oldest member and score; the entries; with a body key, its prefix and length. */
+type ReadReply = [
+  [seq: string | null, epoch: string | null, final: string | null],
+  string[],
+  string[],
+  bodyPrefix?: string,
+  bodyBytes?: number,
+];
 
 /** append.lua's reply: the entry of a call's one update, or the list of its updates' entries (null: the stream had ended). */
 type AppendReply = string | null | Array<string | null>;
@@ -126,10 +135,15 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     });
   }
 
-  async function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange): Promise<HistoryRead<E>> {
+  async function read<E extends StreamEntry>(
+    address: StreamAddress,
+    range: HistoryRange,
+    bodyKey?: string,
+  ): Promise<HistoryRead<E>> {
     const args =
       'after' in range ? ['after', String(range.after), String(range.limit ?? -1)] : ['last', String(Math.max(range.last, 1))];
-    const [[seq, epoch, final], first, stored] = await readScript(2, address.meta, address.history, ...args);
+    const keys = bodyKey ? [address.meta, address.history, bodyKey] : [address.meta, address.history];
+    const [[seq, epoch, final], first, stored, bodyPrefix, bodyBytes] = await readScript(keys.length, ...keys, ...args);
     const members = 'last' in range && range.last <= 0 ? [] : stored;
     return {
       epoch,
@@ -137,6 +151,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       firstSeq: first.length === 2 ? Number(first[1]) : null,
       final: final === '1',
       entries: members.map((m) => JSON.parse(m) as E),
+      body: bodyPrefix === undefined ? null : new BodyPrefix(bodyPrefix, bodyBytes ?? 0),
     };
   }
 
@@ -146,12 +161,14 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
      * the resource has already ended, so nothing follows a terminal update. Updates appended while
      * an earlier append is on its way go to Redis together in one script call, each stream's in the
      * order they were appended. Each carries a fresh append id, so when ioredis re-sends a call
-     * after a lost connection, every update in it is still stored once.
+     * after a lost connection, every update in it is still stored once. With `body`, the piece is
+     * appended to the resource's body in the same step and the entry records its range instead of
+     * carrying the text.
      */
-    async append(ref: ResourceRef, input: UpdateInput): Promise<UpdateEntry> {
+    async append(ref: ResourceRef, input: UpdateInput, body?: BodyPiece): Promise<UpdateEntry> {
       const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
       const resource = resourceStream(keyPrefix, ref);
-      const keys = [resource.meta, resource.history, resource.appendIds];
+      const keys: string[] = [resource.meta, resource.history, resource.appendIds];
       const args = [
         newEpoch(),
         `"kind":${JSON.stringify(ref.kind)},"id":${JSON.stringify(ref.id)}`,
@@ -167,7 +184,12 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       } else {
         args.push('', '');
       }
-      args.push('', '');
+      if (body) {
+        keys.push(resource.body);
+        args.push(body.append, body.restart ? '1' : '0');
+      } else {
+        args.push('', '');
+      }
       const entry = await appendEntry({ group: connection.isCluster ? hashTag(resource.meta) : '', keys, args });
       if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
       return JSON.parse(entry) as UpdateEntry;
@@ -175,7 +197,14 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
 
     resourceHistory(ref: ResourceRef): HistoryReader<UpdateEntry> {
       const address = resourceStream(keyPrefix, ref);
-      return (range) => read<UpdateEntry>(address, range);
+      return (range) => read<UpdateEntry>(address, range, address.body);
+    },
+
+    /** The text of one range of a resource's body, for an entry read without its body (a project stream's). */
+    async readBody(ref: ResourceRef, range: BodyRange): Promise<string> {
+      const [start, end] = range;
+      if (end <= start) return '';
+      return connection.getrange(resourceStream(keyPrefix, ref).body, start, end - 1);
     },
 
     projectHistory(projectId: string): HistoryReader<ProjectEntry> {

@@ -1,3 +1,4 @@
+import type { BodyPrefix, BodyRange } from './body.js';
 import type { Cursor } from './cursor.js';
 import type { EventStream } from './event-stream.js';
 import type { UpdateHub } from './hub.js';
@@ -17,8 +18,28 @@ export interface HistoryGap {
   resumesAfter: number;
 }
 
-/** An entry, or a gap notice with the newest entry kept (so a notice can say where the stream stands). */
-export type StreamEvent<E> = { type: 'entry'; entry: E } | { type: 'gap'; gap: HistoryGap; latest: E | null };
+/**
+ * An entry (with the text of its body range, when it has one and the stream follows its body), or
+ * a gap notice with the newest entry kept (so a notice can say where the stream stands).
+ */
+export type StreamEvent<E> =
+  { type: 'entry'; entry: E; body: string | null } | { type: 'gap'; gap: HistoryGap; latest: E | null };
+
+/**
+ * How a stream follows the body its entries build (see append.lua): each entry's range, and the
+ * piece it appended, so that a live entry extends the body without reading Redis.
+ */
+export interface BodyOfEntries<E> {
+  range(entry: E): BodyRange | undefined;
+  piece(entry: E): string;
+}
+
+/** The body as of the stream's last seq: byte offsets and the text of the current body. */
+interface BodyState {
+  start: number;
+  end: number;
+  text: string;
+}
 
 /**
  * One event object per entry, shared by every stream that delivers it: what a subscriber computes
@@ -48,6 +69,8 @@ export interface OpenStreamOptions<E extends StreamEntry> extends LiveStreamLimi
   isFinal: (entry: E) => boolean;
   /** When the producer appended an entry (ISO 8601), for the delivery latency in `hub.meter`. */
   appendedAt?: (entry: E) => string;
+  /** Given for streams whose entries build a body: each entry event then carries its text. */
+  body?: BodyOfEntries<E>;
 }
 
 /**
@@ -59,6 +82,8 @@ export interface OpenStreamOptions<E extends StreamEntry> extends LiveStreamLimi
 class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> {
   private epoch: string | null = null;
   private lastSeq = 0;
+  /** Null while unknown: a live entry with a body range is then read from history instead. */
+  private body: BodyState | null = null;
 
   constructor(private readonly options: OpenStreamOptions<E>) {
     super(options.hub, options);
@@ -75,7 +100,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     }
     const read = await this.options.read({ last: replay });
     this.epoch = read.epoch;
-    if (this.acceptAll(read.entries)) this.lastSeq = read.lastSeq;
+    if (this.acceptAll(read.entries, read.body)) this.lastSeq = read.lastSeq;
     if (read.final && this.lastSeq >= read.lastSeq) this.end();
   }
 
@@ -85,7 +110,43 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
 
   protected receive(entry: E): Promise<void> | void {
     if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) return this.catchUp(false);
-    this.accept(entry, true);
+    if (entry.seq <= this.lastSeq) return;
+    const range = this.options.body?.range(entry);
+    if (range && !this.extendBody(entry, range)) return this.catchUp(false);
+    this.accept(entry, true, range ? this.body!.text : null);
+  }
+
+  /**
+   * Follows a live entry's body range from the body as of the seq before it: the same body with
+   * the entry's piece appended, or a new body made of the piece. False when it does not add up
+   * (the body is unknown, or missed a piece): history is read instead.
+   */
+  private extendBody(entry: E, range: BodyRange): boolean {
+    const [start, end] = range;
+    const shared = (entry as Carrier<E>)[EVENT];
+    let text: string;
+    if (shared?.type === 'entry' && shared.body !== null) text = shared.body;
+    else {
+      const body = this.body;
+      if (!body) return false;
+      const piece = this.options.body!.piece(entry);
+      const bytes = Buffer.byteLength(piece);
+      if (start === body.start && end === body.end + bytes) text = body.text + piece;
+      else if (start === body.end && end === start + bytes) text = piece;
+      else return false;
+    }
+    this.setBody(start, end, text);
+    return true;
+  }
+
+  /** Kept in one object per stream, changed in place: a live token allocates no state. */
+  private setBody(start: number, end: number, text: string): void {
+    if (!this.body) this.body = { start, end, text };
+    else {
+      this.body.start = start;
+      this.body.end = end;
+      this.body.text = text;
+    }
   }
 
   /**
@@ -108,24 +169,36 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
       this.lastSeq = read.firstSeq - 1;
     }
     if (reason) {
+      this.body = null;
       const gap: HistoryGap = { reason, epoch: read.epoch, resumesAfter: this.lastSeq };
       this.options.hub.meter.gaps += 1;
       this.emit({ type: 'gap', gap, latest: read.entries.at(-1) ?? null });
     }
-    if (!this.acceptAll(read.entries)) return;
+    if (!this.acceptAll(read.entries, read.body)) return;
     if (read.final && this.lastSeq >= read.lastSeq) this.end();
     else if (read.entries.length === HISTORY_PAGE && this.lastSeq < read.lastSeq) await this.catchUp(false);
   }
 
-  /** Accepts entries until the consumer is full; false when some were left for a later catch-up. */
-  private acceptAll(entries: E[]): boolean {
+  /**
+   * Accepts entries until the consumer is full; false when some were left for a later catch-up.
+   * `body` is what the read saw of the stream's body: each entry's text is a slice of it.
+   */
+  private acceptAll(entries: E[], body: BodyPrefix | null): boolean {
+    const ranges = body ? this.options.body : undefined;
+    if (ranges && body?.totalBytes === 0) this.setBody(0, 0, '');
     for (const entry of entries) {
       if (this.isEnded) return false;
       if (this.isFull) {
         this.leftBehind();
         return false;
       }
-      this.accept(entry, false);
+      const range = ranges?.range(entry);
+      let text: string | null = null;
+      if (range && body && entry.seq > this.lastSeq) {
+        text = body.slice(range);
+        this.setBody(range[0], range[1], text);
+      }
+      this.accept(entry, false, text);
     }
     return true;
   }
@@ -135,13 +208,13 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
    * object for all of them (the hub parses a message once), so the first to create its event is
    * its first delivery here: the one whose latency is measured.
    */
-  private accept(entry: E, live: boolean): void {
+  private accept(entry: E, live: boolean, body: string | null): void {
     if (this.isEnded || entry.seq <= this.lastSeq) return;
     this.lastSeq = entry.seq;
     const carrier = entry as Carrier<E>;
     let event = carrier[EVENT];
     const first = event === undefined;
-    if (!event) carrier[EVENT] = event = { type: 'entry', entry };
+    if (!event) carrier[EVENT] = event = { type: 'entry', entry, body };
     this.emit(event);
     const { meter } = this.options.hub;
     if (!live) {

@@ -1,3 +1,5 @@
+import type { BodyRange } from './body.js';
+
 export type UpdateStatus = 'QUEUED' | 'PROCESSING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 /** After one of these a resource's stream is closed: nothing more is appended. */
@@ -23,7 +25,10 @@ export interface UpdateInput {
   data?: unknown;
   /** Query answers only: the new text of a token event. */
   token?: string | null;
-  /** Query answers only: the whole answer so far. */
+  /**
+   * Query answers only: the whole answer so far, from producers that keep no body. Herald's own
+   * jobs append tokens to the query's body instead, so history grows with the answer, not its square.
+   */
   text?: string | null;
   timestamp?: string;
 }
@@ -43,6 +48,8 @@ export interface UpdateEntry extends StreamEntry {
   kind: string;
   id: string;
   update: Update;
+  /** Set when the update appended to the resource's body: the body so far (see append.lua). */
+  body?: BodyRange;
 }
 
 /** One update in a project's stream: the resource's own entry, numbered again in the project. */
