@@ -184,6 +184,12 @@ interface Prepared {
 }
 
 /** Starts the server, writes the topics, connects and subscribes everything, and waits until live. */
+
+/** Tells the producer which topics to publish to (for Herald, it registers them as resources first). */
+function initTopics(bench: Bench, kind: ServerKind, ids: string[]): Promise<unknown> {
+  return bench.producer.call('init', { kind, redisUrl: bench.redis.url, keyPrefix: KEY_PREFIX, topics: ids, owner: OWNER });
+}
+
 async function prepare(
   bench: Bench,
   kind: ServerKind,
@@ -195,7 +201,7 @@ async function prepare(
   await bench.admin.flushall();
   const server = await startServer(bench, kind, name, nodeArgs);
   const ids = topicIds(topics);
-  await bench.producer.call('init', { kind, redisUrl: bench.redis.url, keyPrefix: KEY_PREFIX, topics: ids, owner: OWNER });
+  await initTopics(bench, kind, ids);
   await sleep(1_000);
   const rssBeforeKb = rssKb(server.child.pid);
   const specs = specsFor(kind, ids, connections);
@@ -524,13 +530,7 @@ async function resume(bench: Bench, nodeArgs: string[] = []): Promise<Row & { pr
     await bench.admin.flushall();
     server = await startServer(bench, 'herald', `S5-herald${nodeArgs.length ? '-profile' : ''}`, nodeArgs);
     const ids = topicIds(p.clients);
-    await bench.producer.call('init', {
-      kind: 'herald',
-      redisUrl: bench.redis.url,
-      keyPrefix: KEY_PREFIX,
-      topics: ids,
-      owner: OWNER,
-    });
+    await initTopics(bench, 'herald', ids);
     const anchors = await bench.producer.call<Array<{ seq: number; epoch: string }>>('prime', { topics: ids.map((_, i) => i) });
     const burst = await bench.producer.call<{ ms: number; failed: number }>('burst', { perTopic: p.updates }, 300_000);
     log(`  appended ${p.updates * p.clients} updates in ${burst.ms.toFixed(0)} ms`);
@@ -799,13 +799,7 @@ function stormRunner(bench: Bench, hardOpenFiles: number): StormRunner {
     async startHerald(ids) {
       await bench.admin.flushall();
       const server = await startServer({ ...bench, openFiles: hardOpenFiles }, 'herald', 'S7-herald');
-      await bench.producer.call('init', {
-        kind: 'herald',
-        redisUrl: bench.redis.url,
-        keyPrefix: KEY_PREFIX,
-        topics: ids,
-        owner: OWNER,
-      });
+      await initTopics(bench, 'herald', ids);
       return { ...server, stop: () => stopServer(bench, server) };
     },
     spawnClient(name, openFiles) {
