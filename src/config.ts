@@ -57,6 +57,7 @@ const schema = z
     REDIS_SENTINEL_PASSWORD: z.string().optional(),
     REDIS_CLUSTER_NODES: addressList('10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379').optional(),
     REDIS_PASSWORD: z.string().optional(),
+    REDIS_FAILOVER_WAIT_MS: int(0, 600_000).default(20_000),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     KEY_PREFIX: z
       .string()
@@ -194,7 +195,13 @@ export type RedisSettings =
       password?: string;
       sentinelPassword?: string;
     }
-  | { mode: 'cluster'; nodes: RedisAddress[]; password?: string };
+  | {
+      mode: 'cluster';
+      nodes: RedisAddress[];
+      password?: string;
+      /** How long a command rides out a failover (CLUSTERDOWN, its primary's connection lost) before it fails. */
+      failoverWaitMs: number;
+    };
 
 /** Whether the environment says where Redis is; `npm run dev` starts its own when it does not. */
 export function hasRedisSettings(env: Partial<Record<(typeof REDIS_MODE_VARIABLES)[number], unknown>>): boolean {
@@ -357,7 +364,9 @@ function redisSettings(e: z.infer<typeof schema>): RedisSettings {
       sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
     };
   }
-  if (e.REDIS_CLUSTER_NODES) return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password };
+  if (e.REDIS_CLUSTER_NODES) {
+    return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password, failoverWaitMs: e.REDIS_FAILOVER_WAIT_MS };
+  }
   return { mode: 'single', url: e.REDIS_URL! };
 }
 

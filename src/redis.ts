@@ -27,6 +27,16 @@ const reconnectOnError = (error: Error) => (error.message.startsWith('READONLY')
 const CLUSTER_SLOTS_REFRESH_MS = 2_000;
 
 /**
+ * While a primary fails over, ioredis' Cluster retries a command that met CLUSTERDOWN, TRYAGAIN or
+ * its node's closed connection after this delay, refreshing the slot map each time, up to its
+ * `maxRedirections`. Its defaults give up after 16 × 100 ms, before a replica is promoted (about
+ * cluster-node-timeout plus a second): a job's append then failed and cost the job an attempt.
+ * Herald retries for REDIS_FAILOVER_WAIT_MS instead; a retried append carries the same append id,
+ * so it is stored once however many times it is sent.
+ */
+const CLUSTER_RETRY_DELAY_MS = 200;
+
+/**
  * `disableClientInfo`: ioredis 5.8+ sends CLIENT SETINFO during its handshake, and a SUBSCRIBE
  * issued while connecting can then slip in before the ready check's INFO, which Redis refuses in
  * subscriber mode (redis/ioredis#2037); the failed check drops the connection and its messages.
@@ -70,6 +80,10 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
           clusterRetryStrategy: backoff,
           enableReadyCheck: true,
           slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
+          retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
+          retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
+          retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+          maxRedirections: Math.max(16, Math.ceil(settings.failoverWaitMs / CLUSTER_RETRY_DELAY_MS)),
           shardedSubscribers: role === 'subscriber',
           redisOptions: { ...roleOptions(role), password: settings.password },
         }),

@@ -1,7 +1,9 @@
+import { once } from 'node:events';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CancelJobDocument,
+  JobDocument,
   FileProgressDocument,
   NotificationsDocument,
   OnlineUsersDocument,
@@ -268,7 +270,51 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
       const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
       await finishAndExpect(file, whole, live.join(','));
     } finally {
+      // Waited for, so the next test's look at the cluster asks a server that is still there.
+      const exited = once(primary.process, 'exit');
       primary.process.kill('SIGKILL');
+      if (primary.process.exitCode === null && primary.process.signalCode === null) await exited;
     }
   }, 90_000);
+
+  it("rides out the SIGKILL of the primary that holds a running job's stream: no failed attempt, every seq once and in order", async () => {
+    // The job's stream lives in its project's slot: pick a project whose shard still has a live
+    // replica to promote (the test above killed one primary for good).
+    let project = '';
+    for (let n = 0; !project; n += 1) {
+      const { replicas } = await redis.shardOf(calculateSlot(`project:p${n}`));
+      if (replicas.some((replica) => replica.process.exitCode === null && replica.process.signalCode === null)) project = `p${n}`;
+    }
+    const token = await api[0].token({ sub: 'kit', projects: [project] });
+    const { body } = await api[0].http(token, StartFileProcessingDocument, {
+      input: { name: 'long.md', content: makeDocument(12_000), projectId: project },
+    });
+    expect(body.errors).toBeUndefined();
+    const { fileId, cursor } = body.data!.startFileProcessing;
+    let progressing = () => {};
+    const started = new Promise<void>((resolve) => (progressing = resolve));
+    const watching = collect<FileUpdate>(
+      api[1].ws(token),
+      FileProgressDocument,
+      { fileId, after: cursor },
+      {
+        field: 'fileProgress',
+        until: (items) => {
+          if (items.some((u) => u.event === 'extraction_progress')) progressing();
+          return false;
+        },
+        timeoutMs: 75_000,
+      },
+    );
+    await started;
+    const { primary } = await redis.shardOf(calculateSlot(`project:${project}`));
+    primary.process.kill('SIGKILL');
+    const run = await watching;
+    expect(run.completed).toBe(true);
+    expect(run.items.map((u) => u.seq)).toEqual(run.items.map((_, i) => i + 1));
+    expect(run.items.map((u) => u.event)).not.toContain('attempt_failed');
+    expect(run.items.at(-1)!.event).toBe('processing_completed');
+    const job = await api[0].http(token, JobDocument, { id: fileId });
+    expect(job.body.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1, failedReason: null });
+  }, 120_000);
 });

@@ -38,6 +38,8 @@ interface Channel {
   suspended: boolean;
   /** Cluster mode: the primary whose shard subscriber carries the channel (ioredis' node key). */
   node: string | undefined;
+  /** Cluster mode: the channel's slot, computed once. */
+  slot: number;
 }
 
 function parse(message: string): unknown {
@@ -72,7 +74,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
   let down = false;
   let retryTimer: NodeJS.Timeout | null = null;
 
-  const ownerOf = (channel: string) => cluster?.slots[calculateSlot(channel)]?.[0];
+  const ownerOf = (channel: Channel) => cluster?.slots[channel.slot]?.[0];
   const send = (command: 'subscribe' | 'unsubscribe', channel: string): Promise<unknown> => {
     if (!cluster) return command === 'subscribe' ? subscriber.subscribe(channel) : subscriber.unsubscribe(channel);
     return command === 'subscribe' ? cluster.ssubscribe(channel) : cluster.sunsubscribe(channel);
@@ -129,7 +131,10 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
       if (typeof node === 'string') suspend((channel) => channel.node === node);
     });
     cluster.on('close', () => suspend(() => true));
+    // After every slot map refresh too: ioredis may announce its subscribers ready before the map
+    // shows a promoted replica, and a frozen primary closes nothing that would announce it again.
     cluster.on('subscribersReady', () => void reconfirm());
+    cluster.on('refresh', () => void reconfirm());
   }
 
   /**
@@ -139,15 +144,15 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
    */
   async function reconfirm(): Promise<void> {
     if (subscriber.status === 'end') return;
-    const affected = [...channels].filter(([name, channel]) => {
-      if (ownerOf(name) !== channel.node) channel.suspended = true;
+    const affected = [...channels].filter(([, channel]) => {
+      if (ownerOf(channel) !== channel.node) channel.suspended = true;
       return channel.suspended;
     });
     if (affected.length === 0) return;
     const results = await Promise.allSettled(
       affected.map(async ([name, channel]) => {
         await send('subscribe', name);
-        channel.node = ownerOf(name);
+        channel.node = ownerOf(channel);
         return name;
       }),
     );
@@ -169,9 +174,15 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     async subscribe(name: string, listener: Listener): Promise<() => void> {
       let channel = channels.get(name);
       if (!channel) {
-        const created: Channel = { listeners: new Set(), confirmed: send('subscribe', name), suspended: down, node: undefined };
+        const created: Channel = {
+          listeners: new Set(),
+          confirmed: send('subscribe', name),
+          suspended: down,
+          node: undefined,
+          slot: cluster ? calculateSlot(name) : 0,
+        };
         created.confirmed.then(
-          () => (created.node = ownerOf(name)),
+          () => (created.node = ownerOf(created)),
           () => undefined,
         );
         channels.set(name, (channel = created));

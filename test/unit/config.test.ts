@@ -66,6 +66,7 @@ describe('configuration', () => {
           { host: '10.0.0.1', port: 6379 },
           { host: '10.0.0.2', port: 6379 },
         ],
+        failoverWaitMs: 20_000,
       });
     });
 
