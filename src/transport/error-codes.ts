@@ -1,7 +1,9 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { ServerResponse } from 'node:http';
 import type { Plugin } from 'graphql-yoga';
 import { ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { sendText } from '../metrics.js';
 
 function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
   if (error.extensions?.code) return error;
@@ -27,6 +29,14 @@ export function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedEr
 }
 
 /** What a client sees of an unexpected error; the log has the rest. */
+/**
+ * A GraphQL-shaped error body for an HTTP answer given outside Yoga (a body refused by size, the
+ * SSE session endpoint), so clients read every refusal the same way.
+ */
+export function sendErrorJson(res: ServerResponse, status: number, code: ErrorCode, message: string): void {
+  sendText(res, status, JSON.stringify({ errors: [{ message, extensions: { code } }] }), 'application/json');
+}
+
 export const MASKED_ERROR_MESSAGE = 'Unexpected error.';
 
 const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));

@@ -4,9 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { bearerToken, InvalidTokenError, type TokenVerifier } from '../auth/token.js';
 import { ErrorCode } from '../errors.js';
-import { sendText } from '../metrics.js';
 import { isAsyncIterable } from './async-iterable.js';
-import { withoutHttp } from './error-codes.js';
+import { sendErrorJson, withoutHttp } from './error-codes.js';
 import { resultCursor } from './subscription-execution.js';
 
 /** How long a dropped EventSource waits before it reconnects (`retry:`); browsers default to about 3 s. */
@@ -110,11 +109,6 @@ function sessionCookie(req: IncomingMessage, token: string, maxAgeSeconds: numbe
   ].join('; ');
 }
 
-function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) {
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  sendText(res, status, JSON.stringify({ errors: [{ message, extensions: { code } }] }), 'application/json');
-}
-
 /**
  * `POST /sse-session` with `Authorization: Bearer <token>` sets the SSE cookie to that token, for
  * no longer than the token lives; `DELETE` drops it. The token is verified here as on every
@@ -131,7 +125,10 @@ export async function answerSseSession(
     res.writeHead(204, { 'set-cookie': sessionCookie(req, '', 0), 'cache-control': 'no-store' }).end();
     return;
   }
-  if (req.method !== 'POST') return refuse(res, 405, ErrorCode.BadUserInput, 'POST or DELETE only', { allow: 'POST, DELETE' });
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST, DELETE');
+    return sendErrorJson(res, 405, ErrorCode.BadUserInput, 'POST or DELETE only');
+  }
   const token = bearerToken(req.headers.authorization);
   try {
     const viewer = await verify(token);
@@ -140,6 +137,6 @@ export async function answerSseSession(
   } catch (error) {
     if (!(error instanceof InvalidTokenError)) throw error;
     onAuthFailure();
-    refuse(res, 401, ErrorCode.Unauthenticated, error.message);
+    sendErrorJson(res, 401, ErrorCode.Unauthenticated, error.message);
   }
 }

@@ -8,6 +8,7 @@ import { withTimeout } from '../timeouts.js';
 import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.js';
 import type { Metrics } from './metrics.js';
 import { answerSseSession, SSE_SESSION_PATH } from './event-source.js';
+import { sendErrorJson } from './error-codes.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import type { HeraldYoga } from './yoga.js';
 
@@ -73,14 +74,7 @@ export function createHttpHandler({ yoga, redis, metrics, verify, page, maxBodyB
       metrics.errors.inc({ code: ErrorCode.BadUserInput });
       await drainRefusedBody(req, drain);
       res.setHeader('connection', 'close');
-      return sendText(
-        res,
-        413,
-        JSON.stringify({
-          errors: [{ message: `request body over ${maxBodyBytes} bytes`, extensions: { code: ErrorCode.BadUserInput } }],
-        }),
-        'application/json',
-      );
+      return sendErrorJson(res, 413, ErrorCode.BadUserInput, `request body over ${maxBodyBytes} bytes`);
     }
     if (req.headers['transfer-encoding'] !== undefined) {
       // Yoga counts a streamed body and cancels it at the limit; cancelling the request itself would
