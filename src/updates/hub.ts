@@ -144,10 +144,13 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
    */
   async function reconfirm(): Promise<void> {
     if (subscriber.status === 'end') return;
-    const affected = [...channels].filter(([, channel]) => {
+    // Runs after every slot refresh: one pass over the channels, copying only the affected ones.
+    const affected: Array<[string, Channel]> = [];
+    for (const entry of channels) {
+      const channel = entry[1];
       if (ownerOf(channel) !== channel.node) channel.suspended = true;
-      return channel.suspended;
-    });
+      if (channel.suspended) affected.push(entry);
+    }
     if (affected.length === 0) return;
     const results = await Promise.allSettled(
       affected.map(async ([name, channel]) => {
