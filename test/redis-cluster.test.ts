@@ -267,6 +267,24 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
         );
         return infos.some((info) => info.includes('role:master'));
       }, 20_000);
+      // And every live node's slot map says so: a client that still routed the slot to the frozen
+      // primary would wait on it for good.
+      const others = redis.servers.filter((server) => server !== primary && server.process.signalCode === null);
+      await waitFor(async () => {
+        const views = await Promise.all(
+          others.map(async (server) => {
+            const client = connect(server.url);
+            try {
+              return String(await client.call('CLUSTER', 'NODES'));
+            } finally {
+              client.disconnect();
+            }
+          }),
+        );
+        return views.every((view) =>
+          view.split('\n').some((line) => line.includes(`:${primary.port}@`) && line.split(' ')[2]!.split(',').includes('fail')),
+        );
+      }, 20_000);
       const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
       await finishAndExpect(file, whole, live.join(','));
     } finally {

@@ -1,5 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
+import { withTimeout } from '../timeouts.js';
 
 /** Called with each message of a channel, parsed once per process however many listen. */
 export type Listener = (message: unknown) => void;
@@ -52,6 +53,9 @@ function parse(message: string): unknown {
 
 /** Wait before confirming again the channels of a shard whose subscriber Redis has not taken back yet. */
 const RECONFIRM_RETRY_MS = 250;
+
+/** How long one confirmation may take before it is asked again. */
+const RECONFIRM_WAIT_MS = 2_000;
 
 /**
  * The process's one Redis subscriber: one Redis subscription per channel however many local
@@ -154,7 +158,16 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     if (affected.length === 0) return;
     const results = await Promise.allSettled(
       affected.map(async ([name, channel]) => {
-        await send('subscribe', name);
+        // A frozen primary's subscriber would hold the request for good: give up and try again.
+        if (
+          !(await withTimeout(
+            send('subscribe', name).then(() => true),
+            RECONFIRM_WAIT_MS,
+            false,
+          ))
+        ) {
+          throw new Error(`no confirmation of ${name}`);
+        }
         channel.node = ownerOf(channel);
         return name;
       }),
