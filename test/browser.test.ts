@@ -23,7 +23,10 @@ let api: HeraldClients;
 
 beforeAll(async () => {
   [cluster, browser] = await Promise.all([
-    startCluster({ CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2' }, { apis: 1, workers: 1 }),
+    startCluster(
+      { CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2', PROGRESS_UPDATES: '1000' },
+      { apis: 1, workers: 1 },
+    ),
     // Names that are not loopback resolve to nothing, so no request can leave the machine even where
     // routing does not see it; openPage's routing is what records that one was attempted.
     chromium.launch({
