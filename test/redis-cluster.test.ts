@@ -61,6 +61,9 @@ function producerEnv(nodes = redis.env.REDIS_CLUSTER_NODES) {
  * A file `user` watches on both instances (graphql-ws and SSE) once its first update reached both,
  * and the slot of its channel.
  */
+/** How long a watcher of {@link watchedFile} waits: past the failover waits of the longest test, on a loaded machine. */
+const WATCH_MS = 110_000;
+
 async function watchedFile(user: string) {
   const token = await api[0].token(user);
   const producer = createPublisher({ env: producerEnv() });
@@ -72,7 +75,7 @@ async function watchedFile(user: string) {
       transport === 'ws' ? clients.ws(token) : clients.sse(token),
       FileProgressDocument,
       { fileId: file.id, after: null },
-      { field: 'fileProgress', until, timeoutMs: 45_000 },
+      { field: 'fileProgress', until, timeoutMs: WATCH_MS },
     );
   const whole = [watch(api[0], 'ws'), watch(api[1], 'sse')];
   await Promise.all([watch(api[0], 'ws', (items) => items.length > 0), watch(api[1], 'sse', (items) => items.length > 0)]);
@@ -266,7 +269,7 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
           }),
         );
         return infos.some((info) => info.includes('role:master'));
-      }, 20_000);
+      }, 30_000);
       // And every live node's slot map says so: a client that still routed the slot to the frozen
       // primary would wait on it for good.
       const others = redis.servers.filter((server) => server !== primary && server.process.signalCode === null);
@@ -284,7 +287,7 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
         return views.every((view) =>
           view.split('\n').some((line) => line.includes(`:${primary.port}@`) && line.split(' ')[2]!.split(',').includes('fail')),
         );
-      }, 20_000);
+      }, 30_000);
       const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
       await finishAndExpect(file, whole, live.join(','));
     } finally {
@@ -293,7 +296,7 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
       primary.process.kill('SIGKILL');
       if (primary.process.exitCode === null && primary.process.signalCode === null) await exited;
     }
-  }, 90_000);
+  }, 120_000);
 
   it("rides out the SIGKILL of the primary that holds a running job's stream: no failed attempt, every seq once and in order", async () => {
     // The job's stream lives in its project's slot: pick a project whose shard still has a live

@@ -9,7 +9,7 @@ import { clientsFor } from '../helpers/herald.js';
 import { metricValue, scrape } from '../helpers/metrics.js';
 import { startCluster } from '../helpers/processes.js';
 import { redisUrl, uniquePrefix } from '../helpers/redis.js';
-import { collect } from '../helpers/streams.js';
+import { collect, waitFor } from '../helpers/streams.js';
 import { DeliveryLog, judge, type FaultScenario } from './fault.js';
 import { finalHistory, followFile, type FileUpdate } from './follow.js';
 
@@ -104,6 +104,10 @@ export const slowConsumer: FaultScenario = {
 
       const blob = 'x'.repeat(UPDATE_BYTES);
       const slowConsumerCloses = async () => metricValue(await scrape(cluster.apiUrls[0]), 'herald_slow_consumer_closes_total');
+      // The stalled client reads again as soon as it has been closed, as a tab that wakes up would:
+      // left unread for longer than the server's close handshake allows, its socket is dropped
+      // (1006) and the close code it is owed never arrives.
+      const closedAndResumed = waitFor(async () => ((await slowConsumerCloses()) ?? 0) >= 1, 120_000).then(() => stalled.resume());
       for (let sent = 0; sent < UPDATES; sent += 50) {
         await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
@@ -118,6 +122,7 @@ export const slowConsumer: FaultScenario = {
       }
       await publisher.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 });
       const read = await reader;
+      await closedAndResumed;
       clearInterval(sampler);
       assert.equal(await slowConsumerCloses(), 1, 'the stalled client was closed while the producer went on');
 
@@ -134,7 +139,6 @@ export const slowConsumer: FaultScenario = {
       );
 
       const log = new DeliveryLog();
-      stalled.resume();
       const code = await stalled.closed;
       log.fault();
       assert.equal(code, 4413, 'the stalled client was closed as a slow consumer');
@@ -149,6 +153,8 @@ export const slowConsumer: FaultScenario = {
         cursor: stalled.updates.at(-1)!.cursor,
         log,
         onUpdate: () => log.recovered(),
+        // 150 MB through a paced socket: on a loaded machine that takes far longer than a stream's default wait.
+        timeoutMs: 120_000,
       });
       assert.equal(rest.updates.at(-1)?.event, 'processing_completed');
 

@@ -28,8 +28,11 @@ export function spawnEntry(
   });
 }
 
-/** Resolves when the child prints a line containing `text` (its pino log), rejects on exit. */
-export function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): Promise<void> {
+/**
+ * Resolves when the child prints a line containing `text` (its pino log), rejects on exit. The
+ * default wait covers a tsx start (compiling on the fly) while the whole suite loads both cores.
+ */
+export function waitForOutput(child: ChildProcess, text: string, timeoutMs = 45_000): Promise<void> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => reject(new Error(`no "${text}" within ${timeoutMs} ms: ${buffered.slice(-500)}`)), timeoutMs);
