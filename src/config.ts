@@ -85,11 +85,17 @@ const schema = z
     MAX_QUERY_COST: int(100, 1_000_000).default(5_000),
     SUBSCRIBER_QUEUE_LIMIT: int(10, 1_000_000).default(1_000),
     MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).default(32),
+    MAX_CONNECTIONS: int(0, 10_000_000).default(0),
+    MAX_CONNECTIONS_PER_IP: int(0, 10_000_000).default(0),
+    TRUST_PROXY_HOPS: int(0, 16).default(0),
     MAX_SUBSCRIPTIONS_PER_CONNECTION: int(1, 100_000).default(100),
     MUTATIONS_PER_MINUTE: int(1, 1_000_000).default(600),
     WS_KEEPALIVE_MS: int(100, 3_600_000).default(12_000),
     WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
     WS_SLOW_CONSUMER_MS: int(100, 3_600_000).default(10_000),
+    WS_IDLE_TIMEOUT_MS: int(0, 7 * 24 * 3_600_000)
+      .refine((ms) => ms === 0 || ms >= 1_000, 'must be 0 (off) or at least 1000')
+      .default(0),
     WS_PERMESSAGE_DEFLATE: z.stringbool({ error: 'must be true or false' }).default(false),
     REVOCATION_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
     JOB_ATTEMPTS: int(1, 100).default(3),
@@ -263,6 +269,19 @@ export interface Config {
      * default 32); the next is closed with 4429. SSE streams are requests, not connections, and don't count.
      */
     maxConnectionsPerUser: number;
+    /**
+     * WebSockets this instance holds at once (MAX_CONNECTIONS, default 0: no cap); the next is closed
+     * with 1013, which graphql-ws clients retry, so a load balancer can place them elsewhere.
+     */
+    maxConnections: number;
+    /** WebSockets this instance holds from one client address (MAX_CONNECTIONS_PER_IP, default 0: no cap); the next is closed with 4429. */
+    maxConnectionsPerIp: number;
+    /**
+     * Proxies in front of Herald that append to X-Forwarded-For (TRUST_PROXY_HOPS, default 0): the
+     * client address of MAX_CONNECTIONS_PER_IP is the entry the outermost of them added. With 0,
+     * the socket's peer, which behind a proxy is the proxy.
+     */
+    trustedProxies: number;
     /** Subscriptions one WebSocket may run at once (MAX_SUBSCRIPTIONS_PER_CONNECTION, default 100); the next fails with RATE_LIMITED. */
     maxSubscriptionsPerConnection: number;
     /**
@@ -288,6 +307,12 @@ export interface Config {
      * per connection (tens of KB each); off, a fan-out's frames go out as serialized, once per result.
      */
     perMessageDeflate: boolean;
+    /**
+     * Close a WebSocket that has had no subscription for this long (WS_IDLE_TIMEOUT_MS, default 0:
+     * never) with 4408, counting from its acknowledgement or its last subscription's end: a socket
+     * that watches nothing holds a place under every cap for no one.
+     */
+    idleTimeoutMs: number;
   };
   auth: {
     /**
@@ -421,6 +446,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxRequestBytes: Math.max(e.MAX_UPLOAD_BYTES, e.MAX_CONTENT_BYTES) + REQUEST_OVERHEAD_BYTES,
       refusedBodyDrain: { maxBytes: e.REFUSED_BODY_DRAIN_BYTES, maxMs: e.REFUSED_BODY_DRAIN_MS },
       maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+      maxConnections: e.MAX_CONNECTIONS,
+      maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
+      trustedProxies: e.TRUST_PROXY_HOPS,
       maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
       mutationsPerMinute: e.MUTATIONS_PER_MINUTE,
     },
@@ -429,6 +457,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       slowConsumerMs: e.WS_SLOW_CONSUMER_MS,
       perMessageDeflate: e.WS_PERMESSAGE_DEFLATE,
+      idleTimeoutMs: e.WS_IDLE_TIMEOUT_MS,
     },
     auth: {
       revocationTtlSeconds: e.REVOCATION_TTL_SECONDS,

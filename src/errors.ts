@@ -49,10 +49,15 @@ export const CloseCode = {
   SubscriberAlreadyExists: ProtocolCloseCode.SubscriberAlreadyExists as number,
   TooManyInitialisationRequests: ProtocolCloseCode.TooManyInitialisationRequests as number,
   /**
-   * The user already has MAX_CONNECTIONS_PER_USER connections open over every instance. graphql-ws
-   * uses the same number for a repeated connection_init; the reason tells the two apart.
+   * The user already has MAX_CONNECTIONS_PER_USER connections open over every instance, or the
+   * address MAX_CONNECTIONS_PER_IP on this one. graphql-ws uses the same number for a repeated
+   * connection_init; the reason tells them apart.
    */
   TooManyConnections: ProtocolCloseCode.TooManyInitialisationRequests as number,
+  /** This instance holds MAX_CONNECTIONS WebSockets: try again (graphql-ws clients retry it, so a load balancer can send them elsewhere). */
+  TryAgainLater: 1013,
+  /** The connection had no subscription for WS_IDLE_TIMEOUT_MS; graphql-ws uses the same number for a missing connection_init. */
+  Idle: ProtocolCloseCode.ConnectionInitialisationTimeout as number,
   /**
    * The client stopped reading: more than WS_MAX_BUFFERED_BYTES waited unsent for it for
    * WS_SLOW_CONSUMER_MS. graphql-ws clients retry it; resuming from the last cursor loses nothing.

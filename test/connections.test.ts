@@ -41,8 +41,8 @@ interface Tab {
   closed: Promise<number>;
 }
 
-function open(url: string, token: string): { tab: Tab; outcome: Promise<'acked' | number> } {
-  const client = wsClient(url, token, { lazy: false });
+function open(url: string, token: string, socket?: WebSocket.ClientOptions): { tab: Tab; outcome: Promise<'acked' | number> } {
+  const client = wsClient(url, token, { lazy: false, socket });
   clients.push(client);
   let code: number | null = null;
   const closed = new Promise<number>((resolve) =>
@@ -59,16 +59,16 @@ function open(url: string, token: string): { tab: Tab; outcome: Promise<'acked' 
 }
 
 /** A graphql-ws connection the server acknowledged. */
-async function tab(url: string, token: string): Promise<Tab> {
-  const { tab: opened, outcome } = open(url, token);
+async function tab(url: string, token: string, socket?: WebSocket.ClientOptions): Promise<Tab> {
+  const { tab: opened, outcome } = open(url, token, socket);
   const result = await outcome;
   if (result !== 'acked') throw new Error(`closed with ${result} before it was acknowledged`);
   return opened;
 }
 
 /** The close code of a connection the server refused before acknowledging it. */
-async function refusal(url: string, token: string): Promise<number> {
-  const result = await open(url, token).outcome;
+async function refusal(url: string, token: string, socket?: WebSocket.ClientOptions): Promise<number> {
+  const result = await open(url, token, socket).outcome;
   if (result === 'acked') throw new Error('acknowledged, expected a refusal');
   return result;
 }
@@ -297,6 +297,60 @@ describe('caps', () => {
     // A closed connection frees its place.
     await first.client.dispose();
     await waitFor(async () => (await open(b.wsUrl, alice).outcome) === 'acked', 5_000);
+  });
+
+  it('closes the connection over MAX_CONNECTIONS_PER_IP from one address with 4429, leaving other addresses alone', async () => {
+    const [h] = await instances(1, { MAX_CONNECTIONS_PER_IP: '2' });
+    const from = (localAddress: string) => ({ localAddress });
+    const [ana, ben] = await Promise.all([h.token('ana'), h.token('ben')]);
+    const first = await tab(h.wsUrl, ana, from('127.0.0.2'));
+    await tab(h.wsUrl, ben, from('127.0.0.2'));
+    // Whoever the user: the address is full.
+    expect(await refusal(h.wsUrl, await h.token('cal'), from('127.0.0.2'))).toBe(4429);
+    expect(await limitHits(h, 'connections_per_ip')).toBe(1);
+    await tab(h.wsUrl, ana, from('127.0.0.3'));
+
+    await first.client.dispose();
+    await waitFor(async () => (await open(h.wsUrl, ana, from('127.0.0.2')).outcome) === 'acked', 5_000);
+  });
+
+  it('counts the address a trusted proxy saw (TRUST_PROXY_HOPS), not one the client wrote into X-Forwarded-For', async () => {
+    const [h] = await instances(1, { MAX_CONNECTIONS_PER_IP: '1', TRUST_PROXY_HOPS: '1' });
+    const token = await h.token('dee');
+    const via = (forwardedFor: string) => ({ headers: { 'x-forwarded-for': forwardedFor } });
+    // Every socket comes from 127.0.0.1, the proxy; the proxy's entry tells the clients apart.
+    await tab(h.wsUrl, token, via('198.51.100.7'));
+    await tab(h.wsUrl, token, via('198.51.100.8'));
+    expect(await refusal(h.wsUrl, token, via('203.0.113.1, 198.51.100.7'))).toBe(4429);
+  });
+
+  it('closes the connection over MAX_CONNECTIONS on the instance with 1013, and frees the place when one closes', async () => {
+    const [h] = await instances(1, { MAX_CONNECTIONS: '2' });
+    const first = await tab(h.wsUrl, await h.token('eve'));
+    await tab(h.wsUrl, await h.token('fay'));
+    expect(await refusal(h.wsUrl, await h.token('gus'))).toBe(1013);
+    expect(await limitHits(h, 'connections_per_instance')).toBe(1);
+    await first.client.dispose();
+    await waitFor(async () => (await open(h.wsUrl, await h.token('gus')).outcome) === 'acked', 5_000);
+  });
+
+  it('closes a connection with no subscription for WS_IDLE_TIMEOUT_MS with 4408, and not one that is watching', async () => {
+    const [h] = await instances(1, { WS_IDLE_TIMEOUT_MS: '1000' });
+    const token = await h.token('hal');
+    const idle = await tab(h.wsUrl, token);
+    const watching = await tab(h.wsUrl, token);
+    const w = await liveWatch(h, watching.client, 'hal');
+    expect(await idle.closed).toBe(4408);
+    expect(await limitHits(h, 'idle_timeout')).toBe(1);
+    // The idle one was closed after a second, at most a wheel tick late; the watching one outlives
+    // that by two more and still receives.
+    await sleep(2_000);
+    expect(watching.closeCode()).toBeNull();
+    await notify(h, 'hal', 'still here');
+    await w.received('still here');
+    // Once its last subscription ends, it idles too.
+    w.stop();
+    expect(await watching.closed).toBe(4408);
   });
 
   it('fails the subscription over MAX_SUBSCRIPTIONS_PER_CONNECTION with RATE_LIMITED while the others go on', async () => {

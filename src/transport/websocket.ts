@@ -10,6 +10,7 @@ import { clientError, CloseCode, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { PresenceRegistry } from '../presence/registry.js';
 import type { ConnectionHandle } from '../schema/builder.js';
+import { clientAddress, createConnectionCaps } from './connection-caps.js';
 import { startKeepAlive } from './keep-alive.js';
 import type { Metrics } from './metrics.js';
 import { createSecondWheel } from '../timeouts.js';
@@ -36,6 +37,8 @@ interface ConnectionServer {
   failed(connection: Connection, id: string, error: unknown): GraphQLFormattedError[];
   reauthenticate(connection: Connection, viewer: Viewer): void;
   slowConsumer(connection: Connection): void;
+  /** The connection has no subscription left (or never had one since it was admitted). */
+  idle(connection: Connection): void;
   closed(connection: Connection, code: number): void;
   logger: Logger;
 }
@@ -53,6 +56,8 @@ class Connection implements SessionHooks, ConnectionHandle {
   isClosed = false;
   /** Ids of the subscription operations running on it, for the per-connection cap. */
   readonly subscriptions = new Set<string>();
+  /** The second (Unix time) it is closed for idling at, while it has no subscription; 0 otherwise. */
+  idleUntil = 0;
 
   constructor(
     private readonly server: ConnectionServer,
@@ -63,6 +68,7 @@ class Connection implements SessionHooks, ConnectionHandle {
 
   async init(payload: Record<string, unknown> | undefined): Promise<boolean> {
     if (!(await this.server.admit(this, payload?.authorization))) return false;
+    this.server.idle(this);
     this.server.logger.info({ connectionId: this.id, userId: this.viewer!.id }, 'websocket connected');
     return true;
   }
@@ -72,7 +78,7 @@ class Connection implements SessionHooks, ConnectionHandle {
   }
 
   ended(id: string): void {
-    this.subscriptions.delete(id);
+    if (this.subscriptions.delete(id) && this.subscriptions.size === 0 && !this.isClosed) this.server.idle(this);
   }
 
   serialize(result: ExecutionResult): string {
@@ -253,6 +259,8 @@ function createResultSerializer(maskError: ErrorShaper['maskError']) {
 
 interface OperationOptions extends Pick<WebSocketOptions, 'yoga' | 'errors' | 'subscribe' | 'metrics' | 'logger'> {
   maxSubscriptionsPerConnection: number;
+  /** A subscription starts on the connection: it is no longer idle. */
+  subscribed(connection: Connection): void;
 }
 
 /**
@@ -293,6 +301,7 @@ function createOperationRunner(options: OperationOptions) {
           return refused([error]);
         }
         connection.subscriptions.add(id);
+        options.subscribed(connection);
       }
       metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
       const args: ExecutionArgs = {
@@ -320,6 +329,30 @@ function createOperationRunner(options: OperationOptions) {
         'subscription failed',
       );
       return withoutHttp([maskError(clientError(ErrorCode.Internal, 'Internal server error'))]);
+    },
+  };
+}
+
+/**
+ * Closes connections that hold no subscription for `idleTimeoutMs` (WS_IDLE_TIMEOUT_MS), all on one
+ * second wheel; with 0, nothing. A connection is idle from its acknowledgement and whenever its last
+ * subscription ends, and busy again from its next subscribe.
+ */
+function createIdleTimeout(idleTimeoutMs: number, onIdle: (connection: Connection) => void) {
+  const wheel = createSecondWheel<Connection>((connection) => {
+    connection.idleUntil = 0;
+    onIdle(connection);
+  });
+  return {
+    idle(this: void, connection: Connection): void {
+      if (idleTimeoutMs === 0 || connection.idleUntil !== 0) return;
+      connection.idleUntil = Math.ceil((Date.now() + idleTimeoutMs) / 1000);
+      wheel.add(connection, connection.idleUntil);
+    },
+    busy(this: void, connection: Connection): void {
+      if (connection.idleUntil === 0) return;
+      wheel.delete(connection, connection.idleUntil);
+      connection.idleUntil = 0;
     },
   };
 }
@@ -358,13 +391,23 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   });
   const registry = createConnectionRegistry(presence, metrics);
   const auth = createWebSocketAuth({ ...options, registry, maxConnectionsPerUser: limits.maxConnectionsPerUser });
-  const operations = createOperationRunner({ ...options, maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection });
+  const idleTimeout = createIdleTimeout(websocket.idleTimeoutMs, (connection) => {
+    metrics.limitsHit.inc({ limit: 'idle_timeout' });
+    connection.socket.close(CloseCode.Idle, `Idle: no subscription for ${websocket.idleTimeoutMs} ms`);
+  });
+  const caps = createConnectionCaps(limits);
+  const operations = createOperationRunner({
+    ...options,
+    maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
+    subscribed: idleTimeout.busy,
+  });
   const connections: ConnectionServer = {
     admit: auth.admit,
     reauthenticate: auth.reauthenticate,
     start: operations.start,
     failed: operations.failed,
     serialize: createResultSerializer(options.errors.maskError),
+    idle: idleTimeout.idle,
     slowConsumer(connection) {
       metrics.slowConsumerCloses.inc();
       logger.info({ connectionId: connection.id, userId: connection.viewer?.id }, 'websocket closed: client stopped reading');
@@ -373,6 +416,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     closed(connection, code) {
       connection.isClosed = true;
       auth.closed(connection);
+      idleTimeout.busy(connection);
       const durationMs = Date.now() - connection.openedAt;
       metrics.connectionDuration.observe(durationMs / 1000);
       logger.info({ connectionId: connection.id, userId: connection.viewer?.id, code, durationMs }, 'websocket closed');
@@ -399,6 +443,15 @@ export function attachWebSocketServer(options: WebSocketOptions) {
   let connectionCount = 0;
   wss.on('connection', (socket, request) => {
     socket.on('error', socketError);
+    const address = clientAddress(request, limits.trustedProxies);
+    const refusal = caps.take(address);
+    if (refusal) {
+      metrics.limitsHit.inc({ limit: refusal.limit });
+      const code = refusal.limit === 'connections_per_instance' ? CloseCode.TryAgainLater : CloseCode.TooManyConnections;
+      socket.close(code, refusal.reason);
+      return;
+    }
+    socket.once('close', () => caps.release(address));
     if (!speaksGraphqlWs(socket)) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;

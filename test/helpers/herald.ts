@@ -144,10 +144,21 @@ export function expiryOf(token: string): number {
 }
 
 /** A graphql-ws client that never retries, so a test sees every close; tests observe closes through its events. */
-export function wsClient(wsUrl: string, token: string | null, options: { lazy?: boolean } = {}): Client {
+export function wsClient(
+  wsUrl: string,
+  token: string | null,
+  options: { lazy?: boolean; socket?: WebSocket.ClientOptions } = {},
+): Client {
+  const socketOptions = options.socket;
   return createWsClient({
     url: wsUrl,
-    webSocketImpl: WebSocket,
+    webSocketImpl: socketOptions
+      ? class extends WebSocket {
+          constructor(url: string, protocols?: string | string[]) {
+            super(url, protocols, socketOptions);
+          }
+        }
+      : WebSocket,
     lazy: options.lazy ?? true,
     onNonLazyError: () => undefined,
     retryAttempts: 0,
