@@ -107,7 +107,9 @@ export const slowConsumer: FaultScenario = {
       // The stalled client reads again as soon as it has been closed, as a tab that wakes up would:
       // left unread for longer than the server's close handshake allows, its socket is dropped
       // (1006) and the close code it is owed never arrives.
-      const closedAndResumed = waitFor(async () => ((await slowConsumerCloses()) ?? 0) >= 1, 120_000).then(() => stalled.resume());
+      const closedAndResumed = waitFor(async () => ((await slowConsumerCloses()) ?? 0) >= 1, 120_000).then(() =>
+        stalled.resume(),
+      );
       for (let sent = 0; sent < UPDATES; sent += 50) {
         await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
