@@ -8,11 +8,13 @@ import {
   StartFileProcessingDocument,
   type FileProgressSubscription,
 } from '../src/client/generated.js';
+import { createPublisher } from '../src/publisher.js';
 import { encodeCursor } from '../src/updates/cursor.js';
 import { makeDocument } from './helpers/documents.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { metricValue, parseMetrics, scrape } from './helpers/metrics.js';
-import { collect, errorCodes, waitFor } from './helpers/streams.js';
+import { redisUrl } from './helpers/redis.js';
+import { collect, errorCodes, readEventStream, waitFor } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 
@@ -133,6 +135,8 @@ describe('metrics of a job, from the worker that publishes to the subscriber tha
     // History is not a delivery to time: the histogram did not move.
     expect(await api('herald_delivery_latency_seconds_count')).toBe(observed);
     expect(await api('herald_updates_delivered_total', { kind: 'file' })).toBe(2 * updates.length);
+    expect(await api('herald_update_fanout_count')).toBe(live);
+    expect(await api('herald_update_fanout_sum')).toBe(live);
 
     const text = await scrape(herald.url);
     const port = new URL(herald.url).port;
@@ -210,6 +214,57 @@ describe('errors sent to clients, each counted once by its code', () => {
       expect(metricValue(await scrape(limited.url), 'herald_errors_total', { code: 'RATE_LIMITED' })).toBe(refused.length);
     } finally {
       await limited.stop();
+    }
+  });
+});
+
+describe('fan-out and delivery latency per transport', () => {
+  it('observes each live update once per transport, and the subscribers each message reached', async () => {
+    const separate = await startHerald({}, { workers: false });
+    const publisher = createPublisher({ env: { REDIS_URL: redisUrl(), KEY_PREFIX: separate.config.keyPrefix } });
+    try {
+      const file = await publisher.register({ kind: 'file', ownerId: 'alice' });
+      const token = await separate.token({ sub: 'alice' });
+      const watch = () =>
+        collect<FileUpdate>(separate.ws(token), FileProgressDocument, { fileId: file.id }, { field: 'fileProgress' });
+      const watchers = [watch(), watch()];
+      const query = 'subscription($id: ID!) { fileProgress(fileId: $id) { seq } }';
+      const sse = await readEventStream(
+        `${separate.url}/graphql?query=${encodeURIComponent(query)}&variables=${encodeURIComponent(JSON.stringify({ id: file.id }))}`,
+        { authorization: `Bearer ${token}` },
+      );
+      const metric = async (name: string, labels: Record<string, string> = {}) =>
+        metricValue(await scrape(separate.url), name, labels) ?? 0;
+      await waitFor(async () => (await metric('herald_subscriptions', { field: 'fileProgress' })) === 3);
+      // Once all three have the first update, the streams are open: the next ones come live.
+      await publisher.append(file, { event: 'step_1', status: 'PROCESSING', progress: 1 });
+      await waitFor(async () => (await metric('herald_updates_delivered_total', { kind: 'file' })) === 3);
+      const before = {
+        websocket: await metric('herald_delivery_latency_seconds_count', { transport: 'websocket' }),
+        sse: await metric('herald_delivery_latency_seconds_count', { transport: 'sse' }),
+        count: await metric('herald_update_fanout_count'),
+        sum: await metric('herald_update_fanout_sum'),
+        upTo2: await metric('herald_update_fanout_bucket', { le: '2' }),
+      };
+      const live = 5;
+      for (let step = 2; step <= live; step += 1) {
+        await publisher.append(file, { event: `step_${step}`, status: 'PROCESSING', progress: step });
+      }
+      await publisher.append(file, { event: 'completed', status: 'COMPLETED', progress: 100 });
+      for (const watched of await Promise.all(watchers))
+        expect(watched.items.map((update) => update.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(await sse.nextEvents(live + 1)).toHaveLength(live + 1);
+      sse.close();
+
+      // Two WebSocket subscribers and one SSE subscriber of one stream: each update is timed once per transport.
+      expect((await metric('herald_delivery_latency_seconds_count', { transport: 'websocket' })) - before.websocket).toBe(live);
+      expect((await metric('herald_delivery_latency_seconds_count', { transport: 'sse' })) - before.sse).toBe(live);
+      expect((await metric('herald_update_fanout_count')) - before.count).toBe(live);
+      expect((await metric('herald_update_fanout_sum')) - before.sum).toBe(3 * live);
+      expect((await metric('herald_update_fanout_bucket', { le: '2' })) - before.upTo2).toBe(0);
+    } finally {
+      await separate.stop();
+      await publisher.close();
     }
   });
 });

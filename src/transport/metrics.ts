@@ -3,6 +3,7 @@ import { ErrorCode } from '../errors.js';
 import { createRegistry } from '../metrics.js';
 import type { DeliveryMeter } from '../updates/hub.js';
 import { openLiveStreams } from '../updates/live-stream.js';
+import { liveAppendedAt } from '../updates/stream.js';
 import type { SubscriptionMeter, SubscriptionTransport } from './subscription-execution.js';
 
 /** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
@@ -29,16 +30,38 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 /** From a refused handshake (milliseconds) to a day-long browser tab. */
 const CONNECTION_BUCKETS = [0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
 
+/** Subscribers reached by one message on one instance: from a lone watcher to a 100k-tab broadcast. */
+const FANOUT_BUCKETS = [0, 1, 2, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000];
+
+/**
+ * Delivery latency over one transport: the histogram's child for its label, and the mark a live
+ * event gets once it has been timed over that transport, so it is observed once per update per
+ * stream per transport on an instance, not once per subscriber.
+ */
+interface TransportLatency {
+  timed: symbol;
+  observe(seconds: number): void;
+}
+
 /** One subscription's share of the metrics: a class, so each subscription costs one object and no closures. */
 class OpenSubscription implements SubscriptionMeter {
   constructor(
     private readonly gauge: Gauge<'field' | 'transport'>,
     private readonly labels: { field: string; transport: SubscriptionTransport },
     private readonly tally: { count: number },
+    private readonly latency: TransportLatency,
   ) {}
 
-  delivered(): void {
+  delivered(event: unknown): void {
     this.tally.count += 1;
+    const appendedAt = liveAppendedAt(event);
+    if (appendedAt === undefined) return;
+    const marks = event as Record<symbol, true>;
+    const { timed } = this.latency;
+    if (marks[timed]) return;
+    marks[timed] = true;
+    // A producer outside Herald may send a timestamp that does not parse: no latency, no throw.
+    if (Number.isFinite(appendedAt)) this.latency.observe(Math.max(0, Date.now() - appendedAt) / 1000);
   }
 
   closed(): void {
@@ -86,11 +109,28 @@ export function createMetrics() {
     name: 'herald_delivery_latency_seconds',
     help:
       "Seconds from an update's append (the producer's `timestamp`, millisecond resolution; producer and API " +
-      'clocks must agree) to the moment its first subscriber on this instance was handed it (for a WebSocket, ' +
-      'its frame given to the socket, which sends it at the end of that tick). Once per live update per stream ' +
+      'clocks must agree) to the moment its result for the first subscriber over a transport on this instance ' +
+      'was ready to be written (a WebSocket frame, an SSE event). Once per live update per stream per transport ' +
       'per instance, not per subscriber; replays from history are not observed. Covers fileProgress, ' +
       'queryProgress and projectProgress.',
+    labelNames: ['transport'] as const,
     buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const latencyOver = (transport: SubscriptionTransport): TransportLatency => {
+    const child = latency.labels({ transport });
+    return { timed: Symbol(`timed over ${transport}`), observe: (seconds) => child.observe(seconds) };
+  };
+  const transportLatency: Record<SubscriptionTransport, TransportLatency> = {
+    websocket: latencyOver('websocket'),
+    sse: latencyOver('sse'),
+  };
+  const fanOut = new Histogram({
+    name: 'herald_update_fanout',
+    help:
+      'Subscribers on this instance each published message reached (one per update per stream, and per ' +
+      'notification): the local listeners of its Redis channel when it arrived.',
+    buckets: FANOUT_BUCKETS,
     registers: [registry],
   });
   const deliveries: DeliveryMeter = {
@@ -98,9 +138,8 @@ export function createMetrics() {
     live: 0,
     resumed: 0,
     gaps: 0,
-    firstLiveDelivery(appendedAtMs) {
-      // A producer outside Herald may send a timestamp that does not parse: no latency, no throw.
-      if (Number.isFinite(appendedAtMs)) latency.observe(Math.max(0, Date.now() - appendedAtMs) / 1000);
+    fannedOut(listeners) {
+      fanOut.observe(listeners);
     },
   };
   /** A counter kept as a plain number the delivery path increments, read when /metrics is scraped. */
@@ -203,7 +242,7 @@ export function createMetrics() {
       const kind = DELIVERED_KIND[field] ?? field;
       const tally = delivered.get(kind) ?? { count: 0 };
       delivered.set(kind, tally);
-      return new OpenSubscription(subscriptions, labels, tally);
+      return new OpenSubscription(subscriptions, labels, tally, transportLatency[transport]);
     },
   };
 }

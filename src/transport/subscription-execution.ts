@@ -120,8 +120,8 @@ export type SubscriptionTransport = 'websocket' | 'sse';
  * costs a call and no label lookup.
  */
 export interface SubscriptionMeter {
-  /** One event handed to this subscriber. */
-  delivered(): void;
+  /** One event handed to this subscriber, its result ready to be written. */
+  delivered(event: unknown): void;
   /** It ended, however; called once. */
   closed(): void;
 }
@@ -151,6 +151,7 @@ class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
 
   map(event: unknown): Result {
     const result = this.result(event);
+    this.meter.delivered(event);
     const { cursorOf } = this;
     if (cursorOf === null) return result;
     const cursor = cursorOf(event);
@@ -162,7 +163,6 @@ class ExecutedStream extends MappedStream<unknown, ExecutionResult> {
   }
 
   private result(event: unknown): Result {
-    this.meter.delivered();
     const { key } = this;
     if (key === null || typeof event !== 'object' || event === null) return this.run(event);
     const carrier = event as ResultCarrier;

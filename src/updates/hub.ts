@@ -19,15 +19,14 @@ export interface DeliveryMeter {
   /** Gap notices sent: updates after a subscriber's position were gone (trimmed, expired, or a new epoch). */
   gaps: number;
   /**
-   * Called once per live entry per process, right after its first subscriber was handed it (on a
-   * WebSocket, its frame given to the socket), with the time its producer appended it (ms since the epoch;
-   * NaN when its timestamp does not parse). Runs inside the delivery, so it must not throw.
+   * Called once per message a channel received, with the local listeners (subscriber streams) it
+   * was handed to: the update's fan-out on this process. Runs inside the delivery, so it must not throw.
    */
-  firstLiveDelivery(appendedAtMs: number): void;
+  fannedOut(listeners: number): void;
 }
 
 function unmetered(): DeliveryMeter {
-  return { replayed: 0, live: 0, resumed: 0, gaps: 0, firstLiveDelivery: () => {} };
+  return { replayed: 0, live: 0, resumed: 0, gaps: 0, fannedOut: () => {} };
 }
 
 /** One Redis subscription, shared by every local listener of its channel. */
@@ -88,6 +87,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     const channel = channels.get(name);
     if (!channel || channel.suspended) return;
     const parsed = parse(message);
+    meter.fannedOut(channel.listeners.size);
     for (const listener of channel.listeners) listener(parsed);
   });
 

@@ -50,6 +50,19 @@ interface BodyState {
 const EVENT = Symbol('event');
 type Carrier<E> = E & { [EVENT]?: StreamEvent<E> };
 
+/** On the shared event of a live entry only: when its producer appended it (ms since the epoch). */
+const APPENDED_AT = Symbol('appendedAt');
+type LiveEvent = { [APPENDED_AT]?: number };
+
+/**
+ * When the producer appended the update a live event carries (ms since the epoch), for delivery
+ * latency; undefined for replays from history (not deliveries to time), gap notices and streams
+ * without timestamps, NaN when a producer's timestamp does not parse.
+ */
+export function liveAppendedAt(event: unknown): number | undefined {
+  return typeof event === 'object' && event !== null ? (event as LiveEvent)[APPENDED_AT] : undefined;
+}
+
 /** Entries per history read: a long catch-up is read (and handed to the consumer) a page at a time. */
 const HISTORY_PAGE = 100;
 
@@ -67,7 +80,7 @@ export interface OpenStreamOptions<E extends StreamEntry> extends LiveStreamLimi
   replay: number;
   /** Live entries after which the stream ends (terminal updates). */
   isFinal: (entry: E) => boolean;
-  /** When the producer appended an entry (ISO 8601), for the delivery latency in `hub.meter`. */
+  /** When the producer appended an entry (ISO 8601), carried by its live event (see liveAppendedAt). */
   appendedAt?: (entry: E) => string;
   /** Given for streams whose entries build a body: each entry event then carries its text. */
   body?: BodyOfEntries<E>;
@@ -205,24 +218,22 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
 
   /**
    * Hands an entry on as the event every subscriber of this process shares. A live entry is one
-   * object for all of them (the hub parses a message once), so the first to create its event is
-   * its first delivery here: the one whose latency is measured.
+   * object for all of them (the hub parses a message once), so whoever creates its event first
+   * stamps it with its append time, once.
    */
   private accept(entry: E, live: boolean, body: string | null): void {
     if (this.isEnded || entry.seq <= this.lastSeq) return;
     this.lastSeq = entry.seq;
     const carrier = entry as Carrier<E>;
     let event = carrier[EVENT];
-    const first = event === undefined;
-    if (!event) carrier[EVENT] = event = { type: 'entry', entry, body };
-    this.emit(event);
-    const { meter } = this.options.hub;
-    if (!live) {
-      meter.replayed += 1;
-    } else {
-      meter.live += 1;
-      if (first && this.options.appendedAt) meter.firstLiveDelivery(Date.parse(this.options.appendedAt(entry)));
+    if (!event) {
+      carrier[EVENT] = event = { type: 'entry', entry, body };
+      const { appendedAt } = this.options;
+      if (live && appendedAt) (event as LiveEvent)[APPENDED_AT] = Date.parse(appendedAt(entry));
     }
+    this.emit(event);
+    if (live) this.options.hub.meter.live += 1;
+    else this.options.hub.meter.replayed += 1;
     if (this.options.isFinal(entry)) this.end();
   }
 }
