@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 const int = (min: number, max: number) =>
@@ -43,6 +44,18 @@ const addressList = (example: string) =>
     return addresses;
   });
 
+/** A PEM file, read at start-up so that a missing or unreadable one stops Herald with its path and reason. */
+const pemFile = z.string().transform((path, ctx) => {
+  try {
+    const pem = readFileSync(path, 'utf8');
+    if (pem.includes('-----BEGIN ')) return pem;
+    ctx.addIssue({ code: 'custom', message: `${path} is not a PEM file (no -----BEGIN line)` });
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(error as Error).message}` });
+  }
+  return z.NEVER;
+});
+
 const schema = z
   .object({
     PORT: int(0, 65535).default(4000),
@@ -58,6 +71,10 @@ const schema = z
     REDIS_CLUSTER_NODES: addressList('10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379').optional(),
     REDIS_PASSWORD: z.string().optional(),
     REDIS_FAILOVER_WAIT_MS: int(0, 600_000).default(20_000),
+    REDIS_TLS: z.stringbool({ error: 'must be true or false' }).optional(),
+    REDIS_TLS_CA_FILE: pemFile.optional(),
+    REDIS_TLS_CERT_FILE: pemFile.optional(),
+    REDIS_TLS_KEY_FILE: pemFile.optional(),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     KEY_PREFIX: z
       .string()
@@ -151,6 +168,25 @@ const schema = z
       if (env[name] !== undefined && !env.REDIS_SENTINELS)
         ctx.addIssue({ code: 'custom', path: [name], message: 'only with REDIS_SENTINELS' });
     }
+    if (env.REDIS_TLS !== undefined && env.REDIS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_TLS'],
+        message: 'not with REDIS_URL: a rediss:// URL turns TLS on (REDIS_TLS is for Sentinel and Cluster)',
+      });
+    }
+    const tls = env.REDIS_TLS === true || env.REDIS_URL?.startsWith('rediss://') === true;
+    for (const name of ['REDIS_TLS_CA_FILE', 'REDIS_TLS_CERT_FILE', 'REDIS_TLS_KEY_FILE'] as const) {
+      if (env[name] !== undefined && !tls)
+        ctx.addIssue({ code: 'custom', path: [name], message: 'only with TLS: a rediss:// REDIS_URL, or REDIS_TLS=true' });
+    }
+    if ((env.REDIS_TLS_CERT_FILE === undefined) !== (env.REDIS_TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.REDIS_TLS_CERT_FILE === undefined ? 'REDIS_TLS_CERT_FILE' : 'REDIS_TLS_KEY_FILE'],
+        message: 'REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: the client certificate and its key',
+      });
+    }
     if (env.REDIS_PASSWORD !== undefined && env.REDIS_URL) {
       ctx.addIssue({
         code: 'custom',
@@ -191,7 +227,7 @@ export type Mode = 'dev' | 'production';
  * Where Redis is: one server (or anything behind one URL), a Sentinel-monitored primary that
  * clients follow through failovers, or a Cluster. Every connection of a process uses the same.
  */
-export type RedisSettings =
+export type RedisSettings = (
   | { mode: 'single'; url: string }
   | {
       mode: 'sentinel';
@@ -207,7 +243,21 @@ export type RedisSettings =
       password?: string;
       /** How long a command rides out a failover (CLUSTERDOWN, its primary's connection lost) before it fails. */
       failoverWaitMs: number;
-    };
+    }
+) & {
+  /**
+   * TLS to every Redis node (and to the sentinels), or null for plain TCP: on with a rediss://
+   * URL or REDIS_TLS=true. PEM contents: the CA to trust instead of the system's, and the client
+   * certificate Redis asks for when it authenticates clients (its default, `tls-auth-clients yes`).
+   */
+  tls: RedisTls | null;
+};
+
+export interface RedisTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
 
 /** Whether the environment says where Redis is; `npm run dev` starts its own when it does not. */
 export function hasRedisSettings(env: Partial<Record<(typeof REDIS_MODE_VARIABLES)[number], unknown>>): boolean {
@@ -380,6 +430,8 @@ export interface LoadOptions {
 /** The one Redis mode the (validated) environment chose. */
 function redisSettings(e: z.infer<typeof schema>): RedisSettings {
   const password = e.REDIS_PASSWORD;
+  const on = e.REDIS_TLS === true || e.REDIS_URL?.startsWith('rediss://') === true;
+  const tls = on ? { ca: e.REDIS_TLS_CA_FILE, cert: e.REDIS_TLS_CERT_FILE, key: e.REDIS_TLS_KEY_FILE } : null;
   if (e.REDIS_SENTINELS) {
     return {
       mode: 'sentinel',
@@ -387,12 +439,13 @@ function redisSettings(e: z.infer<typeof schema>): RedisSettings {
       masterName: e.REDIS_SENTINEL_MASTER!,
       password,
       sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+      tls,
     };
   }
   if (e.REDIS_CLUSTER_NODES) {
-    return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password, failoverWaitMs: e.REDIS_FAILOVER_WAIT_MS };
+    return { mode: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password, failoverWaitMs: e.REDIS_FAILOVER_WAIT_MS, tls };
   }
-  return { mode: 'single', url: e.REDIS_URL! };
+  return { mode: 'single', url: e.REDIS_URL!, tls };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
-import type { RedisAddress, RedisSettings } from './config.js';
+import type { RedisAddress, RedisSettings, RedisTls } from './config.js';
 import type { Logger } from './logger.js';
 
 /** What a connection is for: subscribers and BullMQ must never time out a blocked command. */
@@ -54,8 +55,18 @@ function asRedis(cluster: Cluster): Redis {
   return cluster as unknown as Redis;
 }
 
+/**
+ * TLS options for ioredis, or undefined for plain TCP. The undefined fields are dropped so that
+ * Node's defaults (the system's CAs, no client certificate) apply.
+ */
+function tlsOptions(tls: RedisTls | null): ConnectionOptions | undefined {
+  if (!tls) return undefined;
+  return Object.fromEntries(Object.entries(tls).filter(([, value]) => value !== undefined));
+}
+
 function connect(settings: RedisSettings, role: RedisRole): Redis {
-  const options: RedisOptions = { ...roleOptions(role), retryStrategy: backoff, reconnectOnError, enableReadyCheck: true };
+  const tls = tlsOptions(settings.tls);
+  const options: RedisOptions = { ...roleOptions(role), retryStrategy: backoff, reconnectOnError, enableReadyCheck: true, tls };
   switch (settings.mode) {
     case 'single':
       return new Redis(settings.url, options);
@@ -71,6 +82,9 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
         sentinelPassword: settings.sentinelPassword,
         sentinelRetryStrategy: backoff,
         failoverDetector: true,
+        // With TLS, the sentinels speak it too, trusting the same CA.
+        enableTLSForSentinelMode: tls !== undefined,
+        sentinelTLS: tls,
       });
     case 'cluster':
       // The subscriber subscribes to shard channels (SSUBSCRIBE) with one connection per primary,
@@ -85,7 +99,7 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
           retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
           maxRedirections: Math.max(16, Math.ceil(settings.failoverWaitMs / CLUSTER_RETRY_DELAY_MS)),
           shardedSubscribers: role === 'subscriber',
-          redisOptions: { ...roleOptions(role), password: settings.password },
+          redisOptions: { ...roleOptions(role), password: settings.password, tls },
         }),
       );
   }

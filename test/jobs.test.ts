@@ -133,7 +133,7 @@ describe('jobs', () => {
     stopAfter.push(() => proxy.close());
     // A real worker whose Redis connections go through the proxy, so its subscriber alone can be cut.
     const workers = await startWorkers(
-      { ...h.config, redis: { mode: 'single', url: proxy.url } },
+      { ...h.config, redis: { mode: 'single', url: proxy.url, tls: null } },
       createLogger('silent', 'test'),
     );
     stopAfter.push(() => workers.close());

@@ -22,7 +22,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-it('carries graphql-ws and SSE subscriptions through the repo nginx.conf to two API processes', async () => {
+it('carries graphql-ws and SSE subscriptions through deploy/nginx/nginx.conf to two API processes', async () => {
   const api = clientsFor(nginx.url);
   const token = await api.token('nina');
   const { body } = await api.http(token, StartFileProcessingDocument, { input: { name: 'n.md', content: makeDocument(20) } });

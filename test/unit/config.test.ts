@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, hasRedisSettings, loadConfig } from '../../src/config.js';
 
@@ -32,7 +35,11 @@ describe('configuration', () => {
 
   it('requires REDIS_URL, and JWT_SECRET for the API only', () => {
     expect(() => loadConfig({})).toThrow(/REDIS_URL: required[\s\S]*JWT_SECRET: required/);
-    expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redis).toEqual({ mode: 'single', url: base.REDIS_URL });
+    expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redis).toEqual({
+      mode: 'single',
+      url: base.REDIS_URL,
+      tls: null,
+    });
   });
 
   describe('Redis: one server, Sentinel or Cluster', () => {
@@ -56,6 +63,7 @@ describe('configuration', () => {
         masterName: 'mymaster',
         password: 'data-secret',
         sentinelPassword: 'sentinel-secret',
+        tls: null,
       });
     });
 
@@ -67,7 +75,34 @@ describe('configuration', () => {
           { host: '10.0.0.2', port: 6379 },
         ],
         failoverWaitMs: 20_000,
+        tls: null,
       });
+    });
+
+    it('turns TLS on with rediss:// or REDIS_TLS, reading the PEM files at start-up', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-config-'));
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n');
+      writeFileSync(join(dir, 'not.pem'), 'hello');
+      expect(loadConfig({ ...secret, REDIS_URL: 'rediss://redis.internal:6380' }).redis.tls).toEqual({});
+      expect(loadConfig({ ...secret, REDIS_URL: 'rediss://redis.internal:6380', REDIS_TLS_CA_FILE: ca }).redis.tls).toEqual({
+        ca: readFileSync(ca, 'utf8'),
+      });
+      expect(loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:6379', REDIS_TLS: 'true' }).redis.tls).toEqual({});
+      expect(loadConfig({ ...secret, REDIS_CLUSTER_NODES: '10.0.0.1:6379', REDIS_TLS: 'false' }).redis.tls).toBeNull();
+      const refused = (env: Record<string, string>) => () => loadConfig({ ...secret, ...env });
+      expect(refused({ REDIS_URL: base.REDIS_URL, REDIS_TLS_CA_FILE: ca })).toThrow(
+        'REDIS_TLS_CA_FILE: only with TLS: a rediss:// REDIS_URL, or REDIS_TLS=true',
+      );
+      expect(refused({ REDIS_URL: base.REDIS_URL, REDIS_TLS: 'true' })).toThrow('REDIS_TLS: not with REDIS_URL');
+      expect(refused({ REDIS_URL: 'rediss://r:6380', REDIS_TLS_CA_FILE: join(dir, 'missing.pem') })).toThrow(
+        `REDIS_TLS_CA_FILE: cannot read ${join(dir, 'missing.pem')}`,
+      );
+      expect(refused({ REDIS_URL: 'rediss://r:6380', REDIS_TLS_CA_FILE: join(dir, 'not.pem') })).toThrow('is not a PEM file');
+      expect(refused({ REDIS_URL: 'rediss://r:6380', REDIS_TLS_CERT_FILE: ca })).toThrow(
+        'REDIS_TLS_KEY_FILE: REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together',
+      );
+      rmSync(dir, { recursive: true });
     });
 
     it('takes exactly one mode', () => {
