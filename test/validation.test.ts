@@ -198,10 +198,13 @@ describe('uploads', () => {
   });
 
   it('refuses an unsupported type', async () => {
-    for (const type of ['image/png', 'application/pdf', 'application/octet-stream']) {
+    for (const type of ['image/png', 'application/octet-stream']) {
       const { body } = await upload(new Blob(['plain words. More words.'], { type }), 'file.bin');
       expectBadInput(body, new RegExp(`type ${type.replace('/', '\\/')} are not supported`));
     }
+    // PDF is supported: text that claims to be one is refused as a PDF (test/pdf.test.ts has the rest).
+    const { body } = await upload(new Blob(['plain words. More words.'], { type: 'application/pdf' }), 'file.pdf');
+    expectBadInput(body, /the file is not a readable PDF/);
   });
 
   it('refuses an empty upload', async () => {

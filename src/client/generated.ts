@@ -71,7 +71,7 @@ export type SendNotificationInput = {
 export type StartFileProcessingInput = {
   /** UTF-8 text. Exactly one of content and file. */
   content?: string | null | undefined;
-  /** A multipart upload of a text or markdown file. */
+  /** A multipart upload of a text, markdown or PDF file. */
   file?: File | null | undefined;
   name: string;
   /** Shares the file with the project and adds it to projectProgress. */

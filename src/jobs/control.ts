@@ -6,8 +6,8 @@ import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
 import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
-import type { DocumentStore } from './documents.js';
-import { jobOptions, type Queues } from './queues.js';
+import type { AcceptedDocument, DocumentStore } from './documents.js';
+import { jobOptions, type FileJobData, type Queues } from './queues.js';
 import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
@@ -99,18 +99,13 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   return {
     view,
 
-    async startFile(input: { ownerId: string; projectId: string | null; name: string; content: string }) {
+    async startFile(input: { ownerId: string; projectId: string | null; name: string; document: AcceptedDocument }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
-      await documents.saveContent(record.id, input.content);
-      return enqueue(record, () =>
-        queues
-          .file(record.id)
-          .add(
-            'process',
-            { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
-            jobOptions(config, record.id),
-          ),
-      );
+      const { document } = input;
+      await documents.saveContent(record.id, document.format === 'pdf' ? document.bytes : document.text);
+      const data: FileJobData = { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name };
+      if (document.format === 'pdf') data.format = 'pdf';
+      return enqueue(record, () => queues.file(record.id).add('process', data, jobOptions(config, record.id)));
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {

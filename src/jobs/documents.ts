@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import { execChecked } from '../redis.js';
 import type { SentenceClass } from './text/classify.js';
 
+/** A document as the API accepted it: text, or a PDF checked to open and have text (src/jobs/text/pdf.ts). */
+export type AcceptedDocument = { format: 'text'; text: string } | { format: 'pdf'; bytes: Uint8Array };
+
 /** One sentence of a processed file, as queries rank it. */
 export interface StoredSentence {
   text: string;
@@ -18,12 +21,13 @@ export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds:
   const sentencesKey = (fileId: string) => `${keyPrefix}file_sentences:{${fileId}}`;
   const userFilesKey = (userId: string) => `${keyPrefix}user_files:{${userId}}`;
   return {
-    async saveContent(fileId: string, content: string): Promise<void> {
-      await redis.set(contentKey(fileId), content, 'EX', ttlSeconds);
+    /** A document waiting for its job: UTF-8 text, or a PDF's bytes as they came. */
+    async saveContent(fileId: string, content: string | Uint8Array): Promise<void> {
+      await redis.set(contentKey(fileId), Buffer.from(content), 'EX', ttlSeconds);
     },
 
-    async loadContent(fileId: string): Promise<string | null> {
-      return redis.get(contentKey(fileId));
+    async loadContent(fileId: string): Promise<Buffer | null> {
+      return redis.getBuffer(contentKey(fileId));
     },
 
     /** Keeps a processed file's sentences and lists it among its owner's searchable files. */

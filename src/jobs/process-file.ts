@@ -5,6 +5,7 @@ import type { DocumentStore, StoredSentence } from './documents.js';
 import type { FileJobData } from './queues.js';
 import type { JobContext } from './run-attempt.js';
 import { SENTENCE_CLASSES, classifySentence, type SentenceClass } from './text/classify.js';
+import { pdfPages, UnreadablePdfError } from './text/pdf.js';
 import { countWords, splitChunks, splitSentences } from './text/segment.js';
 
 export interface FileProcessingSettings {
@@ -23,8 +24,31 @@ function reachesStep(done: number, total: number, steps: number): boolean {
   return done === total || step(done) > step(done - 1);
 }
 
+/** A piece of a document as extraction reports it: a chunk of a text document, a page of a PDF. */
+interface ExtractionUnit {
+  index: number;
+  total: number;
+  text: string;
+}
+
+/** A document's text, in the units its extraction goes by. */
+async function* extractionUnits(data: FileJobData, content: Buffer, chunkChars: number): AsyncGenerator<ExtractionUnit> {
+  if (data.format !== 'pdf') {
+    const chunks = splitChunks(content.toString('utf8'), chunkChars);
+    for (const [index, text] of chunks.entries()) yield { index, total: chunks.length, text };
+    return;
+  }
+  try {
+    for await (const { page, pages, text } of pdfPages(content)) yield { index: page - 1, total: pages, text };
+  } catch (error) {
+    // The API checked the PDF before queueing it; one that fails here will fail again.
+    if (error instanceof UnreadablePdfError) throw new UnrecoverableError(error.message);
+    throw error;
+  }
+}
+
 /**
- * Processes one document: splits it into chunks and sentences (extraction_progress), classifies the
+ * Processes one document: splits it into chunks (a PDF: pages) and sentences (extraction_progress), classifies the
  * sentences in batches (sentence_classification, carrying that batch's sentences), stores them for
  * queries, and ends with a summary (processing_completed). Each phase publishes at most
  * `progressUpdates` updates, each of bounded size, so a watcher, a replay and the history see a
@@ -47,24 +71,26 @@ export async function processFile(
     status: 'PROCESSING',
     progress: 0,
     message: `Processing ${data.name}`,
-    data: { name: data.name, bytes: Buffer.byteLength(content) },
+    data: { name: data.name, bytes: content.length, format: data.format ?? 'text' },
   });
 
-  const chunks = splitChunks(content, settings.chunkChars);
+  const unit = data.format === 'pdf' ? 'page' : 'chunk';
   const extracted: Array<{ text: string; chunk: number }> = [];
+  let units = 0;
   let reported = 0;
   let words = 0;
-  for (const [index, chunk] of chunks.entries()) {
+  for await (const { index, total, text: unitText } of extractionUnits(data, content, settings.chunkChars)) {
     await nextTurn(undefined, { signal });
-    words += countWords(chunk);
-    for (const text of splitSentences(chunk)) extracted.push({ text, chunk: index });
-    if (!reachesStep(index + 1, chunks.length, settings.progressUpdates)) continue;
+    units = total;
+    words += countWords(unitText);
+    for (const text of splitSentences(unitText)) extracted.push({ text, chunk: index });
+    if (!reachesStep(index + 1, total, settings.progressUpdates)) continue;
     await publish({
       event: 'extraction_progress',
       status: 'PROCESSING',
-      progress: round(((index + 1) / chunks.length) * EXTRACTION_SHARE),
-      message: `Extracted chunk ${index + 1} of ${chunks.length}`,
-      data: { current: index + 1, total: chunks.length, sentences: extracted.length - reported },
+      progress: round(((index + 1) / total) * EXTRACTION_SHARE),
+      message: `Extracted ${unit} ${index + 1} of ${total}`,
+      data: { current: index + 1, total, unit, sentences: extracted.length - reported },
     });
     reported = extracted.length;
   }
@@ -95,7 +121,7 @@ export async function processFile(
 
   await documents.saveSentences(data.fileId, data.ownerId, classified);
   const summary: FileSummary = {
-    chunks: chunks.length,
+    chunks: units,
     sentences: classified.length,
     words,
     classes,

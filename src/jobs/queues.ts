@@ -23,7 +23,12 @@ export interface FileJobData {
   ownerId: string;
   projectId: string | null;
   name: string;
+  /** How the stored content reads: UTF-8 text when absent (as jobs queued before PDFs were accepted), or a PDF. */
+  format?: DocumentFormat;
 }
+
+/** The kinds of document a file job reads. */
+export type DocumentFormat = 'text' | 'pdf';
 
 export interface QueryJobData {
   queryId: string;

@@ -1,6 +1,8 @@
 import { clientError, ErrorCode } from '../errors.js';
 import { isProjectMember } from '../auth/access.js';
 import type { JobView, Started } from '../jobs/control.js';
+import type { AcceptedDocument } from '../jobs/documents.js';
+import { inspectPdf, looksLikePdf, UnreadablePdfError } from '../jobs/text/pdf.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
 import { accessibleResource, badInput, validId } from './guards.js';
@@ -54,7 +56,7 @@ const StartFileProcessingInput = builder.inputType('StartFileProcessingInput', {
   fields: (t) => ({
     name: t.string({ required: true }),
     content: t.string({ description: 'UTF-8 text. Exactly one of content and file.' }),
-    file: t.field({ type: 'File', description: 'A multipart upload of a text or markdown file.' }),
+    file: t.field({ type: 'File', description: 'A multipart upload of a text, markdown or PDF file.' }),
     projectId: t.id({ description: 'Shares the file with the project and adds it to projectProgress.' }),
   }),
 });
@@ -68,6 +70,7 @@ const StartQueryInput = builder.inputType('StartQueryInput', {
 });
 
 const TEXT_TYPES = /^(text\/|application\/(json|xml|x-markdown|markdown)|$)/;
+const PDF_TYPE = 'application/pdf';
 
 function projectOf(context: Context, projectId: string | number | null | undefined, argument: string): string | null {
   if (projectId === null || projectId === undefined) return null;
@@ -78,7 +81,11 @@ function projectOf(context: Context, projectId: string | number | null | undefin
   return id;
 }
 
-async function documentText(input: { content?: string | null; file?: File | null }, context: Context): Promise<string> {
+/** What an upload or `content` holds, checked before anything is queued. */
+async function acceptedDocument(
+  input: { content?: string | null; file?: File | null },
+  context: Context,
+): Promise<AcceptedDocument> {
   const { maxContentBytes, maxUploadBytes } = context.services.config.limits;
   const hasContent = input.content !== null && input.content !== undefined;
   const hasFile = input.file !== null && input.file !== undefined;
@@ -87,13 +94,24 @@ async function documentText(input: { content?: string | null; file?: File | null
     const bytes = Buffer.byteLength(input.content!);
     if (bytes > maxContentBytes) badInput('input.content', `content is ${bytes} bytes; at most ${maxContentBytes} are accepted`);
     if (input.content!.trim() === '') badInput('input.content', 'content is empty');
-    return input.content!;
+    return { format: 'text', text: input.content! };
   }
   const file = input.file!;
   if (file.size > maxUploadBytes)
     badInput('input.file', `the file is ${file.size} bytes; at most ${maxUploadBytes} are accepted`);
-  if (!TEXT_TYPES.test(file.type)) badInput('input.file', `files of type ${file.type} are not supported; send text or markdown`);
   const bytes = new Uint8Array(await file.arrayBuffer());
+  // A browser sends a file type it does not know as application/octet-stream: a PDF is known by its first bytes.
+  if (file.type === PDF_TYPE || looksLikePdf(bytes)) {
+    try {
+      await inspectPdf(bytes);
+    } catch (error) {
+      if (error instanceof UnreadablePdfError) badInput('input.file', error.message);
+      throw error;
+    }
+    return { format: 'pdf', bytes };
+  }
+  if (!TEXT_TYPES.test(file.type))
+    badInput('input.file', `files of type ${file.type} are not supported; send text, markdown or PDF`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -101,7 +119,7 @@ async function documentText(input: { content?: string | null; file?: File | null
     badInput('input.file', 'the file is not UTF-8 text');
   }
   if (text.trim() === '') badInput('input.file', 'the file is empty');
-  return text;
+  return { format: 'text', text };
 }
 
 builder.queryField('job', (t) =>
@@ -124,8 +142,8 @@ builder.mutationField('startFileProcessing', (t) =>
       const name = input.name.trim();
       if (name === '' || name.length > maxNameLength) badInput('input.name', `name must be 1 to ${maxNameLength} characters`);
       const projectId = projectOf(context, input.projectId, 'input.projectId');
-      const content = await documentText(input, context);
-      return context.services.jobs.startFile({ ownerId: context.viewer.id, projectId, name, content });
+      const document = await acceptedDocument(input, context);
+      return context.services.jobs.startFile({ ownerId: context.viewer.id, projectId, name, document });
     },
   }),
 );
