@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRevocationList } from './auth/revocations.js';
+import { createServiceKeyStore } from './auth/service-keys.js';
 import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
@@ -70,6 +71,7 @@ export function buildApp(config: Config, options: AppOptions) {
     presence,
     verifyToken: verify,
     revocations,
+    serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
   };
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
