@@ -230,6 +230,16 @@ describe('requests', () => {
       413,
       'BAD_USER_INPUT',
     );
+    const streamed = await fetch(h.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: new Blob(Array(8).fill('x'.repeat(1024))).stream(),
+      duplex: 'half',
+    });
+    expect([streamed.status, ((await streamed.json()) as Answer['body']).errors?.[0]?.extensions.code]).toEqual([
+      413,
+      'BAD_USER_INPUT',
+    ]);
     await expectRefusal(post(h, '/v1/files/nope/updates', secret, update('step', 'PROCESSING')), 404, 'NOT_FOUND');
     await expectRefusal(post(h, `/v1/queries/${file}/updates`, secret, update('step', 'PROCESSING')), 403, 'FORBIDDEN');
     await expectRefusal(post(h, '/v1/elsewhere', secret, {}), 404, 'NOT_FOUND');

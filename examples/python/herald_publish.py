@@ -2,8 +2,8 @@
 
 A service key (created by a Herald admin with the ``createServiceKey`` mutation) is all it needs:
 no Redis, no GraphQL. Every call sends an ``Idempotency-Key`` and keeps it across its own retries
-(connection errors, 429 and 5xx answers), so a retried call is stored once and answered as the
-first time.
+(connection errors, 429 after its Retry-After, 5xx, and a 409 saying the same call is still
+running), so a retried call is stored once and answered as the first time.
 
     publisher = HeraldPublisher.from_env()   # HERALD_URL, HERALD_SERVICE_KEY
     file = publisher.register("file", owner_id="alice", project_id="demo", name="report.pdf")
@@ -88,15 +88,16 @@ class HeraldPublisher:
                     return json.load(response)
             except urllib.error.HTTPError as error:
                 answer = _json_or_none(error.read())
-                retryable = error.code == 429 or error.code >= 500
+                first = ((answer or {}).get("errors") or [{}])[0]
+                extensions = first.get("extensions", {})
+                # Retried: too many requests, a server error, or this same call still running elsewhere.
+                retryable = (
+                    error.code == 429
+                    or error.code >= 500
+                    or extensions.get("reason") == "IDEMPOTENCY_KEY_IN_PROGRESS"
+                )
                 if not retryable or attempt == self.retries:
-                    extensions = ((answer or {}).get("errors") or [{}])[0]
-                    raise HeraldError(
-                        error.code,
-                        extensions.get("extensions", {}).get("code"),
-                        extensions.get("message", error.reason),
-                        answer,
-                    ) from None
+                    raise HeraldError(error.code, extensions.get("code"), first.get("message", error.reason), answer) from None
                 time.sleep(float(error.headers.get("Retry-After") or self.backoff * 2**attempt))
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if attempt == self.retries:
