@@ -246,6 +246,7 @@ describe('requests', () => {
     await expectRefusal(post(h, '/v1/files', secret, { id: 'report-1', ownerId: 'mallory' }), 409, 'BAD_USER_INPUT', {
       reason: 'ID_TAKEN',
     });
+    expect((await post(h, '/v1/files', secret, { id: 'report-1', ownerId: 'alice' })).status).toBe(200);
     const get = await fetch(`${h.url}${path}`, { headers: { authorization: `Bearer ${secret}` } });
     expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
 
@@ -317,7 +318,11 @@ describe('Idempotency-Key', () => {
     const register = { 'idempotency-key': 'register-once' };
     const first = await post(h, '/v1/files', secret, { ownerId: 'bob' }, register);
     const retry = await post(h, '/v1/files', secret, { ownerId: 'bob' }, register);
-    expect(retry.body).toEqual(first.body);
+    expect([first.status, retry.status, retry.body]).toEqual([201, 201, first.body]);
+    // With the kept answer gone, the retry runs again: its id comes from the key, so it finds its own registration.
+    for (const key of await redis.keys(`${h.config.keyPrefix}idempotency:*`)) await redis.del(key);
+    const rerun = await post(h, '/v1/files', secret, { ownerId: 'bob' }, register);
+    expect([rerun.status, rerun.body.id]).toEqual([200, first.body.id]);
 
     const refusal = { 'idempotency-key': 'bad-once' };
     const bad = await post(h, '/v1/files', secret, { ownerId: 'no spaces' }, refusal);

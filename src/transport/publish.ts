@@ -127,6 +127,11 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null
   });
 }
 
+/** A hex digest shaped as a UUID: the id a registration without one gets from its Idempotency-Key. */
+function uuidOf(hex: string): string {
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20, 32)].join('-');
+}
+
 function sendAnswer(res: ServerResponse, answer: StoredAnswer, replayed: boolean): void {
   if (replayed) res.setHeader('idempotent-replayed', 'true');
   sendText(res, answer.status, JSON.stringify(answer.body), 'application/json');
@@ -154,25 +159,31 @@ export function createPublishHandler(options: PublishHandlerOptions) {
     name: z.string().max(config.limits.maxNameLength).nullish(),
   });
 
-  async function register(key: ServiceKey, kind: ResourceKind, body: unknown): Promise<StoredAnswer> {
+  /**
+   * Registering is idempotent by itself: the same registration again (same id, kind, owner and
+   * project) answers 200 with the record; only an id taken by another is a conflict.
+   */
+  async function register(key: ServiceKey, kind: ResourceKind, body: unknown, retryId?: string): Promise<StoredAnswer> {
     const input = parse(RegisterBody, body);
     const projectId = input.projectId ?? null;
     assertAllowed(key, SCOPE_OF_KIND[kind], projectId);
     const record = {
       kind,
-      id: input.id ?? randomUUID(),
+      id: input.id ?? (retryId ? uuidOf(retryId) : randomUUID()),
       ownerId: input.ownerId,
       projectId,
       name: input.name ?? null,
       createdAt: new Date().toISOString(),
     };
-    if (!(await services.resources.createIfAbsent(record))) {
-      throw conflict('ID_TAKEN', `a file or query with id ${record.id} exists already`);
+    if (await services.resources.createIfAbsent(record)) return { status: 201, body: record };
+    const existing = await services.resources.get(record.id);
+    if (existing?.kind === kind && existing.ownerId === record.ownerId && existing.projectId === projectId) {
+      return { status: 200, body: existing };
     }
-    return { status: 201, body: record };
+    throw conflict('ID_TAKEN', `a file or query with id ${record.id} exists already`);
   }
 
-  async function append(key: ServiceKey, route: { kind: ResourceKind; id: string }, body: unknown, appendId?: string) {
+  async function append(key: ServiceKey, route: { kind: ResourceKind; id: string }, body: unknown, retryId?: string) {
     if (!ID_PATTERN.test(route.id)) throw badInput('the id in the path must be 1 to 128 letters, digits or _ . : @ -');
     const update = parse(UpdateBody, body);
     const record = await services.resources.get(route.id);
@@ -181,7 +192,7 @@ export function createPublishHandler(options: PublishHandlerOptions) {
     }
     assertAllowed(key, SCOPE_OF_KIND[route.kind], record.projectId);
     try {
-      const entry = await services.store.append(refOf(record), update, undefined, appendId);
+      const entry = await services.store.append(refOf(record), update, undefined, retryId);
       return { status: 201, body: { ...entry, cursor: encodeCursor(entry) } };
     } catch (error) {
       if (error instanceof StreamEndedError) throw conflict('STREAM_ENDED', error.message);
@@ -202,8 +213,11 @@ export function createPublishHandler(options: PublishHandlerOptions) {
     }
   }
 
-  /** Runs the route's action; a refusal becomes its answer, anything else is thrown. */
-  async function act(route: Route, key: ServiceKey, rawBody: Buffer, appendId?: string): Promise<StoredAnswer> {
+  /**
+   * Runs the route's action; a refusal becomes its answer, anything else is thrown. `retryId`, from
+   * the Idempotency-Key, is the same on every retry: an update's append id, a registration's default id.
+   */
+  async function act(route: Route, key: ServiceKey, rawBody: Buffer, retryId?: string): Promise<StoredAnswer> {
     try {
       let body: unknown;
       try {
@@ -211,8 +225,8 @@ export function createPublishHandler(options: PublishHandlerOptions) {
       } catch {
         throw badInput('the body must be a JSON object');
       }
-      if (route.action === 'register') return await register(key, route.kind, body);
-      if (route.action === 'append') return await append(key, route, body, appendId);
+      if (route.action === 'register') return await register(key, route.kind, body, retryId);
+      if (route.action === 'append') return await append(key, route, body, retryId);
       return await notify(key, body);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
@@ -271,11 +285,11 @@ export function createPublishHandler(options: PublishHandlerOptions) {
       return refuse(res, 413, ErrorCode.BadUserInput, `request body over ${maxBodyBytes} bytes`);
     }
     if (idempotencyKey === undefined) return sendAnswer(res, await act(route, key, rawBody), false);
-    // The append id is the key's own, so even a retry that runs again (its first try's instance died
-    // after appending) finds the update stored and gets its entry back.
-    const appendId = digest(key.id, idempotencyKey);
+    // Derived from the key, so even a retry that runs again (its first try's instance died after
+    // writing) finds its update, or its registration, stored and gets it back.
+    const retryId = digest(key.id, idempotencyKey);
     const outcome = await idempotency.run(key.id, idempotencyKey, digest(path, rawBody.toString('base64')), () =>
-      act(route, key, rawBody, appendId),
+      act(route, key, rawBody, retryId),
     );
     if (outcome.kind === 'answer') return sendAnswer(res, outcome.answer, outcome.replayed);
     if (outcome.kind === 'mismatch') {
