@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRevocationList } from './auth/revocations.js';
+import { createServiceKeyStore } from './auth/service-keys.js';
 import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
@@ -17,7 +18,9 @@ import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import { createErrorShaper } from './transport/error-codes.js';
 import { createHttpHandler } from './transport/http.js';
+import { createIdempotencyStore } from './transport/idempotency.js';
 import { createMetrics } from './transport/metrics.js';
+import { createPublishHandler } from './transport/publish.js';
 import { createRateLimiter } from './transport/rate-limit.js';
 import { createSubscriptionExecutor } from './transport/subscription-execution.js';
 import { attachWebSocketServer } from './transport/websocket.js';
@@ -25,6 +28,13 @@ import { createYogaServer } from './transport/yoga.js';
 import { createUpdateHub } from './updates/hub.js';
 import { createUpdateStore } from './updates/store.js';
 import { createLivePage } from './web/page.js';
+
+/**
+ * How long a publish request holds its Idempotency-Key while it runs: longer than an append takes
+ * even through a Redis failover (REDIS_FAILOVER_WAIT_MS' default, 20 s), short enough that a retry
+ * after a crash is not kept waiting long.
+ */
+const PUBLISH_PENDING_MS = 30_000;
 
 export interface AppOptions {
   logger: Logger;
@@ -70,6 +80,7 @@ export function buildApp(config: Config, options: AppOptions) {
     presence,
     verifyToken: verify,
     revocations,
+    serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
   };
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
@@ -100,6 +111,23 @@ export function buildApp(config: Config, options: AppOptions) {
     metrics,
     verify,
     page: createLivePage({ devToken: options.devToken }),
+    publish: createPublishHandler({
+      services,
+      config,
+      idempotency: createIdempotencyStore(redis, {
+        keyPrefix: config.keyPrefix,
+        ttlSeconds: config.publish.idempotencyTtlSeconds,
+        pendingMs: PUBLISH_PENDING_MS,
+      }),
+      limiter: createRateLimiter(redis, {
+        keyPrefix: config.keyPrefix,
+        name: 'publish',
+        limit: config.publish.requestsPerMinute,
+        windowMs: 60_000,
+      }),
+      metrics,
+      logger,
+    }),
     maxBodyBytes,
     drain: config.limits.refusedBodyDrain,
   });

@@ -146,6 +146,9 @@ const schema = z
     NOTIFICATION_RETENTION_DAYS: int(1, 3_650).default(30),
     PRESENCE_HEARTBEAT_MS: int(100, 3_600_000).default(5_000),
     PRESENCE_TTL_MS: int(300, 3 * 3_600_000).default(15_000),
+    PUBLISH_MAX_BODY_BYTES: int(1_024, 16 * 1024 * 1024).default(256 * 1024),
+    PUBLISH_REQUESTS_PER_MINUTE: int(1, 1_000_000).default(1_200),
+    IDEMPOTENCY_TTL_SECONDS: int(60, 30 * 24 * 3600).default(24 * 3600),
   })
   .superRefine((env, ctx) => {
     const modes = REDIS_MODE_VARIABLES.filter((name) => env[name] !== undefined);
@@ -377,6 +380,21 @@ export interface Config {
     /** Days a notification is kept, read or not. */
     retentionDays: number;
   };
+  /** The HTTP publish endpoint for services (`/v1/...`, service keys). */
+  publish: {
+    /** Largest JSON body of one publish request (PUBLISH_MAX_BODY_BYTES, default 256 KiB); a bigger one gets 413. */
+    maxBodyBytes: number;
+    /**
+     * Requests one service key may make per minute from its first, over every instance
+     * (PUBLISH_REQUESTS_PER_MINUTE, default 1200); the rest of that minute's get 429 with Retry-After.
+     */
+    requestsPerMinute: number;
+    /**
+     * How long the first answer to a request with an `Idempotency-Key` is kept and given again to
+     * its retries (IDEMPOTENCY_TTL_SECONDS, default 1 day).
+     */
+    idempotencyTtlSeconds: number;
+  };
   presence: {
     /** How often an API instance re-announces its connected users. */
     heartbeatMs: number;
@@ -518,6 +536,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     notifications: {
       retentionCount: e.NOTIFICATION_RETENTION_COUNT,
       retentionDays: e.NOTIFICATION_RETENTION_DAYS,
+    },
+    publish: {
+      maxBodyBytes: e.PUBLISH_MAX_BODY_BYTES,
+      requestsPerMinute: e.PUBLISH_REQUESTS_PER_MINUTE,
+      idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     },
     presence: {
       heartbeatMs: e.PRESENCE_HEARTBEAT_MS,

@@ -20,7 +20,8 @@ const LAYERS = {
   resources: ['base', 'updates'],
   jobs: ['base', 'auth', 'updates', 'notifications', 'resources'],
   schema: ['base', 'errors', 'auth', 'updates', 'notifications', 'presence', 'resources', 'jobs'],
-  transport: ['base', 'errors', 'auth', 'updates', 'presence', 'schema'],
+  /** Notifications and resources too: the HTTP publish endpoint (transport/publish.ts) writes through them. */
+  transport: ['base', 'errors', 'auth', 'updates', 'presence', 'notifications', 'resources', 'schema'],
   /** herald/publisher: producers outside Herald write through the stores, with no jobs, GraphQL or server. */
   publisher: ['base', 'updates', 'notifications', 'resources'],
   /** Entry points: the API (app.ts, main.ts), workers and the dev runner. */

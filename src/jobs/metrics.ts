@@ -20,8 +20,8 @@ export function countPublished(store: UpdateStore, registry: Registry): UpdateSt
   for (const kind of RESOURCE_KINDS) published.inc({ kind }, 0);
   return {
     ...store,
-    async append(ref, input, body) {
-      const entry = await store.append(ref, input, body);
+    async append(ref, input, body, appendId) {
+      const entry = await store.append(ref, input, body, appendId);
       published.inc({ kind: ref.kind });
       return entry;
     },

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { execChecked } from '../redis.js';
+import { defineScript, execChecked } from '../redis.js';
 import type { ResourceRef } from '../updates/types.js';
 
 /** The kinds of resource the API streams: what the jobs produce, and what other producers may register. */
@@ -21,23 +21,38 @@ export function refOf(record: Pick<ResourceRecord, 'kind' | 'id' | 'projectId'>)
   return { kind: record.kind, id: record.id, projectId: record.projectId };
 }
 
+/** Writes a record's hash (ARGV[1] the expiry, then field, value, ...) only where no record has the id yet. */
+const CREATE_IF_ABSENT = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1`;
+
+function fieldsOf(record: ResourceRecord): Record<string, string> {
+  return {
+    kind: record.kind,
+    ownerId: record.ownerId,
+    projectId: record.projectId ?? '',
+    name: record.name ?? '',
+    createdAt: record.createdAt,
+  };
+}
+
 /** Records of started resources; looked up on every subscribe and read to authorize it. */
 export function createResourceRegistry(redis: Redis, keyPrefix: string, ttlSeconds: number) {
   const key = (id: string) => `${keyPrefix}resource:{${id}}`;
+  const createIfAbsent = defineScript<number>(redis, 'heraldCreateResource', CREATE_IF_ABSENT);
   return {
     async create(record: ResourceRecord): Promise<void> {
-      await execChecked(
-        redis
-          .multi()
-          .hset(key(record.id), {
-            kind: record.kind,
-            ownerId: record.ownerId,
-            projectId: record.projectId ?? '',
-            name: record.name ?? '',
-            createdAt: record.createdAt,
-          })
-          .expire(key(record.id), ttlSeconds),
-      );
+      await execChecked(redis.multi().hset(key(record.id), fieldsOf(record)).expire(key(record.id), ttlSeconds));
+    },
+
+    /**
+     * Creates the record unless the id is taken, in one atomic step, and says whether it did: a
+     * producer naming its own ids (the HTTP publish endpoint) cannot take over someone else's resource.
+     */
+    async createIfAbsent(record: ResourceRecord): Promise<boolean> {
+      const fields = Object.entries(fieldsOf(record)).flat();
+      return (await createIfAbsent(1, key(record.id), String(ttlSeconds), ...fields)) === 1;
     },
 
     async get(id: string): Promise<ResourceRecord | null> {

@@ -1,5 +1,6 @@
 import SchemaBuilder from '@pothos/core';
 import type { RevocationList } from '../auth/revocations.js';
+import type { ServiceKeyStore } from '../auth/service-keys.js';
 import type { TokenVerifier, Viewer } from '../auth/token.js';
 import type { Config } from '../config.js';
 import type { DocumentStore } from '../jobs/documents.js';
@@ -23,6 +24,7 @@ export interface Services {
   /** The same verifier the transports use, revocations included. */
   verifyToken: TokenVerifier;
   revocations: RevocationList;
+  serviceKeys: ServiceKeyStore;
 }
 
 /**

@@ -5,6 +5,7 @@ import './progress.js';
 import './jobs.js';
 import './notifications.js';
 import './session.js';
+import './service-keys.js';
 
 /** The whole schema, built once per process from the domain files above. */
 export const schema = builder.toSchema({ sortSchema: false });

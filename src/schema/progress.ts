@@ -19,6 +19,7 @@ import {
   type Update,
   type UpdateEntry,
   type UpdateStatus,
+  UPDATE_STATUSES,
 } from '../updates/types.js';
 import { builder, EVENT_CURSOR, SHARED_RESULTS, type Context } from './builder.js';
 import { accessibleResource, badInput, resumeCursor, validId } from './guards.js';
@@ -125,7 +126,7 @@ const ResourceKindEnum = builder.enumType('ResourceKind', {
 });
 
 const UpdateStatusEnum = builder.enumType('UpdateStatus', {
-  values: ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
+  values: UPDATE_STATUSES,
 });
 
 const ProgressUpdateRef = builder.interfaceRef<ProgressItem>('ProgressUpdate').implement({

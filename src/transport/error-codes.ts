@@ -28,15 +28,26 @@ export function withoutHttp(errors: readonly GraphQLError[]): GraphQLFormattedEr
   });
 }
 
-/** What a client sees of an unexpected error; the log has the rest. */
 /**
  * A GraphQL-shaped error body for an HTTP answer given outside Yoga (a body refused by size, the
- * SSE session endpoint), so clients read every refusal the same way.
+ * SSE session endpoint, the publish endpoint), so clients read every refusal the same way.
  */
-export function sendErrorJson(res: ServerResponse, status: number, code: ErrorCode, message: string): void {
-  sendText(res, status, JSON.stringify({ errors: [{ message, extensions: { code } }] }), 'application/json');
+export function errorJson(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
+  return { errors: [{ message, extensions: { code, ...extensions } }] };
 }
 
+/** Answers with errorJson's body. */
+export function sendErrorJson(
+  res: ServerResponse,
+  status: number,
+  code: ErrorCode,
+  message: string,
+  extensions: Record<string, unknown> = {},
+): void {
+  sendText(res, status, JSON.stringify(errorJson(code, message, extensions)), 'application/json');
+}
+
+/** What a client sees of an unexpected error; the log has the rest. */
 export const MASKED_ERROR_MESSAGE = 'Unexpected error.';
 
 const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));

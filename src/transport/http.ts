@@ -9,6 +9,7 @@ import { SCRIPT_VERSION_PARAM, type LivePage, type WebAsset } from '../web/page.
 import type { Metrics } from './metrics.js';
 import { answerSseSession, SSE_SESSION_PATH } from './event-source.js';
 import { sendErrorJson } from './error-codes.js';
+import { PUBLISH_PATH_PREFIX, type PublishHandler } from './publish.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import type { HeraldYoga } from './yoga.js';
 
@@ -20,6 +21,8 @@ export interface HttpHandlerOptions {
   verify: TokenVerifier;
   /** The live page at `/` and its script at `/app.js`. */
   page: LivePage;
+  /** The publish endpoint for services, under `/v1/`: it has its own, smaller, body limit. */
+  publish: PublishHandler;
   /** Largest request body accepted, by Content-Length; uploads are the largest legitimate bodies. */
   maxBodyBytes: number;
   /** How much of a refused body is read before the 413, so the client can read it. */
@@ -37,8 +40,8 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: WebAsset, h
   res.end(fresh || req.method === 'HEAD' ? undefined : asset.body);
 }
 
-/** Health, readiness, metrics and the live page beside Yoga, answered without touching GraphQL. */
-export function createHttpHandler({ yoga, redis, metrics, verify, page, maxBodyBytes, drain }: HttpHandlerOptions) {
+/** Health, readiness, metrics, the live page and the publish endpoint beside Yoga, answered without touching GraphQL. */
+export function createHttpHandler({ yoga, redis, metrics, verify, page, publish, maxBodyBytes, drain }: HttpHandlerOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
     if ((path === '/' || path === '/app.js') && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -60,6 +63,7 @@ export function createHttpHandler({ yoga, redis, metrics, verify, page, maxBodyB
     if (path === SSE_SESSION_PATH) {
       return answerSseSession(req, res, verify, () => metrics.authFailures.inc({ transport: 'http' }));
     }
+    if (path.startsWith(PUBLISH_PATH_PREFIX)) return publish(req, res, path);
     if (path === '/readyz') {
       const pinged = redis.ping().then(
         () => true,

@@ -13,6 +13,8 @@ const LIMITS = [
   'mutations_per_minute',
   'websocket_message_size',
   'request_body_size',
+  'publish_requests_per_minute',
+  'publish_body_size',
 ] as const;
 export type LimitName = (typeof LIMITS)[number];
 

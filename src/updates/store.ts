@@ -163,9 +163,16 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
      * order they were appended. Each carries a fresh append id, so when ioredis re-sends a call
      * after a lost connection, every update in it is still stored once. With `body`, the piece is
      * appended to the resource's body in the same step and the entry records its range instead of
-     * carrying the text.
+     * carrying the text. `appendId` names the logical update for a producer that retries it itself
+     * (an HTTP Idempotency-Key): the same id on the same stream stores it once and answers with the
+     * first entry, as long as history still holds it.
      */
-    async append(ref: ResourceRef, input: UpdateInput, body?: BodyPiece): Promise<UpdateEntry> {
+    async append(
+      ref: ResourceRef,
+      input: UpdateInput,
+      body?: BodyPiece,
+      appendId = randomBytes(12).toString('base64url'),
+    ): Promise<UpdateEntry> {
       const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
       const resource = resourceStream(keyPrefix, ref);
       const keys: string[] = [resource.meta, resource.history, resource.appendIds];
@@ -175,7 +182,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         JSON.stringify(update),
         isTerminal(update.status) ? '1' : '0',
         resource.channel,
-        randomBytes(12).toString('base64url'),
+        appendId,
       ];
       if (ref.projectId) {
         const project = projectStream(keyPrefix, ref.projectId);

@@ -1,6 +1,8 @@
 import type { BodyRange } from './body.js';
 
-export type UpdateStatus = 'QUEUED' | 'PROCESSING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+/** Every status an update may carry; the last three end the stream. */
+export const UPDATE_STATUSES = ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
+export type UpdateStatus = (typeof UPDATE_STATUSES)[number];
 
 /** After one of these a resource's stream is closed: nothing more is appended. */
 const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
