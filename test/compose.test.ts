@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadConfig } from '../src/config.js';
 
 /** What the checks read of a compose service; compose's merge keys (`<<`) are resolved by the parser. */
 interface Service {
@@ -13,6 +14,7 @@ interface Service {
   ports?: string[];
   depends_on?: Record<string, unknown> | string[];
   healthcheck?: { test: string[] };
+  entrypoint?: string[];
 }
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
@@ -20,6 +22,7 @@ const servicesOf = (file: string) => (parse(read(file), { merge: true }) as { se
 
 const base = servicesOf('docker-compose.yml');
 const tls = servicesOf('docker-compose.tls.yml');
+const cluster = servicesOf('docker-compose.cluster.yml');
 const readme = read('README.md');
 const apis = ['api-1', 'api-2', 'api-3'];
 const workers = ['worker-1', 'worker-2'];
@@ -66,7 +69,7 @@ describe('docker-compose.yml', () => {
     // Names in backticks in the first cell of a table row: `A` / `B` rows document both.
     const firstCells = [...readme.matchAll(/^\| (`[^|]*)\|/gm)].map(([, cell]) => cell!);
     const documented = new Set(firstCells.flatMap((cell) => [...cell.matchAll(/`([A-Z0-9_]+)`/g)].map(([, name]) => name)));
-    for (const service of [...Object.values(base), ...Object.values(tls)]) {
+    for (const service of [...Object.values(base), ...Object.values(tls), ...Object.values(cluster)]) {
       if (service.image?.startsWith('redis') || service.image?.startsWith('nginx')) continue;
       for (const name of Object.keys(service.environment ?? {})) expect(documented, name).toContain(name);
     }
@@ -95,6 +98,35 @@ describe('docker-compose.tls.yml', () => {
     expect(redis.slice(redis.indexOf('--port'), redis.indexOf('--port') + 2)).toEqual(['--port', '0']);
     expect(redis.slice(redis.indexOf('--tls-port'), redis.indexOf('--tls-port') + 2)).toEqual(['--tls-port', '6379']);
     for (const path of redis.filter((arg) => arg.startsWith('/certs/'))) expect(CERTIFICATE_FILES).toContain(path.slice(7));
+  });
+});
+
+describe('docker-compose.cluster.yml', () => {
+  const nodes = ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6'];
+
+  it('adds six cluster-enabled nodes and a one-shot cluster-init that forms three primaries with a replica each', () => {
+    expect(Object.keys(cluster).filter((name) => !(name in base))).toEqual([...nodes, 'cluster-init']);
+    for (const name of nodes) expect(cluster[name]!.command!.join(' ')).toContain('--cluster-enabled yes');
+    const init = cluster['cluster-init']!;
+    expect(Object.keys(init.depends_on!).sort()).toEqual(nodes);
+    const script = init.entrypoint!.join(' ');
+    for (const name of nodes) expect(script).toContain(`getent hosts ${name} `);
+    expect(script).toContain('--cluster-replicas 1');
+  });
+
+  it('points every API instance and worker at the nodes, which Herald accepts as Cluster settings', () => {
+    for (const name of [...apis, ...workers]) {
+      const service = cluster[name]!;
+      expect(Object.keys(service.depends_on!)).toEqual(['cluster-init']);
+      const environment = { ...base[name]!.environment, ...service.environment, JWT_SECRET: 'x'.repeat(32) };
+      const { redis } = loadConfig(environment, { role: apis.includes(name) ? 'api' : 'worker' });
+      expect(redis.mode).toBe('cluster');
+      if (redis.mode !== 'cluster') continue;
+      for (const { host, port } of redis.nodes) {
+        expect(nodes).toContain(host);
+        expect(port).toBe(6379);
+      }
+    }
   });
 });
 
