@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ServerKind } from './shared.js';
 
-export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9'] as const;
+export const SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S8', 'S9', 'S10'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** The scenarios `--profile` can run again under node --cpu-prof. */
 export type ProfiledScenario = 'S1' | 'S2' | 'S5';
@@ -28,6 +28,8 @@ export interface Params {
   s7: { connections: number; resources: number; perClient: number; perAddress: number; handshakes: number };
   /** Plain-text documents of 0.1, 1 and 5 MB (the default MAX_CONTENT_BYTES), those up to `largestMb`. */
   s8: { largestMb: number };
+  /** Streams appended to (and all watched), updates in all, appends in flight at once: per layout, one node and three primaries. */
+  s10: { streams: number; updates: number; window: number };
   /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
   heraldEnv: Record<string, string>;
 }
@@ -41,6 +43,7 @@ const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'herald
   s6: { files: 300, sections: 100, concurrency: 8 },
   s7: { connections: 100_000, resources: 1_000, perClient: 5_000, perAddress: 5_000, handshakes: 100 },
   s8: { largestMb: 5 },
+  s10: { streams: 2_000, updates: 60_000, window: 512 },
 };
 
 const QUICK: typeof FULL = {
@@ -52,16 +55,17 @@ const QUICK: typeof FULL = {
   s6: { files: 10, sections: 30, concurrency: 4 },
   s7: { connections: 1_000, resources: 100, perClient: 500, perAddress: 500, handshakes: 100 },
   s8: { largestMb: 1 },
+  s10: { streams: 100, updates: 5_000, window: 64 },
 };
 
 export const USAGE = `npm run bench -- [options]
 
   --quick                 tiny sizes and short runs: a sanity check in about a minute
   --scenarios S1,S3       which scenarios (default all of them)
-  --servers herald,raw    which servers (default herald,raw,stock; S5, S6, S8 and S9 are Herald's only)
+  --servers herald,raw    which servers (default herald,raw,stock; S5, S6 and S8 to S10 are Herald's only)
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
   --profile-scenario S2   profile S2 (fan-out) or S5 (resume) instead of S1
-  --set s1.rate=4000      override any size (s1..s8 fields below); repeatable
+  --set s1.rate=4000      override any size (s1..s10 fields below); repeatable
 
   s1.connections s1.rate s1.durationMs        S1 many topics
   s2.connections s2.rate s2.durationMs        S2 fan-out
@@ -71,6 +75,7 @@ export const USAGE = `npm run bench -- [options]
   s6.files s6.sections s6.concurrency         S6 end to end
   s7.connections s7.resources s7.perClient s7.perAddress s7.handshakes   S7 connections on one instance
   s8.largestMb                                S8 large documents (0.1, 1, 5 MB)
+  s10.streams s10.updates s10.window          S10 one Redis node against a Cluster of three primaries
 
 Environment: BENCH_QUICK=1, BENCH_SCENARIOS, BENCH_SERVERS work like the flags.
 HERALD_<NAME>=value is passed to the Herald child as <NAME>=value.
@@ -96,7 +101,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
   const quick = values.quick ?? env.BENCH_QUICK === '1';
   const sizes = structuredClone(quick ? QUICK : FULL) as unknown as Record<string, Record<string, number>>;
   for (const assignment of values.set ?? []) {
-    const [, scenario = '', setting = '', value] = /^(s[1-8])\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment) ?? [];
+    const [, scenario = '', setting = '', value] = /^(s(?:[1-8]|10))\.(\w+)=(\d+(?:\.\d+)?)$/.exec(assignment) ?? [];
     const settings = sizes[scenario];
     if (!settings || !(setting in settings)) throw new Error(`--set ${assignment}: unknown setting\n\n${USAGE}`);
     settings[setting] = Number(value);

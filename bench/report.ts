@@ -2,6 +2,7 @@
  * Turns a run's results into markdown: one table per scenario with Herald's ratios to raw and
  * stock, the S3 ladder, and the issue's targets judged on the same numbers.
  */
+import type { ClusterRun } from './cluster.js';
 import type { Params, Scenario } from './params.js';
 import type { ProfileSummary } from './profile.js';
 import { printStorm, type StormResult } from './s7.js';
@@ -70,6 +71,8 @@ export interface Results {
   storm: StormResult | null;
   /** S9: one answer's stream in Redis, with its text in a body or on every update. */
   answers: AnswerRun[];
+  /** S10: one Redis node, then a Cluster of three primaries. */
+  cluster: ClusterRun[];
   durationS: number;
 }
 
@@ -109,7 +112,21 @@ const TITLES: Record<Scenario, (p: Params) => string> = {
   S7: (p) => `S7 ${p.s7.connections} connections on one instance, one subscription each`,
   S8: (p) => `S8 large documents: plain text up to ${p.s8.largestMb} MB, one at a time, through the API and one worker`,
   S9: () => 'S9 answer history bytes: an answer appended 8 tokens per update, with its text in a body or on every update',
+  S10: (p) =>
+    `S10 one Redis node against a Cluster of three primaries (sharded pub/sub): ${p.s10.updates} updates over ${p.s10.streams} streams, all watched, ${p.s10.window} appends in flight`,
 };
+
+/** S10's table: on a Cluster each primary should run about a third of the appends and messages, and no plain PUBLISH. */
+function clusterTable(results: Results): string {
+  if (results.cluster.length === 0) return '';
+  let out = `\n### ${TITLES.S10(results.params)}\n\n| layout | updates/s | Redis CPU µs / update (all nodes) | delivered, out of order | per node: appends (script calls) / messages (publishes) / CPU ms | plain PUBLISH on a Cluster |\n| --- | ---: | ---: | --- | --- | ---: |\n`;
+  for (const run of results.cluster) {
+    const nodes = run.nodes.map((n) => `${num(n.scriptCalls)} / ${num(n.publishes)} / ${num(n.cpuMs)}`).join('; ');
+    const plain = run.layout === 'one node' ? '–' : num(run.plainPublishes);
+    out += `| ${run.layout} | ${num(run.updatesPerSecond)} | ${num(run.redisCpuUsPerUpdate, 1)} | ${num(run.delivered)} of ${num(run.updates)}, ${run.outOfOrder} | ${nodes} | ${plain} |\n`;
+  }
+  return out;
+}
 
 /** S9's table: bytes should grow with the answer (body), not with its square (text on every update). */
 function answersTable(results: Results): string {
@@ -394,6 +411,7 @@ export function printReport(results: Results): string {
   out += documentsTable(results);
   if (results.storm) out += printStorm(results.storm);
   out += answersTable(results);
+  out += clusterTable(results);
   out += '\n### Targets\n\n| figure | target | measured | status |\n| --- | --- | --- | --- |\n';
   for (const t of targets(results)) out += `| ${t.figure} | ${t.target} | ${t.measured} | ${t.status} |\n`;
   const loadLimited = results.rows.filter((r) => (r.clientCpuPercent ?? 0) >= 90);

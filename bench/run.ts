@@ -32,6 +32,7 @@ import {
 } from './processes.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import { printReport, type AnswerRun, type DocumentRun, type Row, type Results, type Step } from './report.js';
+import { clusterScaling } from './cluster.js';
 import { connectionStorm, type StormRunner } from './s7.js';
 import {
   createPeer,
@@ -964,6 +965,7 @@ async function main(): Promise<void> {
     documents: [],
     storm: null,
     answers: [],
+    cluster: [],
     durationS: 0,
   };
   try {
@@ -981,7 +983,8 @@ async function main(): Promise<void> {
         else if (scenario === 'S6') results.rows.push(await endToEnd(bench));
         else if (scenario === 'S7') results.storm = await connectionStorm(stormRunner(bench, hardLimit), log);
         else if (scenario === 'S8') results.documents = await largeDocuments(bench);
-        else results.answers = await answerHistory(bench);
+        else if (scenario === 'S9') results.answers = await answerHistory(bench);
+        else results.cluster = await clusterScaling(params.s10, log);
       }
     }
     if (params.profile && params.servers.includes('herald')) results.profile = await profile(bench, params.profile);
