@@ -58,7 +58,9 @@ export function buildApp(config: Config, options: AppOptions) {
     ttlSeconds: config.auth.revocationTtlSeconds,
     onError: (error) => logger.warn({ err: error.message }, 'could not load revocations'),
   });
-  const verify = createTokenVerifier(config.jwtSecret, (viewer) => revocations.check(viewer));
+  const verify = createTokenVerifier({ secret: config.jwtSecret, provider: config.identityProvider }, (viewer) =>
+    revocations.check(viewer),
+  );
   const services: Services = {
     config,
     store,

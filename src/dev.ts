@@ -14,7 +14,8 @@ import { describeRedis } from './redis.js';
  * when no Redis is configured, the API and a worker in this process, and a token ready to paste.
  */
 runMain(async () => {
-  const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: process.env.JWT_SECRET || devSecret() };
+  const secret = process.env.JWT_SECRET || devSecret();
+  const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: secret };
   let redis: RedisServer | null = null;
   if (!hasRedisSettings(env)) {
     ensureRedisServer();
@@ -24,7 +25,7 @@ runMain(async () => {
   try {
     const config = loadConfig(env, { mode: 'dev' });
     const logger = createLogger(config.logLevel, 'herald-dev');
-    const token = await signToken(config.jwtSecret, {
+    const token = await signToken(secret, {
       sub: 'dev-user',
       roles: ['admin'],
       projects: ['demo'],

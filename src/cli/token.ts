@@ -65,7 +65,7 @@ Signed with JWT_SECRET from the environment or, when it is not set, the dev secr
       ttlSeconds: parseTtl(values.ttl),
     });
     // The server's own check, so a token it would refuse (a bad user or project id) is never printed.
-    await createTokenVerifier(key)(token).catch((error: unknown) => {
+    await createTokenVerifier({ secret: key, provider: null })(token).catch((error: unknown) => {
       throw error instanceof InvalidTokenError ? usageError(`token: ${error.message}`) : error;
     });
     process.stdout.write(`${token}\n`);

@@ -35,6 +35,26 @@ describe('configuration', () => {
     expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redis).toEqual({ mode: 'single', url: base.REDIS_URL });
   });
 
+  it('takes an identity provider instead of JWT_SECRET, only with its issuer and audience', () => {
+    const provider = { JWT_JWKS_URL: 'https://id.example.com/certs', JWT_ISSUER: 'https://id.example.com', JWT_AUDIENCE: 'a, b' };
+    const config = loadConfig({ REDIS_URL: base.REDIS_URL, ...provider, JWT_ROLES_CLAIM: 'realm_access.roles' });
+    expect(config.jwtSecret).toBeNull();
+    expect(config.identityProvider).toEqual({
+      jwksUrl: provider.JWT_JWKS_URL,
+      issuer: provider.JWT_ISSUER,
+      audience: ['a', 'b'],
+      timeoutMs: 5_000,
+      cooldownMs: 30_000,
+      rolesClaim: 'realm_access.roles',
+      projectsClaim: 'projects',
+    });
+    expect(() => loadConfig({ REDIS_URL: base.REDIS_URL, JWT_JWKS_URL: 'ftp://id.example.com/certs' })).toThrow(
+      /JWT_JWKS_URL: must be an http:\/\/ or https:\/\/ URL[\s\S]*JWT_ISSUER: required with JWT_JWKS_URL[\s\S]*JWT_AUDIENCE: required/,
+    );
+    expect(() => loadConfig({ ...base, JWT_ISSUER: 'x' })).toThrow('JWT_ISSUER: only with JWT_JWKS_URL');
+    expect(() => loadConfig({ REDIS_URL: base.REDIS_URL })).toThrow(/JWT_SECRET: required .* unless JWT_JWKS_URL/);
+  });
+
   describe('Redis: one server, Sentinel or Cluster', () => {
     const secret = { JWT_SECRET: base.JWT_SECRET };
 
