@@ -74,7 +74,7 @@ export function buildApp(config: Config, options: AppOptions) {
     revocations,
   };
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
-  const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
+  const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }), config.errorDetails);
   const maxBodyBytes = config.limits.maxRequestBytes;
   const yoga = createYogaServer({
     schema,

@@ -45,6 +45,8 @@ const addressList = (example: string) =>
 
 const schema = z
   .object({
+    GRAPHIQL: z.stringbool({ error: 'must be true or false' }).optional(),
+    INTROSPECTION: z.stringbool({ error: 'must be true or false' }).optional(),
     PORT: int(0, 65535).default(4000),
     HOST: z.string().min(1).optional(),
     LISTEN_BACKLOG: int(1, 65535).default(4096),
@@ -200,6 +202,12 @@ const schema = z
     }
   });
 
+/**
+ * JWT_SECRETs anyone can read (the test suite's): with one of these, anyone can sign tokens, so
+ * production refuses them.
+ */
+const PUBLISHED_SECRETS = ['test-secret-that-is-long-enough-for-hs256'];
+
 /** Room around the largest content for the rest of a request: query, variables, multipart headers. */
 const REQUEST_OVERHEAD_BYTES = 64 * 1024;
 
@@ -257,6 +265,20 @@ export interface ProviderSettings {
 /** Everything Herald can be configured with, validated once at start-up. */
 export interface Config {
   mode: Mode;
+  /**
+   * NODE_ENV=production: GraphiQL and introspection are off unless enabled, no dev token is made,
+   * unexpected errors reach clients without details, and development secrets are refused.
+   */
+  production: boolean;
+  /** Serve GraphiQL on GET /graphql (GRAPHIQL; default on, off in production). */
+  graphiql: boolean;
+  /** Answer introspection (`__schema`, `__type`) on every transport (INTROSPECTION; default on, off in production). */
+  introspection: boolean;
+  /**
+   * NODE_ENV=development: an unexpected error tells the client its message and stack
+   * (`extensions.originalError`). Under any other NODE_ENV the client sees only INTERNAL_SERVER_ERROR.
+   */
+  errorDetails: boolean;
   port: number;
   host: string;
   /**
@@ -418,6 +440,8 @@ export interface LoadOptions {
   mode?: Mode;
   /** Workers verify no tokens, so only the API needs JWT_SECRET or JWT_JWKS_URL. */
   role?: 'api' | 'worker';
+  /** Secrets known from development (the one `npm run dev` keeps in .data/): production refuses them. */
+  developmentSecrets?: string[];
 }
 
 /** The one Redis mode the (validated) environment chose. */
@@ -444,7 +468,7 @@ function redisSettings(e: z.infer<typeof schema>): RedisSettings {
  * generating a secret.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Config {
-  const { mode = 'production', role = 'api' } = options;
+  const { mode = 'production', role = 'api', developmentSecrets = [] } = options;
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(cleaned);
   const problems = parsed.success
@@ -460,12 +484,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'JWT_SECRET: required (at least 32 characters), unless JWT_JWKS_URL names an identity provider whose tokens are accepted',
     );
   }
+  const production = cleaned.NODE_ENV === 'production';
+  const secret = parsed.success ? parsed.data.JWT_SECRET : undefined;
+  if (production && role === 'api' && secret && [...PUBLISHED_SECRETS, ...developmentSecrets].includes(secret)) {
+    problems.push(
+      'JWT_SECRET: a development secret (from npm run dev or the tests), which others can sign tokens with: not with NODE_ENV=production; generate one, e.g. `openssl rand -base64 32`',
+    );
+  }
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
   return {
     mode,
+    production,
+    graphiql: e.GRAPHIQL ?? !production,
+    introspection: e.INTROSPECTION ?? !production,
+    errorDetails: cleaned.NODE_ENV === 'development',
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
     listenBacklog: e.LISTEN_BACKLOG,

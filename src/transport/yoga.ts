@@ -1,5 +1,5 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, type GraphQLError, type GraphQLSchema, type ValidationContext } from 'graphql';
 import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationList } from '../auth/revocations.js';
@@ -74,6 +74,11 @@ function useRefusedBodyDrain(limits: DrainLimits, onRefused: () => void): Plugin
   };
 }
 
+/** Refuses `__schema` and `__type` as a validation error (BAD_USER_INPUT), on every transport. */
+function useNoIntrospection(): Plugin {
+  return { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
+}
+
 /**
  * GraphiQL with its scripts, styles and editor workers inlined (Yoga's default loads them from a
  * public CDN, and is blank wherever that is out of reach). The package is about 9 MB, so it is
@@ -95,7 +100,7 @@ function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<Uint8Ar
 }
 
 /**
- * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token: in the
+ * GraphQL over HTTP and SSE, and GraphiQL (unless turned off), on /graphql. Every operation needs a token: in the
  * Authorization header, or for an EventSource (which cannot send headers) in the SSE cookie; the
  * document limits (depth, aliases, tokens, cost) apply to every transport through the envelop.
  */
@@ -109,7 +114,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
     logging: logger,
     batching: false,
     maxRequestBodySize: options.maxBodyBytes,
-    graphiql: {
+    graphiql: config.graphiql && {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
     },
@@ -125,6 +130,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
       useSubscriptionExecution(options.subscribe),
+      ...(config.introspection ? [] : [useNoIntrospection()]),
       options.errors.useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute'), options.errors.maskError),
       useStreamRevocation(options.revocations),

@@ -55,6 +55,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ REDIS_URL: base.REDIS_URL })).toThrow(/JWT_SECRET: required .* unless JWT_JWKS_URL/);
   });
 
+  it('NODE_ENV=production: GraphiQL and introspection off unless enabled, development secrets refused', () => {
+    expect(loadConfig(base)).toMatchObject({ production: false, graphiql: true, introspection: true, errorDetails: false });
+    expect(loadConfig({ ...base, NODE_ENV: 'development' }).errorDetails).toBe(true);
+    const production = { ...base, NODE_ENV: 'production' };
+    expect(loadConfig(production)).toMatchObject({ production: true, graphiql: false, introspection: false });
+    expect(loadConfig({ ...production, GRAPHIQL: 'true', INTROSPECTION: 'true' })).toMatchObject({
+      graphiql: true,
+      introspection: true,
+    });
+    expect(() => loadConfig({ ...production, GRAPHIQL: 'yes please' })).toThrow('GRAPHIQL: must be true or false');
+    expect(() => loadConfig(production, { developmentSecrets: [base.JWT_SECRET] })).toThrow(
+      /JWT_SECRET: a development secret .* not with NODE_ENV=production/,
+    );
+    expect(loadConfig(base, { developmentSecrets: [base.JWT_SECRET] }).jwtSecret).toBe(base.JWT_SECRET);
+    expect(loadConfig(production, { role: 'worker', developmentSecrets: [base.JWT_SECRET] }).production).toBe(true);
+  });
+
   describe('Redis: one server, Sentinel or Cluster', () => {
     const secret = { JWT_SECRET: base.JWT_SECRET };
 
