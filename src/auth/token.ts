@@ -59,7 +59,7 @@ export interface TokenSettings {
  * objects (Keycloak's `realm_access.roles`).
  */
 function claimAt(payload: JWTPayload, path: string): unknown {
-  if (path in payload) return payload[path];
+  if (Object.hasOwn(payload, path)) return payload[path];
   let value: unknown = payload;
   for (const part of path.split('.')) {
     if (value === null || typeof value !== 'object') return undefined;
