@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRevocationList } from './auth/revocations.js';
@@ -17,6 +18,7 @@ import type { Services } from './schema/builder.js';
 import { schema } from './schema/index.js';
 import { createErrorShaper } from './transport/error-codes.js';
 import { createHttpHandler } from './transport/http.js';
+import { createPersistedOperations } from './transport/persisted-operations.js';
 import { createMetrics } from './transport/metrics.js';
 import { createRateLimiter } from './transport/rate-limit.js';
 import { createSubscriptionExecutor } from './transport/subscription-execution.js';
@@ -76,6 +78,12 @@ export function buildApp(config: Config, options: AppOptions) {
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }), config.errorDetails);
   const maxBodyBytes = config.limits.maxRequestBytes;
+  const persisted =
+    config.persistedOperations === 'only'
+      ? createPersistedOperations(
+          JSON.parse(readFileSync(new URL('./persisted-operations.json', import.meta.url), 'utf8')) as Record<string, string>,
+        )
+      : undefined;
   const yoga = createYogaServer({
     schema,
     maxBodyBytes,
@@ -84,6 +92,7 @@ export function buildApp(config: Config, options: AppOptions) {
     verify,
     logger,
     errors,
+    persisted,
     graphiqlHeaders: options.devToken ? { Authorization: `Bearer ${options.devToken}` } : undefined,
     onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
     mutationLimiter: createRateLimiter(redis, {
@@ -122,6 +131,7 @@ export function buildApp(config: Config, options: AppOptions) {
     revocations,
     config,
     subscribe,
+    persisted,
   });
 
   return {

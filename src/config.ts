@@ -47,6 +47,7 @@ const schema = z
   .object({
     GRAPHIQL: z.stringbool({ error: 'must be true or false' }).optional(),
     INTROSPECTION: z.stringbool({ error: 'must be true or false' }).optional(),
+    PERSISTED_OPERATIONS: z.enum(['off', 'only'], { error: 'must be off or only' }).default('off'),
     PORT: int(0, 65535).default(4000),
     HOST: z.string().min(1).optional(),
     LISTEN_BACKLOG: int(1, 65535).default(4096),
@@ -279,6 +280,11 @@ export interface Config {
    * (`extensions.originalError`). Under any other NODE_ENV the client sees only INTERNAL_SERVER_ERROR.
    */
   errorDetails: boolean;
+  /**
+   * PERSISTED_OPERATIONS=only runs nothing but the allow-list in src/persisted-operations.json
+   * (`npm run persisted-operations`), named by hash, on every transport; `off` (the default) runs any document.
+   */
+  persistedOperations: 'off' | 'only';
   port: number;
   host: string;
   /**
@@ -501,6 +507,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.INTROSPECTION ?? !production,
     errorDetails: cleaned.NODE_ENV === 'development',
+    persistedOperations: e.PERSISTED_OPERATIONS,
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
     listenBacklog: e.LISTEN_BACKLOG,

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { persistedOperations } from '../scripts/persisted-operations.js';
 import { signToken } from '../src/auth/token.js';
 import { tokenCommand } from '../src/cli/token.js';
 import { nth } from './helpers/elements.js';
@@ -103,6 +104,65 @@ describe('NODE_ENV=production', () => {
     expect(errorCodes(detailed.body)).toEqual(['INTERNAL_SERVER_ERROR']);
     const extensions = detailed.body.errors?.[0]?.extensions as { originalError?: { message: string } };
     expect(extensions.originalError?.message).toMatch(/WRONGTYPE/);
+  });
+});
+
+describe('PERSISTED_OPERATIONS=only', () => {
+  let api: Api;
+  const allowList = Object.entries(persistedOperations());
+  const hashOf = (name: string) =>
+    nth(
+      allowList.find(([, text]) => text.startsWith(`query ${name} `))!,
+      0,
+    );
+  const persisted = (hash: string) => ({ persistedQuery: { version: 1, sha256Hash: hash } });
+
+  beforeAll(async () => {
+    api = await startApi({ NODE_ENV: 'production', PERSISTED_OPERATIONS: 'only' });
+  }, 120_000);
+  afterAll(async () => {
+    await api?.clients.dispose();
+    await api?.cluster.stop();
+  });
+
+  async function post(body: Record<string, unknown>) {
+    const response = await fetch(`${api.clients.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${api.token}` },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as { data?: unknown; errors?: Array<{ message: string }> } };
+  }
+
+  it('runs an operation of the allow-list named by its hash, over HTTP, WebSocket and SSE', async () => {
+    expect(await post({ extensions: persisted(hashOf('Me')) })).toEqual({
+      status: 200,
+      body: { data: { me: { id: 'ops', roles: [], projects: [] } } },
+    });
+    for (const client of [api.clients.ws(api.token), api.clients.sse(api.token)]) {
+      const result = await new Promise<unknown>((resolve, reject) => {
+        let last: unknown;
+        client.subscribe(
+          { query: '', extensions: persisted(hashOf('Me')) },
+          { next: (value) => (last = value), error: reject, complete: () => resolve(last) },
+        );
+      });
+      expect(result).toEqual({ data: { me: { id: 'ops', roles: [], projects: [] } } });
+    }
+  });
+
+  it('refuses any other document, and an unknown hash, with BAD_USER_INPUT on HTTP and WebSocket', async () => {
+    for (const [body, message] of [
+      [{ query: '{ me { id } }' }, /only persisted operations are accepted/],
+      [{ query: '{ me { id } }', extensions: persisted('0'.repeat(64)) }, /no persisted operation has the hash 0{64}/],
+    ] as const) {
+      const refused = await post(body);
+      expect(refused.status).toBe(400);
+      expect(errorCodes(refused.body)).toEqual(['BAD_USER_INPUT']);
+      expect(refused.body.errors?.[0]?.message).toMatch(message);
+      const overWs = await collect(api.clients.ws(api.token), body.query, {}, { field: 'me' });
+      expect(errorCodes(overWs.errors)).toEqual(['BAD_USER_INPUT']);
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
 import { MASKED_ERROR_MESSAGE, type ErrorShaper } from './error-codes.js';
 import { eventStreamCookieToken, useEventStreamIds } from './event-source.js';
 import type { LimitName } from './metrics.js';
+import { usePersistedOperations, type PersistedOperations } from './persisted-operations.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import { useStreamRevocation } from './stream-revocation.js';
@@ -44,6 +45,8 @@ export interface YogaOptions {
   onLimitHit: (limit: LimitName) => void;
   /** Largest request body, counted as it streams in (a chunked body has no Content-Length to check). */
   maxBodyBytes: number;
+  /** With PERSISTED_OPERATIONS=only, the allowed document each request names by hash. */
+  persisted?: PersistedOperations;
   /** Headers GraphiQL starts with; dev puts a ready-to-use token here. */
   graphiqlHeaders?: Record<string, string>;
 }
@@ -121,6 +124,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
     renderGraphiQL: createGraphiQLRenderer(),
     maskedErrors: { maskError: options.errors.maskError, errorMessage: MASKED_ERROR_MESSAGE },
     plugins: [
+      ...(options.persisted ? [usePersistedOperations(options.persisted)] : []),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxQueryDepth, exposeLimits: true, ...reportAsValidationError },
         maxAliases: { n: limits.maxQueryAliases, exposeLimits: true, ...reportAsValidationError },

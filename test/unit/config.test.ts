@@ -70,6 +70,9 @@ describe('configuration', () => {
     );
     expect(loadConfig(base, { developmentSecrets: [base.JWT_SECRET] }).jwtSecret).toBe(base.JWT_SECRET);
     expect(loadConfig(production, { role: 'worker', developmentSecrets: [base.JWT_SECRET] }).production).toBe(true);
+    expect(loadConfig(base).persistedOperations).toBe('off');
+    expect(loadConfig({ ...base, PERSISTED_OPERATIONS: 'only' }).persistedOperations).toBe('only');
+    expect(() => loadConfig({ ...base, PERSISTED_OPERATIONS: 'yes' })).toThrow('PERSISTED_OPERATIONS: must be off or only');
   });
 
   describe('Redis: one server, Sentinel or Cluster', () => {
