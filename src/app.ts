@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRevocationList } from './auth/revocations.js';
@@ -19,6 +20,7 @@ import { schema } from './schema/index.js';
 import { createErrorShaper } from './transport/error-codes.js';
 import { createHttpHandler } from './transport/http.js';
 import { createIdempotencyStore } from './transport/idempotency.js';
+import { createPersistedOperations } from './transport/persisted-operations.js';
 import { createMetrics } from './transport/metrics.js';
 import { createPublishHandler } from './transport/publish.js';
 import { createRateLimiter } from './transport/rate-limit.js';
@@ -68,7 +70,9 @@ export function buildApp(config: Config, options: AppOptions) {
     ttlSeconds: config.auth.revocationTtlSeconds,
     onError: (error) => logger.warn({ err: error.message }, 'could not load revocations'),
   });
-  const verify = createTokenVerifier(config.jwtSecret, (viewer) => revocations.check(viewer));
+  const verify = createTokenVerifier({ secret: config.jwtSecret, provider: config.identityProvider }, (viewer) =>
+    revocations.check(viewer),
+  );
   const services: Services = {
     config,
     store,
@@ -83,8 +87,14 @@ export function buildApp(config: Config, options: AppOptions) {
     serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
   };
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
-  const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
+  const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }), config.errorDetails);
   const maxBodyBytes = config.limits.maxRequestBytes;
+  const persisted =
+    config.persistedOperations === 'only'
+      ? createPersistedOperations(
+          JSON.parse(readFileSync(new URL('./persisted-operations.json', import.meta.url), 'utf8')) as Record<string, string>,
+        )
+      : undefined;
   const yoga = createYogaServer({
     schema,
     maxBodyBytes,
@@ -93,6 +103,7 @@ export function buildApp(config: Config, options: AppOptions) {
     verify,
     logger,
     errors,
+    persisted,
     graphiqlHeaders: options.devToken ? { Authorization: `Bearer ${options.devToken}` } : undefined,
     onAuthFailure: () => metrics.authFailures.inc({ transport: 'http' }),
     mutationLimiter: createRateLimiter(redis, {
@@ -148,6 +159,7 @@ export function buildApp(config: Config, options: AppOptions) {
     revocations,
     config,
     subscribe,
+    persisted,
   });
 
   return {

@@ -58,6 +58,9 @@ const pemFile = z.string().transform((path, ctx) => {
 
 const schema = z
   .object({
+    GRAPHIQL: z.stringbool({ error: 'must be true or false' }).optional(),
+    INTROSPECTION: z.stringbool({ error: 'must be true or false' }).optional(),
+    PERSISTED_OPERATIONS: z.enum(['off', 'only'], { error: 'must be off or only' }).default('off'),
     PORT: int(0, 65535).default(4000),
     HOST: z.string().min(1).optional(),
     LISTEN_BACKLOG: int(1, 65535).default(4096),
@@ -76,6 +79,19 @@ const schema = z
     REDIS_TLS_CERT_FILE: pemFile.optional(),
     REDIS_TLS_KEY_FILE: pemFile.optional(),
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    JWT_JWKS_URL: z
+      .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL (the provider's jwks_uri)" })
+      .optional(),
+    JWT_ISSUER: z.string().min(1).optional(),
+    JWT_AUDIENCE: z
+      .string()
+      .transform((value) => value.split(',').map((part) => part.trim()))
+      .refine((list) => list.every(Boolean), 'a comma-separated list of audiences, none empty')
+      .optional(),
+    JWT_JWKS_TIMEOUT_MS: int(100, 60_000).default(5_000),
+    JWT_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
+    JWT_ROLES_CLAIM: z.string().min(1).default('roles'),
+    JWT_PROJECTS_CLAIM: z.string().min(1).default('projects'),
     KEY_PREFIX: z
       .string()
       .regex(/^[A-Za-z0-9_:.-]{1,64}$/, 'letters, digits and _ : . - only, at most 64')
@@ -197,6 +213,12 @@ const schema = z
         message: 'not with REDIS_URL: put it in the URL (redis://:password@host:6379)',
       });
     }
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE'] as const) {
+      if (env.JWT_JWKS_URL && env[name] === undefined)
+        ctx.addIssue({ code: 'custom', path: [name], message: 'required with JWT_JWKS_URL: tokens are checked against it' });
+      if (!env.JWT_JWKS_URL && env[name] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [name], message: 'only with JWT_JWKS_URL' });
+    }
     if (env.REPLAY_ON_CONNECT > env.HISTORY_LIMIT) {
       ctx.addIssue({
         code: 'custom',
@@ -219,6 +241,12 @@ const schema = z
       });
     }
   });
+
+/**
+ * JWT_SECRETs anyone can read (the test suite's): with one of these, anyone can sign tokens, so
+ * production refuses them.
+ */
+const PUBLISHED_SECRETS = ['test-secret-that-is-long-enough-for-hs256'];
 
 /** Room around the largest content for the rest of a request: query, variables, multipart headers. */
 const REQUEST_OVERHEAD_BYTES = 64 * 1024;
@@ -267,9 +295,49 @@ export function hasRedisSettings(env: Partial<Record<(typeof REDIS_MODE_VARIABLE
   return REDIS_MODE_VARIABLES.some((name) => Boolean(env[name]));
 }
 
+/** An OpenID Connect provider whose tokens the API accepts (JWT_JWKS_URL and the settings beside it). */
+export interface ProviderSettings {
+  /** Where the provider publishes its signing keys (its `jwks_uri`); fetched on first use, cached, and fetched again for an unknown `kid`. */
+  jwksUrl: string;
+  /** The `iss` every token must carry (JWT_ISSUER). */
+  issuer: string;
+  /** Audiences a token's `aud` must include one of (JWT_AUDIENCE, comma-separated): this API's client id at the provider. */
+  audience: string[];
+  /** How long a fetch of the keys may take (JWT_JWKS_TIMEOUT_MS, default 5 s) before the token is refused (401, 4401). */
+  timeoutMs: number;
+  /**
+   * How long after a fetch an unknown `kid` is refused without fetching again (JWT_JWKS_COOLDOWN_MS,
+   * default 30 s), so tokens with made-up key ids cannot make Herald hammer the provider.
+   */
+  cooldownMs: number;
+  /** Where the roles are (JWT_ROLES_CLAIM, default `roles`): a claim name or a dotted path, e.g. `realm_access.roles`. */
+  rolesClaim: string;
+  /** Where the project ids are (JWT_PROJECTS_CLAIM, default `projects`), as rolesClaim. */
+  projectsClaim: string;
+}
+
 /** Everything Herald can be configured with, validated once at start-up. */
 export interface Config {
   mode: Mode;
+  /**
+   * NODE_ENV=production: GraphiQL and introspection are off unless enabled, no dev token is made,
+   * unexpected errors reach clients without details, and development secrets are refused.
+   */
+  production: boolean;
+  /** Serve GraphiQL on GET /graphql (GRAPHIQL; default on, off in production). */
+  graphiql: boolean;
+  /** Answer introspection (`__schema`, `__type`) on every transport (INTROSPECTION; default on, off in production). */
+  introspection: boolean;
+  /**
+   * NODE_ENV=development: an unexpected error tells the client its message and stack
+   * (`extensions.originalError`). Under any other NODE_ENV the client sees only INTERNAL_SERVER_ERROR.
+   */
+  errorDetails: boolean;
+  /**
+   * PERSISTED_OPERATIONS=only runs nothing but the allow-list in src/persisted-operations.json
+   * (`npm run persisted-operations`), named by hash, on every transport; `off` (the default) runs any document.
+   */
+  persistedOperations: 'off' | 'only';
   port: number;
   host: string;
   /**
@@ -279,7 +347,10 @@ export interface Config {
    */
   listenBacklog: number;
   redis: RedisSettings;
-  jwtSecret: string;
+  /** The HS256 key (JWT_SECRET); null when only the identity provider's tokens are accepted. */
+  jwtSecret: string | null;
+  /** The OpenID Connect provider (JWT_JWKS_URL); null when only HS256 tokens are accepted. */
+  identityProvider: ProviderSettings | null;
   keyPrefix: string;
   /**
    * The `instance` label on every metric series (HERALD_INSTANCE); by default the host name and
@@ -441,8 +512,10 @@ export class ConfigError extends Error {
 
 export interface LoadOptions {
   mode?: Mode;
-  /** Workers verify no tokens, so only the API needs JWT_SECRET. */
+  /** Workers verify no tokens, so only the API needs JWT_SECRET or JWT_JWKS_URL. */
   role?: 'api' | 'worker';
+  /** Secrets known from development (the one `npm run dev` keeps in .data/): production refuses them. */
+  developmentSecrets?: string[];
 }
 
 /** The one Redis mode the (validated) environment chose. */
@@ -468,11 +541,11 @@ function redisSettings(e: z.infer<typeof schema>): RedisSettings {
 
 /**
  * Parses the environment. Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) is required,
- * and JWT_SECRET for the API; `npm run dev` passes both in after starting its own Redis and
+ * and JWT_SECRET or JWT_JWKS_URL for the API; `npm run dev` passes both in after starting its own Redis and
  * generating a secret.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Config {
-  const { mode = 'production', role = 'api' } = options;
+  const { mode = 'production', role = 'api', developmentSecrets = [] } = options;
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(cleaned);
   const problems = parsed.success
@@ -483,18 +556,45 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'REDIS_URL: required (for example redis://127.0.0.1:6379), or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_NODES',
     );
   }
-  if (parsed.success && role === 'api' && !parsed.data.JWT_SECRET) problems.push('JWT_SECRET: required (at least 32 characters)');
+  if (parsed.success && role === 'api' && !parsed.data.JWT_SECRET && !parsed.data.JWT_JWKS_URL) {
+    problems.push(
+      'JWT_SECRET: required (at least 32 characters), unless JWT_JWKS_URL names an identity provider whose tokens are accepted',
+    );
+  }
+  const production = cleaned.NODE_ENV === 'production';
+  const secret = parsed.success ? parsed.data.JWT_SECRET : undefined;
+  if (production && role === 'api' && secret && [...PUBLISHED_SECRETS, ...developmentSecrets].includes(secret)) {
+    problems.push(
+      'JWT_SECRET: a development secret (from npm run dev or the tests), which others can sign tokens with: not with NODE_ENV=production; generate one, e.g. `openssl rand -base64 32`',
+    );
+  }
   if (!parsed.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
   return {
     mode,
+    production,
+    graphiql: e.GRAPHIQL ?? !production,
+    introspection: e.INTROSPECTION ?? !production,
+    errorDetails: cleaned.NODE_ENV === 'development',
+    persistedOperations: e.PERSISTED_OPERATIONS,
     port: e.PORT,
     host: e.HOST ?? (mode === 'dev' ? '127.0.0.1' : '0.0.0.0'),
     listenBacklog: e.LISTEN_BACKLOG,
     redis: redisSettings(e),
-    jwtSecret: e.JWT_SECRET ?? '',
+    jwtSecret: e.JWT_SECRET ?? null,
+    identityProvider: e.JWT_JWKS_URL
+      ? {
+          jwksUrl: e.JWT_JWKS_URL,
+          issuer: e.JWT_ISSUER!,
+          audience: e.JWT_AUDIENCE!,
+          timeoutMs: e.JWT_JWKS_TIMEOUT_MS,
+          cooldownMs: e.JWT_JWKS_COOLDOWN_MS,
+          rolesClaim: e.JWT_ROLES_CLAIM,
+          projectsClaim: e.JWT_PROJECTS_CLAIM,
+        }
+      : null,
     keyPrefix: e.KEY_PREFIX,
     instance: e.HERALD_INSTANCE ?? null,
     logLevel: e.LOG_LEVEL,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { buildApp } from './app.js';
 import { signToken } from './auth/token.js';
 import { hasRedisSettings, loadConfig } from './config.js';
-import { DEV_DATA_DIR, devSecret } from './dev/data.js';
+import { DEV_DATA_DIR, devSecret, existingDevSecrets } from './dev/data.js';
 import { ensureRedisServer, startRedisServer, type RedisServer } from './dev/redis-server.js';
 import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
@@ -14,7 +14,8 @@ import { describeRedis } from './redis.js';
  * when no Redis is configured, the API and a worker in this process, and a token ready to paste.
  */
 runMain(async () => {
-  const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: process.env.JWT_SECRET || devSecret() };
+  const secret = process.env.JWT_SECRET || devSecret();
+  const env: Record<string, string | undefined> = { ...process.env, JWT_SECRET: secret };
   let redis: RedisServer | null = null;
   if (!hasRedisSettings(env)) {
     ensureRedisServer();
@@ -22,14 +23,12 @@ runMain(async () => {
     env.REDIS_URL = redis.url;
   }
   try {
-    const config = loadConfig(env, { mode: 'dev' });
+    const config = loadConfig(env, { mode: 'dev', developmentSecrets: existingDevSecrets() });
     const logger = createLogger(config.logLevel, 'herald-dev');
-    const token = await signToken(config.jwtSecret, {
-      sub: 'dev-user',
-      roles: ['admin'],
-      projects: ['demo'],
-      ttlSeconds: 7 * 24 * 3600,
-    });
+    // NODE_ENV=production makes no dev token: one signed with a production secret would be a real credential.
+    const token = config.production
+      ? undefined
+      : await signToken(secret, { sub: 'dev-user', roles: ['admin'], projects: ['demo'], ttlSeconds: 7 * 24 * 3600 });
     const app = buildApp(config, { logger, devToken: token });
     const { url } = await app.start();
     const workers = await startWorkers(config, logger);
@@ -37,13 +36,16 @@ runMain(async () => {
       [
         '',
         '  Herald is running.',
-        `  Live page:  ${url}/   (signed in with the dev token)`,
-        `  GraphiQL:   ${url}/graphql   (the dev token is already in its headers)`,
+        `  Live page:  ${url}/${token ? '   (signed in with the dev token)' : ''}`,
+        ...(config.graphiql
+          ? [`  GraphiQL:   ${url}/graphql${token ? '   (the dev token is already in its headers)' : ''}`]
+          : []),
         `  WebSocket:  ${url.replace(/^http/, 'ws')}/graphql`,
         `  Redis:      ${describeRedis(config.redis)}${redis ? ' (embedded, data in .data/redis)' : ''}`,
         '',
-        '  Dev token (sub dev-user, roles [admin], projects [demo], valid 7 days):',
-        `  ${token}`,
+        ...(token
+          ? ['  Dev token (sub dev-user, roles [admin], projects [demo], valid 7 days):', `  ${token}`]
+          : ['  No dev token: NODE_ENV=production.']),
         '',
         '  Ctrl-C stops everything.',
         '',

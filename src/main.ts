@@ -1,10 +1,11 @@
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
+import { existingDevSecrets } from './dev/data.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
 
 runMain(async () => {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { developmentSecrets: existingDevSecrets() });
   const logger = createLogger(config.logLevel, 'herald-api');
   const app = buildApp(config, { logger });
   const { url } = await app.start();

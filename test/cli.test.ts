@@ -64,7 +64,7 @@ describe('herald (the command line)', () => {
     });
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout.trim().split('\n')).toHaveLength(1);
-    const viewer = await createTokenVerifier(TEST_SECRET)(run.stdout.trim());
+    const viewer = await createTokenVerifier({ secret: TEST_SECRET, provider: null })(run.stdout.trim());
     expect(viewer).toMatchObject({ id: 'kim', roles: ['ops', 'admin'], projects: ['demo'] });
     expect(viewer.expiresAt! - Math.floor(Date.now() / 1000)).toBeGreaterThan(3590);
   });

@@ -3,6 +3,7 @@ import { generate } from '@graphql-codegen/cli';
 import { buildSchema, findBreakingChanges, printSchema } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import codegenConfig from '../codegen.js';
+import { persistedOperations } from '../scripts/persisted-operations.js';
 import { schema } from '../src/schema/index.js';
 
 const root = new URL('../', import.meta.url);
@@ -31,5 +32,9 @@ describe('generated files', () => {
     const outputs = await generate({ ...codegenConfig, cwd: root.pathname, silent: true }, false);
     expect(outputs).toHaveLength(1);
     expect(read('src/client/generated.ts')).toBe(outputs[0].content);
+  });
+
+  it('src/persisted-operations.json is the allow-list of src/client/operations.graphql (run npm run persisted-operations)', () => {
+    expect(read('src/persisted-operations.json')).toBe(`${JSON.stringify(persistedOperations(), null, 2)}\n`);
   });
 });

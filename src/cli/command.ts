@@ -32,6 +32,8 @@ export interface CliEnv {
   HERALD_URL?: string;
   HERALD_TOKEN?: string;
   JWT_SECRET?: string;
+  /** `production` stops `herald token` minting tokens. */
+  NODE_ENV?: string;
 }
 
 /** One subcommand: its help text and what it does with its arguments. */

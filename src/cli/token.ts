@@ -49,8 +49,11 @@ Options:
   --ttl <duration>     lifetime: 90s, 15m, 1h, 7d (default 1d)
 
 Signed with JWT_SECRET from the environment or, when it is not set, the dev secret that
-\`npm run dev\` keeps in .data/jwt-secret.`,
+\`npm run dev\` keeps in .data/jwt-secret. Refused with NODE_ENV=production.`,
   async run(args, env) {
+    if (env.NODE_ENV === 'production') {
+      throw usageError('token: not with NODE_ENV=production: tokens come from your identity provider there');
+    }
     const { values } = parse('token', args, {
       sub: { type: 'string', default: 'dev-user' },
       roles: { type: 'string' },
@@ -65,7 +68,7 @@ Signed with JWT_SECRET from the environment or, when it is not set, the dev secr
       ttlSeconds: parseTtl(values.ttl),
     });
     // The server's own check, so a token it would refuse (a bad user or project id) is never printed.
-    await createTokenVerifier(key)(token).catch((error: unknown) => {
+    await createTokenVerifier({ secret: key, provider: null })(token).catch((error: unknown) => {
       throw error instanceof InvalidTokenError ? usageError(`token: ${error.message}`) : error;
     });
     process.stdout.write(`${token}\n`);

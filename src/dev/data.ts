@@ -15,5 +15,14 @@ export const DEV_SECRET_FILE = join(DEV_DATA_DIR, 'jwt-secret');
 export function devSecret(): string {
   mkdirSync(DEV_DATA_DIR, { recursive: true });
   if (!existsSync(DEV_SECRET_FILE)) writeFileSync(DEV_SECRET_FILE, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  return readDevSecret();
+}
+
+function readDevSecret(): string {
   return readFileSync(DEV_SECRET_FILE, 'utf8').trim();
+}
+
+/** The dev JWT secret when `npm run dev` has made one here, else nothing: production refuses it. */
+export function existingDevSecrets(): string[] {
+  return existsSync(DEV_SECRET_FILE) ? [readDevSecret()] : [];
 }

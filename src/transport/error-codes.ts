@@ -56,9 +56,11 @@ const CONTRACT_CODES = new Set<string>(Object.values(ErrorCode));
  * Shapes every GraphQL error sent to a client, and counts each once by its code. Two places shape
  * errors: the masker, which Yoga runs on what it sends (and the WebSocket transport on what it
  * sends itself), and the validation hook, whose errors Yoga sends unmasked. An error either of
- * them made passes the masker unchanged, so nothing is counted twice.
+ * them made passes the masker unchanged, so nothing is counted twice. With `details` (NODE_ENV=development,
+ * Yoga's convention) an unexpected error also carries its message and stack in
+ * `extensions.originalError`, for whoever debugs the client; otherwise the log alone has them.
  */
-export function createErrorShaper(logger: Logger, count: (code: string) => void) {
+export function createErrorShaper(logger: Logger, count: (code: string) => void, details = false) {
   const shaped = new WeakSet<GraphQLError>();
   const counted = (error: GraphQLError): GraphQLError => {
     shaped.add(error);
@@ -89,12 +91,14 @@ export function createErrorShaper(logger: Logger, count: (code: string) => void)
         }),
       );
     }
-    logger.error({ err: original ?? error, path: graphQLError?.path }, 'unexpected error');
+    const cause = original ?? error;
+    logger.error({ err: cause, path: graphQLError?.path }, 'unexpected error');
+    const originalError = cause instanceof Error ? { message: cause.message, stack: cause.stack } : { message: String(cause) };
     return counted(
       new GraphQLError(message, {
         nodes: graphQLError?.nodes,
         path: graphQLError?.path,
-        extensions: { code: ErrorCode.Internal },
+        extensions: { code: ErrorCode.Internal, ...(details ? { originalError } : {}) },
       }),
     );
   }

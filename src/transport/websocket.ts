@@ -17,6 +17,7 @@ import { createSecondWheel } from '../timeouts.js';
 import { isEventStream } from '../updates/event-stream.js';
 import { isAsyncIterable } from './async-iterable.js';
 import { withoutHttp, type ErrorShaper } from './error-codes.js';
+import type { PersistedOperations } from './persisted-operations.js';
 import type { SubscriptionExecutor } from './subscription-execution.js';
 import type { HeraldYoga } from './yoga.js';
 import {
@@ -126,6 +127,8 @@ export interface WebSocketOptions {
   /** Closes a revoked user's connections here when any instance revokes them. */
   revocations: RevocationList;
   config: Pick<Config, 'limits' | 'websocket'>;
+  /** With PERSISTED_OPERATIONS=only, the allowed document a subscribe message names by hash. */
+  persisted?: PersistedOperations;
 }
 
 /** The connections of this process by user (connection state): what a revocation closes and presence counts. */
@@ -257,7 +260,7 @@ function createResultSerializer(maskError: ErrorShaper['maskError']) {
   };
 }
 
-interface OperationOptions extends Pick<WebSocketOptions, 'yoga' | 'errors' | 'subscribe' | 'metrics' | 'logger'> {
+interface OperationOptions extends Pick<WebSocketOptions, 'yoga' | 'errors' | 'subscribe' | 'metrics' | 'logger' | 'persisted'> {
   maxSubscriptionsPerConnection: number;
   /** A subscription starts on the connection: it is no longer idle. */
   subscribed(connection: Connection): void;
@@ -282,7 +285,7 @@ function createOperationRunner(options: OperationOptions) {
       const { schema, execute, contextFactory, parse, validate } = enveloped;
       let document;
       try {
-        document = parse(payload.query);
+        document = parse(options.persisted ? options.persisted(payload) : payload.query);
       } catch (error) {
         return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
       }

@@ -1,5 +1,5 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import type { GraphQLError, GraphQLSchema, ValidationContext } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, type GraphQLError, type GraphQLSchema, type ValidationContext } from 'graphql';
 import { createYoga, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RevocationList } from '../auth/revocations.js';
@@ -11,6 +11,7 @@ import type { ConnectionHandle, Context, Services } from '../schema/builder.js';
 import { MASKED_ERROR_MESSAGE, type ErrorShaper } from './error-codes.js';
 import { eventStreamCookieToken, useEventStreamIds } from './event-source.js';
 import type { LimitName } from './metrics.js';
+import { usePersistedOperations, type PersistedOperations } from './persisted-operations.js';
 import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import { useStreamRevocation } from './stream-revocation.js';
@@ -44,6 +45,8 @@ export interface YogaOptions {
   onLimitHit: (limit: LimitName) => void;
   /** Largest request body, counted as it streams in (a chunked body has no Content-Length to check). */
   maxBodyBytes: number;
+  /** With PERSISTED_OPERATIONS=only, the allowed document each request names by hash. */
+  persisted?: PersistedOperations;
   /** Headers GraphiQL starts with; dev puts a ready-to-use token here. */
   graphiqlHeaders?: Record<string, string>;
 }
@@ -74,6 +77,11 @@ function useRefusedBodyDrain(limits: DrainLimits, onRefused: () => void): Plugin
   };
 }
 
+/** Refuses `__schema` and `__type` as a validation error (BAD_USER_INPUT), on every transport. */
+function useNoIntrospection(): Plugin {
+  return { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
+}
+
 /**
  * GraphiQL with its scripts, styles and editor workers inlined (Yoga's default loads them from a
  * public CDN, and is blank wherever that is out of reach). The package is about 9 MB, so it is
@@ -95,7 +103,7 @@ function createGraphiQLRenderer(): (options: GraphiQLOptions) => Promise<Uint8Ar
 }
 
 /**
- * GraphQL over HTTP and SSE, and GraphiQL, on /graphql. Every operation needs a token: in the
+ * GraphQL over HTTP and SSE, and GraphiQL (unless turned off), on /graphql. Every operation needs a token: in the
  * Authorization header, or for an EventSource (which cannot send headers) in the SSE cookie; the
  * document limits (depth, aliases, tokens, cost) apply to every transport through the envelop.
  */
@@ -109,13 +117,14 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
     logging: logger,
     batching: false,
     maxRequestBodySize: options.maxBodyBytes,
-    graphiql: {
+    graphiql: config.graphiql && {
       title: 'Herald',
       headers: options.graphiqlHeaders ? JSON.stringify(options.graphiqlHeaders, null, 2) : undefined,
     },
     renderGraphiQL: createGraphiQLRenderer(),
     maskedErrors: { maskError: options.errors.maskError, errorMessage: MASKED_ERROR_MESSAGE },
     plugins: [
+      ...(options.persisted ? [usePersistedOperations(options.persisted)] : []),
       EnvelopArmorPlugin({
         maxDepth: { n: limits.maxQueryDepth, exposeLimits: true, ...reportAsValidationError },
         maxAliases: { n: limits.maxQueryAliases, exposeLimits: true, ...reportAsValidationError },
@@ -125,6 +134,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
         blockFieldSuggestion: { enabled: config.mode !== 'dev' },
       }),
       useSubscriptionExecution(options.subscribe),
+      ...(config.introspection ? [] : [useNoIntrospection()]),
       options.errors.useInputErrorCodes(),
       useMutationRateLimit(options.mutationLimiter, () => options.onLimitHit('mutations_per_minute'), options.errors.maskError),
       useStreamRevocation(options.revocations),

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/dev/redis-server.js';
 import { nth, type Tuple } from './elements.js';
@@ -6,15 +8,20 @@ import { TEST_SECRET } from './herald.js';
 import { redisUrl, uniquePrefix } from './redis.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+const require = createRequire(import.meta.url);
 
-/** Runs one of Herald's entry points (src/worker.ts, src/main.ts) as a real child process. */
+/**
+ * Runs one of Herald's entry points (src/worker.ts, src/main.ts) as a real child process, in the
+ * project root or in `cwd` (where `npm run dev` keeps its .data/).
+ */
 export function spawnEntry(
   entry: string,
   env: Record<string, string>,
   args: string[] = [],
+  cwd = root,
 ): ChildProcess & { stop(): Promise<void> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: root,
+  const child = spawn(process.execPath, ['--import', require.resolve('tsx'), join(root, entry), ...args], {
+    cwd,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -42,6 +42,46 @@ describe('configuration', () => {
     });
   });
 
+  it('takes an identity provider instead of JWT_SECRET, only with its issuer and audience', () => {
+    const provider = { JWT_JWKS_URL: 'https://id.example.com/certs', JWT_ISSUER: 'https://id.example.com', JWT_AUDIENCE: 'a, b' };
+    const config = loadConfig({ REDIS_URL: base.REDIS_URL, ...provider, JWT_ROLES_CLAIM: 'realm_access.roles' });
+    expect(config.jwtSecret).toBeNull();
+    expect(config.identityProvider).toEqual({
+      jwksUrl: provider.JWT_JWKS_URL,
+      issuer: provider.JWT_ISSUER,
+      audience: ['a', 'b'],
+      timeoutMs: 5_000,
+      cooldownMs: 30_000,
+      rolesClaim: 'realm_access.roles',
+      projectsClaim: 'projects',
+    });
+    expect(() => loadConfig({ REDIS_URL: base.REDIS_URL, JWT_JWKS_URL: 'ftp://id.example.com/certs' })).toThrow(
+      /JWT_JWKS_URL: must be an http:\/\/ or https:\/\/ URL[\s\S]*JWT_ISSUER: required with JWT_JWKS_URL[\s\S]*JWT_AUDIENCE: required/,
+    );
+    expect(() => loadConfig({ ...base, JWT_ISSUER: 'x' })).toThrow('JWT_ISSUER: only with JWT_JWKS_URL');
+    expect(() => loadConfig({ REDIS_URL: base.REDIS_URL })).toThrow(/JWT_SECRET: required .* unless JWT_JWKS_URL/);
+  });
+
+  it('NODE_ENV=production: GraphiQL and introspection off unless enabled, development secrets refused', () => {
+    expect(loadConfig(base)).toMatchObject({ production: false, graphiql: true, introspection: true, errorDetails: false });
+    expect(loadConfig({ ...base, NODE_ENV: 'development' }).errorDetails).toBe(true);
+    const production = { ...base, NODE_ENV: 'production' };
+    expect(loadConfig(production)).toMatchObject({ production: true, graphiql: false, introspection: false });
+    expect(loadConfig({ ...production, GRAPHIQL: 'true', INTROSPECTION: 'true' })).toMatchObject({
+      graphiql: true,
+      introspection: true,
+    });
+    expect(() => loadConfig({ ...production, GRAPHIQL: 'yes please' })).toThrow('GRAPHIQL: must be true or false');
+    expect(() => loadConfig(production, { developmentSecrets: [base.JWT_SECRET] })).toThrow(
+      /JWT_SECRET: a development secret .* not with NODE_ENV=production/,
+    );
+    expect(loadConfig(base, { developmentSecrets: [base.JWT_SECRET] }).jwtSecret).toBe(base.JWT_SECRET);
+    expect(loadConfig(production, { role: 'worker', developmentSecrets: [base.JWT_SECRET] }).production).toBe(true);
+    expect(loadConfig(base).persistedOperations).toBe('off');
+    expect(loadConfig({ ...base, PERSISTED_OPERATIONS: 'only' }).persistedOperations).toBe('only');
+    expect(() => loadConfig({ ...base, PERSISTED_OPERATIONS: 'yes' })).toThrow('PERSISTED_OPERATIONS: must be off or only');
+  });
+
   describe('Redis: one server, Sentinel or Cluster', () => {
     const secret = { JWT_SECRET: base.JWT_SECRET };
 
