@@ -244,6 +244,65 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
     expect(calls('spublish')).toBeGreaterThan(0);
   });
 
+  it('spreads notifications and presence over the shards: each target and each user in a slot of its own', async () => {
+    const admin = await api[0].token({ sub: 'root', roles: ['admin'] });
+    const users = Array.from({ length: 20 }, (_, i) => `spread-u${i}`);
+    const targets = [
+      ...users.map((id) => ({ kind: 'USER', id }) as const),
+      ...['r0', 'r1', 'r2', 'r3', 'r4'].map((id) => ({ kind: 'ROLE', id: `spread-${id}` }) as const),
+      ...['p0', 'p1', 'p2', 'p3', 'p4'].map((id) => ({ kind: 'PROJECT', id: `spread-${id}` }) as const),
+      { kind: 'GLOBAL' } as const,
+    ];
+    for (const [i, target] of targets.entries()) {
+      const { body } = await api[i % 2 === 0 ? 0 : 1].http(admin, SendNotificationDocument, {
+        input: { target, title: 'spread' },
+      });
+      expect(body.errors).toBeUndefined();
+    }
+    const tabs = await Promise.all(
+      users.map(async (user, i) => api[i % 2 === 0 ? 0 : 1].ws(await api[0].token(user), { lazy: false })),
+    );
+    await waitFor(async () => {
+      const { body } = await api[1].http(admin, OnlineUsersDocument, {});
+      return users.every((user) => body.data?.onlineUsers.some((u) => u.id === user));
+    }, 30_000);
+
+    /** The keys matching `pattern` on each primary, by port, as the primaries themselves hold them. */
+    const keysByPrimary = async (pattern: string) => {
+      const found = new Map<number, string[]>();
+      for (const server of redis.servers) {
+        if (server.process.exitCode !== null || server.process.signalCode !== null) continue;
+        const client = connect(server.url);
+        try {
+          if (!(await client.info('replication')).includes('role:master')) continue;
+          const keys: string[] = [];
+          let cursor = '0';
+          do {
+            const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+            keys.push(...batch);
+            cursor = next;
+          } while (cursor !== '0');
+          found.set(server.port, keys);
+        } finally {
+          client.disconnect();
+        }
+      }
+      return found;
+    };
+    const notifications = await keysByPrimary(`${keyPrefix}notifications:*spread*:entries`);
+    const presence = await keysByPrimary(`${keyPrefix}presence:{user:spread-u*}`);
+    for (const tab of tabs) await tab.dispose();
+
+    const holding = (found: Map<number, string[]>) => [...found.values()].filter((keys) => keys.length > 0).length;
+    const all = (found: Map<number, string[]>) => [...found.values()].flat();
+    // Every target's entries once (the pattern leaves GLOBAL's key out), in slots of their own (a few may share one by chance).
+    expect(all(notifications)).toHaveLength(targets.length - 1);
+    expect(new Set(all(notifications).map((key) => calculateSlot(key))).size).toBeGreaterThan(targets.length / 2);
+    expect(holding(notifications)).toBeGreaterThan(1);
+    expect(all(presence)).toHaveLength(users.length);
+    expect(holding(presence)).toBeGreaterThan(1);
+  }, 90_000);
+
   it('resyncs the streams of a slot moved to another primary: a terminal update sent after the move arrives at once', async () => {
     const { file, slot, whole } = await watchedFile('max');
     await redis.moveSlot(slot);
