@@ -1,14 +1,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../src/auth/token.js';
-import { decodeNotificationCursor, encodeNotificationCursor } from '../src/notifications/cursor.js';
+import { encodeNotificationCursor } from '../src/notifications/cursor.js';
 import { audienceOf } from '../src/notifications/keys.js';
-import { createNotificationStore, parseNotificationId, type NotificationStore } from '../src/notifications/store.js';
+import { createNotificationStore, type NotificationStore } from '../src/notifications/store.js';
 import { openNotificationStream, type NotificationStreamEvent } from '../src/notifications/stream.js';
 import type { NotificationEntry } from '../src/notifications/types.js';
 import { encodeCursor } from '../src/updates/cursor.js';
 import { createUpdateHub, type UpdateHub } from '../src/updates/hub.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
+import { expectResumed, placeOf } from './helpers/notifications.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
 
@@ -68,20 +69,6 @@ async function fresh(env: Record<string, string> = {}, workers = false): Promise
 }
 
 const ADMIN: TokenClaims = { sub: 'root', roles: ['admin'] };
-
-/** Where an item's notification is in its own target: its source and seq there. */
-function placeOf(item: Item): { source: string; seq: number; epoch: string } {
-  return parseNotificationId(item.id)!;
-}
-
-/** The items of `sent` a viewer of `sources` has not received after `cursor`: those above its seq for their target. */
-function notSeenAfter(cursor: string, sources: string[], sent: Item[]): Item[] {
-  const seen = decodeNotificationCursor(cursor, sources)!;
-  return sent.filter((item) => {
-    const { source, seq } = placeOf(item);
-    return sources.includes(source) && seq > (seen.sources.get(source)?.seq ?? 0);
-  });
-}
 
 function codeOf(body: GraphQLBody<unknown>): string | undefined {
   return body.errors?.[0]?.extensions?.code;
@@ -277,34 +264,10 @@ describe('delivery', () => {
     await sending;
     sent.push(await send(h, admin, { target: { kind: 'GLOBAL' }, title: 'end' }));
 
-    const check = (from: string, got: Item[]) => {
-      const expected = notSeenAfter(from, sources, sent);
-      expect(got.map((item) => item.id).sort()).toEqual(expected.map((item) => item.id).sort());
-      for (const source of sources) {
-        const seqs = got
-          .map(placeOf)
-          .filter((place) => place.source === source)
-          .map((place) => place.seq);
-        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-      }
-      // Each item's cursor resumes right after it: exactly what came after it in this run is not seen there.
-      const k = Math.floor(got.length / 2);
-      if (got[k])
-        expect(
-          notSeenAfter(got[k].cursor, sources, sent)
-            .map((item) => item.id)
-            .sort(),
-        ).toEqual(
-          got
-            .slice(k + 1)
-            .map((item) => item.id)
-            .sort(),
-        );
-    };
-    check(start.cursor, (await whole).items);
+    expectResumed(start.cursor, (await whole).items, sources, sent);
     const results = await Promise.all(resumers);
     expect(results.filter((r) => r.got.length > 1).length).toBeGreaterThan(20);
-    for (const { from, got } of results) check(from, got);
+    for (const { from, got } of results) expectResumed(from, got, sources, sent);
 
     // With nothing sent meanwhile, a resume replays from history: by stored time, then target, then seq,
     // which is the inbox's order reversed.
