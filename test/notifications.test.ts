@@ -638,6 +638,20 @@ describe('the merged stream', () => {
     ownSubscriber.disconnect();
   });
 
+  it('creates no key for a viewer who only reads: streams, inbox and counts of targets nobody sent to', async () => {
+    const keyPrefix = uniquePrefix();
+    const store = createNotificationStore(redis, { keyPrefix, retentionCount: 1_000, retentionDays: 30 });
+    const audience = audienceOf(viewer);
+    const stream = await openNotificationStream({ hub, store, audience, after: null, replay: 10, queueLimit: 100 });
+    expect(await store.unread(audience)).toEqual({ total: 0, byLevel: { INFO: 0, SUCCESS: 0, WARNING: 0, ERROR: 0 } });
+    expect((await store.inbox(audience, { before: null, first: 10, unreadOnly: false })).items).toEqual([]);
+    expect(await store.markAllRead(audience)).toEqual({ marked: 0, unread: 0 });
+    expect(await redis.keys(`${keyPrefix}*`)).toEqual([]);
+    // The first notification starts the target's history; the open stream takes it up without a gap notice.
+    await store.send({ target: targets[2], title: 'first' });
+    expect(titles(await take(stream, 1))).toEqual(['first']);
+  });
+
   it('drops notifications past their age from every target, and says so to a cursor that needed them', async () => {
     const store = newStore({ retentionDays: 1 / 86_400 });
     const audience = audienceOf(viewer);

@@ -3,8 +3,8 @@
 -- Cluster each call runs on the shard of that one source.
 --
 -- ARGV[1] operation: send | read | unread | mark | mark_all
--- ARGV[2] parameters as JSON: epoch (for a new history), ttlMs (retention by age of the source's
---         entries), and per operation below
+-- ARGV[2] parameters as JSON: epoch (for a history that starts with this append), ttlMs (retention
+--         by age of the source's entries), and per operation below
 -- ARGV[3] send only: the notification's JSON members, starting with "level"
 --
 -- KEYS[1] the source's meta hash: seq, epoch, t (last stored time), c:<LEVEL> (CREATED per level, ever)
@@ -13,7 +13,8 @@
 -- send:   params: source, channel, publish ("SPUBLISH" on a Redis Cluster, PUBLISH otherwise), limit.
 --         Numbers (the source's next seq), stores, trims and publishes one notification; returns the entry.
 -- read:   params: min, max (seq bounds as ZRANGEBYSCORE takes them), limit, rev (newest first).
---         Returns { epoch, last seq, oldest kept entry or "", newest kept entry or "", entries... }.
+--         Returns { epoch ("" before the first append), last seq, oldest kept entry or "", newest kept
+--         entry or "", entries... }. Writes nothing but retention, so reading a target creates no key.
 -- unread, mark, mark_all: KEYS are the user's receipts source, then KEYS[3] their watermarks and
 --         KEYS[4] their read set. params: stats (per target source, read just before: s source,
 --         e epoch, top seq of the newest kept, lc its counts by level, fs the seq before the oldest
@@ -34,9 +35,6 @@ local LEVELS = { 'INFO', 'SUCCESS', 'WARNING', 'ERROR' }
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
-redis.call('HSETNX', meta, 'epoch', p.epoch)
-local epoch = redis.call('HGET', meta, 'epoch')
-
 for _ = 1, 500 do
   local oldest = redis.call('ZRANGE', entries_key, 0, 0)[1]
   if not oldest or tonumber(string.match(oldest, '^{"t":(%d+)')) + p.ttlMs > now then
@@ -48,6 +46,8 @@ end
 -- Takes the source's next seq, stores the entry, keeps the source to `limit` entries, publishes it.
 -- `notification` is a JSON object, or nil for a new one made of ARGV[3].
 local function append(event, unread, notification)
+  redis.call('HSETNX', meta, 'epoch', p.epoch)
+  local epoch = redis.call('HGET', meta, 'epoch')
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
   local t = math.max(now, tonumber(redis.call('HGET', meta, 't') or '0'))
   redis.call('HSET', meta, 't', t)
@@ -76,7 +76,7 @@ end
 
 if op == 'read' then
   local reply = {
-    epoch,
+    redis.call('HGET', meta, 'epoch') or '',
     tonumber(redis.call('HGET', meta, 'seq') or '0'),
     redis.call('ZRANGE', entries_key, 0, 0)[1] or '',
     redis.call('ZRANGE', entries_key, -1, -1)[1] or '',

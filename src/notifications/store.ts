@@ -37,6 +37,7 @@ export interface SourceRange {
 
 /** One source as read in one step, so its counter and entries agree. */
 export interface SourceRead {
+  /** Empty until the source's first entry. */
   epoch: string;
   /** The last seq assigned in the source; 0 when none. */
   seq: number;

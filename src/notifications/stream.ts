@@ -97,7 +97,7 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
   protected receive(entry: NotificationEntry): Promise<void> | void {
     const position = this.positions.get(entry.source);
     if (!position) return;
-    if (entry.epoch !== position.epoch) return this.catchUp([entry.source]);
+    if (!adopts(position, entry.epoch)) return this.catchUp([entry.source]);
     if (entry.seq <= position.seq) return;
     if (entry.seq === position.seq + 1) return this.accept(entry);
     return this.catchUp([entry.source]);
@@ -109,7 +109,7 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
     const lost = new Set<string>();
     sources.forEach((source, i) => {
       const { epoch } = reads[i]!;
-      if (epoch === this.positions.get(source)!.epoch) return;
+      if (adopts(this.positions.get(source)!, epoch)) return;
       this.positions.set(source, { epoch, seq: 0 });
       lost.add(source);
     });
@@ -157,6 +157,15 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
   private position(pivot: string | null): NotificationCursor {
     return { sources: new Map([...this.positions].map(([source, position]) => [source, { ...position }])), pivot };
   }
+}
+
+/**
+ * Whether `epoch` is the history `position` is in; a position in a source that had no history yet
+ * (nothing seen, nothing to lose) takes the source's first epoch.
+ */
+function adopts(position: SourcePosition, epoch: string): boolean {
+  if (position.epoch === '' && position.seq === 0) position.epoch = epoch;
+  return position.epoch === epoch;
 }
 
 /**
