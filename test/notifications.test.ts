@@ -1,13 +1,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../src/auth/token.js';
+import { encodeNotificationCursor } from '../src/notifications/cursor.js';
 import { audienceOf } from '../src/notifications/keys.js';
 import { createNotificationStore, type NotificationStore } from '../src/notifications/store.js';
 import { openNotificationStream, type NotificationStreamEvent } from '../src/notifications/stream.js';
 import type { NotificationEntry } from '../src/notifications/types.js';
-import { decodeCursor } from '../src/updates/cursor.js';
+import { encodeCursor } from '../src/updates/cursor.js';
 import { createUpdateHub, type UpdateHub } from '../src/updates/hub.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
+import { expectResumed, placeOf } from './helpers/notifications.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
 
@@ -68,10 +70,6 @@ async function fresh(env: Record<string, string> = {}, workers = false): Promise
 
 const ADMIN: TokenClaims = { sub: 'root', roles: ['admin'] };
 
-function position(cursor: string): number {
-  return decodeCursor(cursor)!.seq;
-}
-
 function codeOf(body: GraphQLBody<unknown>): string | undefined {
   return body.errors?.[0]?.extensions?.code;
 }
@@ -119,7 +117,7 @@ function watch(
 const titled = (title: string) => (items: Item[]) => items.some((item) => item.title === title);
 
 describe('delivery', () => {
-  it('reaches exactly the viewers a user, role, project or global target addresses, in cursor order', async () => {
+  it('reaches exactly the viewers a user, role, project or global target addresses, in the order sent', async () => {
     const h = await fresh();
     const admin = await h.token(ADMIN);
     const viewers: Record<string, TokenClaims> = {
@@ -157,8 +155,6 @@ describe('delivery', () => {
         name,
       ).toEqual(expected[name] ?? []);
       expect(items.every((item) => item.event === 'CREATED' && item.read === false)).toBe(true);
-      const positions = items.map((item) => position(item.cursor));
-      expect(positions).toEqual([...positions].sort((a, b) => a - b));
       const token = await h.token(claims);
       const box = await inbox(h, token, { first: 100 });
       expect(box.edges.map((edge) => edge.node.title)).toEqual(['start', ...(expected[name] ?? [])].reverse());
@@ -215,11 +211,12 @@ describe('delivery', () => {
     await sending;
   });
 
-  it('resumes across every channel from the cursor of any notification while many are sent at once', async () => {
+  it('resumes from the cursor of any item while many are sent to each target at once: each once, each target in order', async () => {
     const h = await fresh();
     const admin = await h.token(ADMIN);
     const claims: TokenClaims = { sub: 'vic', roles: ['r1', 'r2'], projects: ['q1', 'q2'] };
     const token = await h.token(claims);
+    const sources = [...audienceOf({ id: 'vic', roles: ['r1', 'r2'], projects: ['q1', 'q2'] }).targets, 'receipts:vic'];
     const targets = [
       { kind: 'USER', id: 'vic' },
       { kind: 'ROLE', id: 'r1' },
@@ -231,9 +228,20 @@ describe('delivery', () => {
       { kind: 'ROLE', id: 'r3' },
       { kind: 'PROJECT', id: 'q3' },
     ];
-    const addressed = (item: Item) => !['other', 'r3', 'q3'].includes(item.target.id ?? '');
     const start = await send(h, admin, { target: { kind: 'USER', id: 'vic' }, title: 'start' });
-    const whole = watch(h, token, 'ws', start.cursor, titled('end'), 60_000);
+    // The whole stream, from the start; its items' cursors, taken as they arrive, are where the others resume.
+    const seen: Item[] = [];
+    const whole = watch(
+      h,
+      token,
+      'ws',
+      start.cursor,
+      (items) => {
+        seen.splice(0, seen.length, ...items);
+        return titled('end')(items);
+      },
+      90_000,
+    );
     const sent: Item[] = [start];
     const resumers: Array<Promise<{ from: string; got: Item[] }>> = [];
     const sending = (async () => {
@@ -248,19 +256,28 @@ describe('delivery', () => {
     })();
     for (let i = 0; i < 40; i += 1) {
       await new Promise((r) => setTimeout(r, Math.random() * 25));
-      const from = nth(sent, Math.floor(Math.random() * sent.length)).cursor;
-      const run = watch(h, token, i % 2 === 0 ? 'ws' : 'sse', from, titled('end'), 60_000);
+      const pool = i % 4 === 0 || seen.length === 0 ? sent : seen;
+      const from = nth(pool, Math.floor(Math.random() * pool.length)).cursor;
+      const run = watch(h, token, i % 2 === 0 ? 'ws' : 'sse', from, titled('end'), 90_000);
       resumers.push(run.then((r) => ({ from, got: r.items })));
     }
     await sending;
     sent.push(await send(h, admin, { target: { kind: 'GLOBAL' }, title: 'end' }));
 
-    const ordered = sent.filter(addressed).sort((a, b) => position(a.cursor) - position(b.cursor));
-    const after = (cursor: string) => ordered.filter((item) => position(item.cursor) > position(cursor)).map((item) => item.id);
-    expect((await whole).items.map((item) => item.id)).toEqual(after(start.cursor));
+    expectResumed(start.cursor, (await whole).items, sources, sent);
     const results = await Promise.all(resumers);
-    expect(results.filter((r) => after(r.from).length > 1).length).toBeGreaterThan(20);
-    for (const { from, got } of results) expect(got.map((item) => item.id)).toEqual(after(from));
+    expect(results.filter((r) => r.got.length > 1).length).toBeGreaterThan(20);
+    for (const { from, got } of results) expectResumed(from, got, sources, sent);
+
+    // With nothing sent meanwhile, a resume replays from history: by stored time, then target, then seq,
+    // which is the inbox's order reversed.
+    const replayed = await watch(h, token, 'sse', start.cursor, titled('end'), 30_000);
+    const pages: Inbox[] = [await inbox(h, token, { first: 100 })];
+    while (pages.at(-1)!.pageInfo.hasNextPage) {
+      pages.push(await inbox(h, token, { first: 100, after: pages.at(-1)!.pageInfo.endCursor }));
+    }
+    const newestFirst = pages.flatMap((page) => page.edges.map((edge) => edge.node.id));
+    expect(replayed.items.map((item) => item.id)).toEqual(newestFirst.reverse().slice(1));
   });
 
   it('says in-band when items after the cursor passed retention, or come from a lost history', async () => {
@@ -273,14 +290,20 @@ describe('delivery', () => {
     expect(trimmed.items[0]).toMatchObject({ event: 'HISTORY_GAP', level: 'WARNING', read: true, gap: { reason: 'TRIMMED' } });
     expect(trimmed.items.slice(1).map((item) => item.title)).toEqual(['m4', 'm5', 'm6']);
 
-    const lost = Buffer.from(`deadbeef:${position(nth(sent, 5).cursor)}`).toString('base64url');
+    const { source, epoch, seq } = placeOf(nth(sent, 5));
+    const lost = encodeNotificationCursor({ sources: new Map([[source, { epoch: 'deadbeef', seq }]]), pivot: null });
     const restarted = await watch(h, token, 'sse', lost, titled('m6'));
     expect(restarted.items[0]).toMatchObject({ event: 'HISTORY_GAP', gap: { reason: 'EPOCH_CHANGED', resumesAfter: 0 } });
     expect(restarted.items.slice(1).map((item) => item.title)).toEqual(['m4', 'm5', 'm6']);
 
-    const ahead = Buffer.from(`${decodeCursor(nth(sent, 5).cursor)!.epoch}:99999`).toString('base64url');
+    const ahead = encodeNotificationCursor({ sources: new Map([[source, { epoch, seq: 99_999 }]]), pivot: null });
     const refused = await collect<Item>(h.ws(token), WATCH, { after: ahead }, { field: 'notifications' });
     expect(JSON.stringify(refused.errors)).toContain('BAD_USER_INPUT');
+
+    const former = encodeCursor({ epoch, seq: 3 });
+    const old = await collect<Item>(h.ws(token), WATCH, { after: former }, { field: 'notifications' });
+    expect(JSON.stringify(old.errors)).toContain('BAD_USER_INPUT');
+    expect(JSON.stringify(old.errors)).toContain('former single notification sequence');
   });
 });
 
@@ -331,7 +354,8 @@ describe('the inbox and read state', () => {
     });
     expect(listed[1]).toMatchObject({ body: 'From 22:00 UTC.', target: { kind: 'GLOBAL', id: null } });
 
-    const otherTab = watch(h, token, 'ws', mine.at(-1)!.cursor, (items) => items.some((item) => item.event === 'READ_ALL'));
+    // Resuming after the newest item of the inbox: nothing but what comes next.
+    const otherTab = watch(h, token, 'ws', nth(listed, 0).cursor, (items) => items.some((item) => item.event === 'READ_ALL'));
     const [second, fourth] = [nth(mine, 1).id, nth(mine, 3).id];
     expect(await mark(h, token, { ids: [second, fourth, second] })).toBe(2);
     expect(await mark(h, token, { ids: [second, fourth] })).toBe(0);
@@ -552,7 +576,7 @@ describe('the merged stream', () => {
     expect(dropped).toBe(2);
     // A silent drop is only noticed at the source's next entry: the missing ones come then, late, never lost.
     const entries = got.map((event) => (event.type === 'entry' ? event.entry : null));
-    expect(entries.map((entry) => entry?.n).sort((a, b) => a! - b!)).toEqual(sent.map((entry) => entry.n));
+    expect(entries.map((entry) => entry?.notification.id).sort()).toEqual(sent.map((entry) => entry.notification.id).sort());
     for (const source of new Set(sent.map((entry) => entry.source))) {
       const seqs = entries.filter((entry) => entry?.source === source).map((entry) => entry!.seq);
       expect(seqs).toEqual(seqs.map((_, i) => i + 1));
@@ -583,7 +607,13 @@ describe('the merged stream', () => {
     await take(observer, 80);
     await observer.return();
     const events = await take(stream, 80);
-    expect(events.map((event) => (event.type === 'entry' ? event.entry.n : -1))).toEqual(sent.map((entry) => entry.n));
+    // Live, one target after another as sent; the part fed from the sets, by stored time, target and seq.
+    const got = events.map((event) => (event.type === 'entry' ? event.entry : null));
+    expect(got.map((entry) => entry?.notification.id).sort()).toEqual(sent.map((entry) => entry.notification.id).sort());
+    for (const source of new Set(sent.map((entry) => entry.source))) {
+      const seqs = got.filter((entry) => entry?.source === source).map((entry) => entry!.seq);
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    }
   });
 
   it('catches up from the sets after its Redis subscriber reconnects', async () => {
@@ -608,6 +638,20 @@ describe('the merged stream', () => {
     ownSubscriber.disconnect();
   });
 
+  it('creates no key for a viewer who only reads: streams, inbox and counts of targets nobody sent to', async () => {
+    const keyPrefix = uniquePrefix();
+    const store = createNotificationStore(redis, { keyPrefix, retentionCount: 1_000, retentionDays: 30 });
+    const audience = audienceOf(viewer);
+    const stream = await openNotificationStream({ hub, store, audience, after: null, replay: 10, queueLimit: 100 });
+    expect(await store.unread(audience)).toEqual({ total: 0, byLevel: { INFO: 0, SUCCESS: 0, WARNING: 0, ERROR: 0 } });
+    expect((await store.inbox(audience, { before: null, first: 10, unreadOnly: false })).items).toEqual([]);
+    expect(await store.markAllRead(audience)).toEqual({ marked: 0, unread: 0 });
+    expect(await redis.keys(`${keyPrefix}*`)).toEqual([]);
+    // The first notification starts the target's history; the open stream takes it up without a gap notice.
+    await store.send({ target: targets[2], title: 'first' });
+    expect(titles(await take(stream, 1))).toEqual(['first']);
+  });
+
   it('drops notifications past their age from every target, and says so to a cursor that needed them', async () => {
     const store = newStore({ retentionDays: 1 / 86_400 });
     const audience = audienceOf(viewer);
@@ -622,7 +666,7 @@ describe('the merged stream', () => {
       hub,
       store,
       audience,
-      after: { epoch: nth(old, 0).epoch, seq: nth(old, 0).n },
+      after: { sources: new Map([[nth(old, 0).source, { epoch: nth(old, 0).epoch, seq: nth(old, 0).seq }]]), pivot: null },
       replay: 0,
       queueLimit: 100,
     });

@@ -13,17 +13,20 @@ import {
   SendNotificationDocument,
   StartFileProcessingDocument,
   StartQueryDocument,
+  NotificationInboxDocument,
   type FileProgressSubscription,
   type NotificationsSubscription,
   type ProjectProgressSubscription,
   type QueryProgressSubscription,
 } from '../src/client/generated.js';
+import { audienceOf, notificationKeys, targetSource } from '../src/notifications/keys.js';
 import { createPublisher } from '../src/publisher.js';
 import { resourceStream } from '../src/updates/keys.js';
 import type { ResourceRef } from '../src/updates/types.js';
 import { makeDocument } from './helpers/documents.js';
 import { nth } from './helpers/elements.js';
 import { clientsFor, type HeraldClients } from './helpers/herald.js';
+import { expectResumed, notSeenAfter } from './helpers/notifications.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
 import { startRedisCluster, type RedisClusterGroup } from './helpers/redis-server.js';
@@ -243,6 +246,131 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
     expect(calls('publish')).toBe(0);
     expect(calls('spublish')).toBeGreaterThan(0);
   });
+
+  it('spreads notifications and presence over the shards: each target and each user in a slot of its own', async () => {
+    const admin = await api[0].token({ sub: 'root', roles: ['admin'] });
+    const users = Array.from({ length: 20 }, (_, i) => `spread-u${i}`);
+    const targets = [
+      ...users.map((id) => ({ kind: 'USER', id }) as const),
+      ...['r0', 'r1', 'r2', 'r3', 'r4'].map((id) => ({ kind: 'ROLE', id: `spread-${id}` }) as const),
+      ...['p0', 'p1', 'p2', 'p3', 'p4'].map((id) => ({ kind: 'PROJECT', id: `spread-${id}` }) as const),
+      { kind: 'GLOBAL' } as const,
+    ];
+    for (const [i, target] of targets.entries()) {
+      const { body } = await api[i % 2 === 0 ? 0 : 1].http(admin, SendNotificationDocument, {
+        input: { target, title: 'spread' },
+      });
+      expect(body.errors).toBeUndefined();
+    }
+    const tabs = await Promise.all(
+      users.map(async (user, i) => api[i % 2 === 0 ? 0 : 1].ws(await api[0].token(user), { lazy: false })),
+    );
+    await waitFor(async () => {
+      const { body } = await api[1].http(admin, OnlineUsersDocument, {});
+      return users.every((user) => body.data?.onlineUsers.some((u) => u.id === user));
+    }, 30_000);
+
+    /** The keys matching `pattern` on each primary, by port, as the primaries themselves hold them. */
+    const keysByPrimary = async (pattern: string) => {
+      const found = new Map<number, string[]>();
+      for (const server of redis.servers) {
+        if (server.process.exitCode !== null || server.process.signalCode !== null) continue;
+        const client = connect(server.url);
+        try {
+          if (!(await client.info('replication')).includes('role:master')) continue;
+          const keys: string[] = [];
+          let cursor = '0';
+          do {
+            const [next, batch] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+            keys.push(...batch);
+            cursor = next;
+          } while (cursor !== '0');
+          found.set(server.port, keys);
+        } finally {
+          client.disconnect();
+        }
+      }
+      return found;
+    };
+    const notifications = await keysByPrimary(`${keyPrefix}notifications:*spread*:entries`);
+    const presence = await keysByPrimary(`${keyPrefix}presence:{user:spread-u*}`);
+    for (const tab of tabs) await tab.dispose();
+
+    const holding = (found: Map<number, string[]>) => [...found.values()].filter((keys) => keys.length > 0).length;
+    const all = (found: Map<number, string[]>) => [...found.values()].flat();
+    // Every target's entries once (the pattern leaves GLOBAL's key out), in slots of their own (a few may share one by chance).
+    expect(all(notifications)).toHaveLength(targets.length - 1);
+    expect(new Set(all(notifications).map((key) => calculateSlot(key))).size).toBeGreaterThan(targets.length / 2);
+    expect(holding(notifications)).toBeGreaterThan(1);
+    expect(all(presence)).toHaveLength(users.length);
+    expect(holding(presence)).toBeGreaterThan(1);
+  }, 90_000);
+
+  it("resumes a viewer's notifications from random cursors while many race to their targets on different shards", async () => {
+    const admin = await api[0].token({ sub: 'root', roles: ['admin'] });
+    const claims = { sub: 'vera', roles: ['race-r1', 'race-r2'], projects: ['race-p1', 'race-p2'] };
+    const token = await api[0].token(claims);
+    const sources = [...audienceOf({ id: 'vera', roles: claims.roles, projects: claims.projects }).targets, 'receipts:vera'];
+    const targets = [
+      { kind: 'USER', id: 'vera' },
+      { kind: 'ROLE', id: 'race-r1' },
+      { kind: 'ROLE', id: 'race-r2' },
+      { kind: 'PROJECT', id: 'race-p1' },
+      { kind: 'PROJECT', id: 'race-p2' },
+      { kind: 'GLOBAL' },
+      { kind: 'USER', id: 'not-vera' },
+    ] as const;
+    const keys = notificationKeys(keyPrefix);
+    const slots = new Set(
+      targets
+        .slice(0, 6)
+        .map((target) => calculateSlot(keys.entries(targetSource({ kind: target.kind, id: 'id' in target ? target.id : null })))),
+    );
+    expect(slots.size).toBeGreaterThan(1);
+    const sendTo = async (i: number, target: (typeof targets)[number], title: string): Promise<Notification> => {
+      const { body } = await (i % 2 === 0 ? api[0] : api[1]).http(admin, SendNotificationDocument, { input: { target, title } });
+      expect(body.errors).toBeUndefined();
+      return body.data!.sendNotification;
+    };
+    const sent: Notification[] = [await sendTo(0, targets[0], 'start')];
+    // Resumes start at or after the newest item of vera's inbox: GLOBAL notifications of the tests before are behind them.
+    const { body: inboxBody } = await api[0].http(token, NotificationInboxDocument, { first: 1 });
+    const start = nth(inboxBody.data!.notificationInbox.edges, 0).node;
+    expect(start.title).toBe('start');
+    // Items arrive by shard, so the last one sent may come before others: a watcher stops once it has all it is owed.
+    let owedFrom: ((from: string) => number) | null = null;
+    const done = (from: string) => (items: Notification[]) => owedFrom !== null && items.length >= owedFrom(from);
+    const seen: Notification[] = [];
+    const watch = (i: number, from: string, onItems?: (items: Notification[]) => void) =>
+      collect<Notification>(
+        i % 2 === 0 ? api[i % 4 < 2 ? 0 : 1].ws(token) : api[i % 4 < 2 ? 0 : 1].sse(token),
+        NotificationsDocument,
+        { after: from },
+        { field: 'notifications', until: (items) => (onItems?.(items), done(from)(items)), timeoutMs: 90_000 },
+      ).then((run) => ({ from, got: run.items }));
+    const runs = [watch(0, start.cursor, (items) => seen.splice(0, seen.length, ...items))];
+    const sending = (async () => {
+      for (let batch = 0; batch < 8; batch += 1) {
+        sent.push(
+          ...(await Promise.all(
+            Array.from({ length: 20 }, (_, i) => sendTo(i, nth(targets, (batch * 3 + i) % targets.length), `race ${batch}.${i}`)),
+          )),
+        );
+      }
+    })();
+    for (let i = 1; i <= 20; i += 1) {
+      await new Promise((r) => setTimeout(r, Math.random() * 40));
+      runs.push(watch(i, seen.length === 0 ? start.cursor : nth(seen, Math.floor(Math.random() * seen.length)).cursor));
+    }
+    await sending;
+    // Everything sent so far, and the last one: sent after the count is known, it wakes every watcher.
+    const beforeEnd = [...sent];
+    owedFrom = (from) => notSeenAfter(from, sources, beforeEnd).length + 1;
+    sent.push(await sendTo(1, targets[5], 'end'));
+    const results = await Promise.all(runs);
+    expect(results.filter((run) => run.got.length > 1).length).toBeGreaterThan(10);
+    for (const { from, got } of results) expectResumed(from, got, sources, sent);
+  }, 120_000);
 
   it('resyncs the streams of a slot moved to another primary: a terminal update sent after the move arrives at once', async () => {
     const { file, slot, whole } = await watchedFile('max');

@@ -2,30 +2,28 @@ import { ID_PATTERN } from '../ids.js';
 import type { NotificationTarget } from './types.js';
 
 /**
- * Every notification key carries the same hash tag, so the one script that numbers, stores,
- * trims and publishes can touch them all on a Redis Cluster too. The price: all notification
- * data lives in one slot (one shard).
+ * Each target's keys carry the target's own hash tag, so on a Redis Cluster the targets spread
+ * over the shards; one script step still numbers, stores, trims and publishes, since it touches
+ * one target only. A user's read state and read receipts share the tag of the user's own target.
  */
-const TAG = '{notifications}';
+function tagOf(source: string): string {
+  return `{notifications:${source.startsWith('receipts:') ? `user:${source.slice('receipts:'.length)}` : source}}`;
+}
 
 /** The Redis keys and channels of the notification store. */
 export function notificationKeys(prefix: string) {
-  const base = `${prefix}notifications:${TAG}:`;
+  const base = (source: string) => `${prefix}notifications:${tagOf(source)}:${source}:`;
   return {
-    /** What the script appends `src:<source>` to when it trims a source it was not handed. */
-    base,
-    /** Hash: `n` (last global number), `epoch`, `seq:<source>` (last per-source seq), `trimmed:<source>` (highest n removed). */
-    meta: `${base}meta`,
-    /** Sorted set of `<n>|<source>` scored by the time (ms) the entry expires: retention by age. */
-    timeline: `${base}timeline`,
-    /** Sorted set of one source's entries (JSON), scored by n. */
-    source: (source: string) => `${base}src:${source}`,
-    /** String: every notification with n up to this is read by the user ("mark all"). */
-    watermark: (userId: string) => `${base}read_upto:${userId}`,
-    /** Sorted set of `<n>|<source>` the user marked read above the watermark, scored by n. */
-    readSet: (userId: string) => `${base}read:${userId}`,
-    /** A source's channel; under the tag too, so the script publishes to a shard channel of its slot on a Cluster. */
-    channel: (source: string) => `${base}channel:${source}`,
+    /** Hash: `seq` (last seq), `epoch`, `t` (last stored time, ms), `c:<LEVEL>` (notifications of each level ever sent). */
+    meta: (source: string) => `${base(source)}meta`,
+    /** Sorted set of one source's entries (JSON), scored by seq. */
+    entries: (source: string) => `${base(source)}entries`,
+    /** A source's channel; under its tag, so the script publishes to a shard channel of its slot on a Cluster. */
+    channel: (source: string) => `${base(source)}channel`,
+    /** Hash: per target source, the JSON `[epoch, seq, counts by level]` up to which the user read everything. */
+    watermarks: (userId: string) => `${base(receiptsSource(userId))}read_upto`,
+    /** Set of `<source>|<epoch>|<seq>|<level>` the user marked read above the watermarks. */
+    readSet: (userId: string) => `${base(receiptsSource(userId))}read`,
   };
 }
 

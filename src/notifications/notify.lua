@@ -1,162 +1,187 @@
--- Every write to the notification store, as ONE atomic step each. All keys share one hash tag.
+-- Every step of the notification store, as ONE atomic step each. Every key of a call shares the
+-- hash tag of one source (a target, or a user's read receipts and read state), so on a Redis
+-- Cluster each call runs on the shard of that one source.
 --
--- ARGV[1] operation: send | read | read_all | unread
--- ARGV[2] parameters as JSON: epoch (for a new history), base (key prefix of sources), publish ("SPUBLISH" on a
---         Redis Cluster, where the channels share the keys' hash tag; PUBLISH otherwise), and per operation below
+-- ARGV[1] operation: send | read | unread | mark | mark_all
+-- ARGV[2] parameters as JSON: epoch (for a history that starts with this append), ttlMs (retention
+--         by age of the source's entries), and per operation below
 -- ARGV[3] send only: the notification's JSON members, starting with "level"
 --
--- KEYS[1] meta hash: n (global number), epoch, seq:<source>, trimmed:<source> (highest n removed)
--- KEYS[2] timeline sorted set: "<n>|<source>" scored by the time (ms) the entry expires
+-- KEYS[1] the source's meta hash: seq, epoch, t (last stored time), c:<LEVEL> (CREATED per level, ever)
+-- KEYS[2] the source's entries: a sorted set scored by seq; each entry is JSON starting with {"t":<ms>
 --
--- send:     KEYS[3] the target's source.  params: source, channel, limit, ttlMs
---           Numbers, stores, trims and publishes one notification; returns the entry.
--- read, read_all, unread:
---           KEYS[3] the user's watermark, KEYS[4] their read set, KEYS[5] their receipts source,
---           KEYS[6..] their target sources.  params: targets (source names, in KEYS order),
---           receipts, channel, limit, ttlMs (for receipts), readTtl (seconds), ids (read only)
---   read:     marks the notifications named by ids ([epoch, n] pairs) that are addressed to the user.
---   read_all: marks everything addressed to the user up to the newest one.
+-- send:   params: source, channel, publish ("SPUBLISH" on a Redis Cluster, PUBLISH otherwise), limit.
+--         Numbers (the source's next seq), stores, trims and publishes one notification; returns the entry.
+-- read:   params: min, max (seq bounds as ZRANGEBYSCORE takes them), limit, rev (newest first).
+--         Returns { epoch ("" before the first append), last seq, oldest kept entry or "", newest kept
+--         entry or "", entries... }. Writes nothing but retention, so reading a target creates no key.
+-- unread, mark, mark_all: KEYS are the user's receipts source, then KEYS[3] their watermarks and
+--         KEYS[4] their read set. params: stats (per target source, read just before: s source,
+--         e epoch, top seq of the newest kept, lc its counts by level, fs the seq before the oldest
+--         kept, fc the counts by level at fs), source/channel/publish/limit (of the receipts),
+--         readTtl (seconds), ids (mark: { s, e, seq, level, notification } of kept notifications),
+--         newest (mark_all: the newest notification covered, as JSON)
+--   unread:   returns { unread, INFO, SUCCESS, WARNING, ERROR }, in O(targets + read set).
+--   mark:     marks the ids; mark_all moves every target's watermark to its newest kept entry.
 --             Both return { newly marked, unread after }, and when something changed append a
 --             READ (one per notification) or READ_ALL receipt to the user's receipts.
---   unread:   returns { unread, INFO, SUCCESS, WARNING, ERROR }.
 --
--- Every call first removes entries whose age passed retention (a bounded batch), from any source:
--- those keys are named from the timeline, under the same hash tag as the keys declared above.
-local meta, timeline = KEYS[1], KEYS[2]
+-- Every call first drops the source's entries whose age passed retention (a bounded batch): within
+-- a source, stored times never go down, so they are its oldest.
+local meta, entries_key = KEYS[1], KEYS[2]
 local op = ARGV[1]
 local p = cjson.decode(ARGV[2])
+local LEVELS = { 'INFO', 'SUCCESS', 'WARNING', 'ERROR' }
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
-redis.call('HSETNX', meta, 'epoch', p.epoch)
-local epoch = redis.call('HGET', meta, 'epoch')
-
-local function note_trimmed(source, n)
-  local field = 'trimmed:' .. source
-  if n > tonumber(redis.call('HGET', meta, field) or '0') then
-    redis.call('HSET', meta, field, n)
+for _ = 1, 500 do
+  local oldest = redis.call('ZRANGE', entries_key, 0, 0)[1]
+  if not oldest or tonumber(string.match(oldest, '^{"t":(%d+)')) + p.ttlMs > now then
+    break
   end
+  redis.call('ZREMRANGEBYRANK', entries_key, 0, 0)
 end
 
-local function expire_old()
-  local due = redis.call('ZRANGEBYSCORE', timeline, '-inf', now, 'LIMIT', 0, 500)
-  for _, member in ipairs(due) do
-    local sep = string.find(member, '|', 1, true)
-    local n = tonumber(string.sub(member, 1, sep - 1))
-    local source = string.sub(member, sep + 1)
-    redis.call('ZREMRANGEBYSCORE', p.base .. 'src:' .. source, n, n)
-    note_trimmed(source, n)
-  end
-  if #due > 0 then
-    redis.call('ZREM', timeline, unpack(due))
-  end
-end
-
--- Takes the next n and the source's next seq, stores the entry, keeps the source to `limit`
--- entries, schedules its expiry, publishes it. `notification` is a JSON object, or nil for a new
--- one made of ARGV[3].
-local function append(key, source, channel, limit, ttl_ms, event, unread, notification)
-  local n = redis.call('HINCRBY', meta, 'n', 1)
-  local seq = redis.call('HINCRBY', meta, 'seq:' .. source, 1)
+-- Takes the source's next seq, stores the entry, keeps the source to `limit` entries, publishes it.
+-- `notification` is a JSON object, or nil for a new one made of ARGV[3].
+local function append(event, unread, notification)
+  redis.call('HSETNX', meta, 'epoch', p.epoch)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local t = math.max(now, tonumber(redis.call('HGET', meta, 't') or '0'))
+  redis.call('HSET', meta, 't', t)
+  local counts = 'null'
   if notification == nil then
-    notification = '{"id":"' .. epoch .. '-' .. n .. '","n":' .. n .. ',' .. ARGV[3] .. '}'
+    notification = '{"id":"' .. epoch .. '-' .. seq .. '-' .. p.source .. '",' .. ARGV[3] .. '}'
+    redis.call('HINCRBY', meta, 'c:' .. string.match(ARGV[3], '^"level":"(%u+)"'), 1)
+    local c = redis.call('HMGET', meta, 'c:INFO', 'c:SUCCESS', 'c:WARNING', 'c:ERROR')
+    counts = '[' .. (c[1] or 0) .. ',' .. (c[2] or 0) .. ',' .. (c[3] or 0) .. ',' .. (c[4] or 0) .. ']'
   end
-  local entry = '{"n":' .. n .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '","source":"' .. source ..
-    '","event":"' .. event .. '","unreadCount":' .. unread .. ',"notification":' .. notification .. '}'
-  redis.call('ZADD', key, n, entry)
-  redis.call('ZADD', timeline, now + ttl_ms, n .. '|' .. source)
-  local excess = redis.call('ZCARD', key) - limit
+  local entry = '{"t":' .. t .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '","source":"' .. p.source ..
+    '","event":"' .. event .. '","unreadCount":' .. unread .. ',"c":' .. counts .. ',"notification":' .. notification .. '}'
+  redis.call('ZADD', entries_key, seq, entry)
+  local excess = redis.call('ZCARD', entries_key) - p.limit
   if excess > 0 then
-    local old = redis.call('ZRANGE', key, 0, excess - 1, 'WITHSCORES')
-    for i = 2, #old, 2 do
-      redis.call('ZREM', timeline, old[i] .. '|' .. source)
-      note_trimmed(source, tonumber(old[i]))
-    end
-    redis.call('ZREMRANGEBYRANK', key, 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', entries_key, 0, excess - 1)
   end
-  redis.call(p.publish == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', channel, entry)
+  redis.call('PEXPIRE', entries_key, p.ttlMs)
+  redis.call(p.publish == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', p.channel, entry)
   return entry
 end
 
-expire_old()
-
 if op == 'send' then
-  return append(KEYS[3], p.source, p.channel, p.limit, p.ttlMs, 'CREATED', 'null', nil)
-end
-
-local watermark_key, read_key, receipts_key = KEYS[3], KEYS[4], KEYS[5]
-local watermark = tonumber(redis.call('GET', watermark_key) or '0')
-
--- Unread: addressed to the user, above the watermark, and not in the read set.
-local function unread_counts(upto)
-  local counts = { INFO = 0, SUCCESS = 0, WARNING = 0, ERROR = 0 }
-  local total = 0
-  for i, source in ipairs(p.targets) do
-    local entries = redis.call('ZRANGEBYSCORE', KEYS[5 + i], '(' .. upto, '+inf', 'WITHSCORES')
-    for j = 1, #entries, 2 do
-      if not redis.call('ZSCORE', read_key, entries[j + 1] .. '|' .. source) then
-        local level = string.match(entries[j], '"level":"(%u+)"')
-        counts[level] = counts[level] + 1
-        total = total + 1
-      end
-    end
-  end
-  return total, counts
-end
-
-local function receipt(event, unread, entry)
-  local notification = string.match(entry, '"notification":(.*)}$')
-  append(receipts_key, p.receipts, p.channel, p.limit, p.ttlMs, event, unread, notification)
-end
-
-if op == 'unread' then
-  local total, counts = unread_counts(watermark)
-  return { total, counts.INFO, counts.SUCCESS, counts.WARNING, counts.ERROR }
+  return append('CREATED', 'null', nil)
 end
 
 if op == 'read' then
+  local reply = {
+    redis.call('HGET', meta, 'epoch') or '',
+    tonumber(redis.call('HGET', meta, 'seq') or '0'),
+    redis.call('ZRANGE', entries_key, 0, 0)[1] or '',
+    redis.call('ZRANGE', entries_key, -1, -1)[1] or '',
+  }
+  if p.limit ~= 0 then
+    local found
+    if p.rev then
+      found = redis.call('ZREVRANGEBYSCORE', entries_key, p.max, p.min, 'LIMIT', 0, p.limit)
+    else
+      found = redis.call('ZRANGEBYSCORE', entries_key, p.min, p.max, 'LIMIT', 0, p.limit)
+    end
+    for _, entry in ipairs(found) do
+      table.insert(reply, entry)
+    end
+  end
+  return reply
+end
+
+local watermarks, read_key = KEYS[3], KEYS[4]
+
+-- Per target: what is kept above its watermark (or above what retention dropped), by level,
+-- less what the user marked one by one.
+local function unread_counts()
   local marked = {}
-  for _, id in ipairs(p.ids) do
-    local n = id[2]
-    if id[1] == epoch and n > watermark then
-      for i, source in ipairs(p.targets) do
-        local found = redis.call('ZRANGEBYSCORE', KEYS[5 + i], n, n)
-        if found[1] then
-          if redis.call('ZADD', read_key, n, n .. '|' .. source) == 1 then
-            table.insert(marked, found[1])
+  for _, member in ipairs(redis.call('SMEMBERS', read_key)) do
+    local s, e, seq, level = string.match(member, '^(.*)|([^|]*)|(%d+)|(%u+)$')
+    marked[s] = marked[s] or {}
+    table.insert(marked[s], { e = e, seq = tonumber(seq), level = level })
+  end
+  local counts = { 0, 0, 0, 0 }
+  for _, st in ipairs(p.stats) do
+    if st.top > 0 then
+      local base, base_counts = st.fs, st.fc
+      local w = redis.call('HGET', watermarks, st.s)
+      if w then
+        w = cjson.decode(w)
+        if w[1] == st.e and w[2] >= base then
+          base, base_counts = w[2], w[3]
+        end
+      end
+      if st.top > base then
+        for i = 1, 4 do
+          counts[i] = counts[i] + st.lc[i] - base_counts[i]
+        end
+        for _, m in ipairs(marked[st.s] or {}) do
+          if m.e == st.e and m.seq > base and m.seq <= st.top then
+            for i, level in ipairs(LEVELS) do
+              if level == m.level then
+                counts[i] = counts[i] - 1
+              end
+            end
           end
-          break
         end
       end
     end
   end
-  local unread = unread_counts(watermark)
+  return counts[1] + counts[2] + counts[3] + counts[4], counts
+end
+
+if op == 'unread' then
+  local total, counts = unread_counts()
+  return { total, counts[1], counts[2], counts[3], counts[4] }
+end
+
+if op == 'mark' then
+  local marked = {}
+  for _, id in ipairs(p.ids) do
+    local w = redis.call('HGET', watermarks, id.s)
+    w = w and cjson.decode(w)
+    local below = w and w[1] == id.e and id.seq <= w[2]
+    if not below and redis.call('SADD', read_key, id.s .. '|' .. id.e .. '|' .. id.seq .. '|' .. id.level) == 1 then
+      table.insert(marked, id.notification)
+    end
+  end
+  local unread = unread_counts()
   if #marked > 0 then
     redis.call('EXPIRE', read_key, p.readTtl)
-    for _, entry in ipairs(marked) do
-      receipt('READ', unread, entry)
+    for _, notification in ipairs(marked) do
+      append('READ', unread, notification)
     end
   end
   return { #marked, unread }
 end
 
-if op == 'read_all' then
-  local newest, newest_n = nil, watermark
-  for i = 1, #p.targets do
-    local top = redis.call('ZREVRANGE', KEYS[5 + i], 0, 0, 'WITHSCORES')
-    if top[1] and tonumber(top[2]) > newest_n then
-      newest, newest_n = top[1], tonumber(top[2])
+if op == 'mark_all' then
+  local before = unread_counts()
+  for _, st in ipairs(p.stats) do
+    if st.top > 0 then
+      redis.call('HSET', watermarks, st.s, cjson.encode({ st.e, st.top, st.lc }))
     end
   end
-  local before = unread_counts(watermark)
-  if newest == nil then
-    return { 0, before }
+  local tops = {}
+  for _, st in ipairs(p.stats) do
+    tops[st.s] = st.top
   end
-  redis.call('SET', watermark_key, newest_n, 'EX', p.readTtl)
-  redis.call('ZREMRANGEBYSCORE', read_key, '-inf', newest_n)
-  local after = unread_counts(newest_n)
+  for _, member in ipairs(redis.call('SMEMBERS', read_key)) do
+    local s, seq = string.match(member, '^(.*)|[^|]*|(%d+)|%u+$')
+    if tonumber(seq) <= (tops[s] or 0) then
+      redis.call('SREM', read_key, member)
+    end
+  end
+  redis.call('EXPIRE', watermarks, p.readTtl)
+  local after = unread_counts()
   if before > 0 then
-    receipt('READ_ALL', after, newest)
+    append('READ_ALL', after, p.newest)
   end
   return { before, after }
 end

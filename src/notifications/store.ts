@@ -1,9 +1,17 @@
 import type { Redis } from 'ioredis';
 import { defineScript, execChecked, publishCommand, readScript } from '../redis.js';
 import { newEpoch } from '../updates/cursor.js';
-import type { HistoryRange } from '../updates/store.js';
+import { sameEpoch, type NotificationCursor } from './cursor.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
-import { validNotification, type NotificationEntry, type NotificationInput, type UnreadCounts } from './types.js';
+import {
+  compareEntries,
+  NOTIFICATION_LEVELS,
+  validNotification,
+  type NotificationEntry,
+  type NotificationInput,
+  type NotificationLevel,
+  type UnreadCounts,
+} from './types.js';
 
 /** The store's one script, shipped as a file so producers in other languages can load the same one. */
 export const NOTIFY_SCRIPT = readScript(new URL('./notify.lua', import.meta.url));
@@ -19,53 +27,53 @@ export interface NotificationStoreOptions {
   receiptTtlSeconds?: number;
 }
 
-/** One source as read in a snapshot. */
+/** Which of a source's entries to read, by seq: above `after`, up to `upTo`, at most `limit`, the newest first when `newest`. */
+export interface SourceRange {
+  after?: number;
+  upTo?: number;
+  limit?: number;
+  newest?: boolean;
+}
+
+/** One source as read in one step, so its counter and entries agree. */
 export interface SourceRead {
+  /** Empty until the source's first entry. */
+  epoch: string;
   /** The last seq assigned in the source; 0 when none. */
   seq: number;
-  /** The highest n retention has removed from the source; 0 when none. */
-  trimmedUpTo: number;
+  /** The oldest and newest entries retention still keeps. */
+  oldest: NotificationEntry | null;
+  newest: NotificationEntry | null;
+  /** What the range asked for, oldest first. */
   entries: NotificationEntry[];
 }
 
-/** Several sources read in one MULTI, so counters and entries agree. */
-export interface NotificationSnapshot {
-  epoch: string;
-  /** The last n assigned, in any source. */
-  lastN: number;
-  sources: Map<string, SourceRead>;
-}
-
-/** What a source read asks for: entries after an n, or the last few. */
-export interface SourceRequest {
-  source: string;
-  range: HistoryRange;
-}
-
 export interface InboxPage {
-  epoch: string;
-  /** Newest first, each with whether the viewer has read it. */
-  items: Array<{ entry: NotificationEntry; read: boolean }>;
+  /** False when the `before` cursor names a history of a target that Redis has lost. */
+  current: boolean;
+  /** Newest first, each with whether the viewer has read it and the cursor the inbox continues after. */
+  items: Array<{ entry: NotificationEntry; read: boolean; cursor: NotificationCursor }>;
   hasNextPage: boolean;
 }
 
-/** What a notification id names: its history and its number. The script makes ids as `<epoch>-<n>`. */
+/** What a notification id names: its target's history and its seq there. The script makes ids as `<epoch>-<seq>-<source>`. */
 export interface NotificationRef {
   epoch: string;
-  n: number;
+  seq: number;
+  source: string;
 }
 
 /** Null for anything that is not an id this store made. */
 export function parseNotificationId(id: string): NotificationRef | null {
-  const match = /^([a-z0-9]{1,32})-(\d{1,15})$/.exec(id);
-  const [, epoch, n] = match ?? [];
-  return epoch === undefined ? null : { epoch, n: Number(n) };
+  const match = /^([a-z0-9]{1,32})-(\d{1,15})-((?:user|role|project):[\w.:@-]{1,128}|global)$/.exec(id);
+  const [, epoch, seq, source] = match ?? [];
+  return epoch === undefined || source === undefined ? null : { epoch, seq: Number(seq), source };
 }
 
 /** notify.lua's reply to each read-state operation. */
 interface ReadStateReply {
-  read: [marked: number, unread: number];
-  read_all: [marked: number, unread: number];
+  mark: [marked: number, unread: number];
+  mark_all: [marked: number, unread: number];
   unread: [total: number, INFO: number, SUCCESS: number, WARNING: number, ERROR: number];
 }
 
@@ -75,64 +83,123 @@ export interface MarkResult {
   unread: number;
 }
 
-function readMember(n: number, source: string): string {
-  return `${n}|${source}`;
+/** What the read-state steps need of one target, read just before (see notify.lua). */
+interface TargetStats {
+  s: string;
+  e: string;
+  top: number;
+  lc: number[];
+  fs: number;
+  fc: number[];
+}
+
+function statsOf(source: string, read: SourceRead): TargetStats {
+  const { oldest, newest } = read;
+  if (!oldest?.c || !newest?.c) return { s: source, e: read.epoch, top: 0, lc: [0, 0, 0, 0], fs: 0, fc: [0, 0, 0, 0] };
+  const level = NOTIFICATION_LEVELS.indexOf(oldest.notification.level);
+  return {
+    s: source,
+    e: read.epoch,
+    top: newest.seq,
+    lc: newest.c,
+    fs: oldest.seq - 1,
+    fc: oldest.c.map((count, i) => (i === level ? count - 1 : count)),
+  };
+}
+
+function readMember(source: string, epoch: string, seq: number, level: NotificationLevel): string {
+  return `${source}|${epoch}|${seq}|${level}`;
+}
+
+/** A user's watermark of one target: everything up to `seq` of history `epoch` is read. */
+function parseWatermark(value: string | undefined): { epoch: string; seq: number } | null {
+  if (value === undefined) return null;
+  const [epoch, seq] = JSON.parse(value) as [string, number];
+  return { epoch, seq };
 }
 
 /**
  * The notification store: the only code that writes notifications and read state, for the API
- * and for workers alike. Knows Redis and nothing of GraphQL.
+ * and for workers alike. Every step touches one source's keys (one hash tag), so a Redis Cluster
+ * spreads the targets over its shards. Knows Redis and nothing of GraphQL.
  */
 export function createNotificationStore(redis: Redis, options: NotificationStoreOptions) {
   const keys = notificationKeys(options.keyPrefix);
   const retentionMs = options.retentionDays * 24 * 3600 * 1000;
   const receiptCount = options.receiptCount ?? 100;
   const receiptTtlMs = (options.receiptTtlSeconds ?? 24 * 3600) * 1000;
-  const notify = defineScript<string | number[]>(redis, 'heraldNotify', NOTIFY_SCRIPT);
+  const notify = defineScript<string | Array<string | number>>(redis, 'heraldNotify', NOTIFY_SCRIPT);
 
-  function run(op: string, keyList: string[], params: Record<string, unknown>, extra: string[] = []) {
-    const all = [keys.meta, keys.timeline, ...keyList];
-    const args = [
-      op,
-      JSON.stringify({ epoch: newEpoch(), base: keys.base, publish: publishCommand(redis), ...params }),
-      ...extra,
-    ];
-    return notify(all.length, ...all, ...args);
+  function run(op: string, source: string, params: Record<string, unknown>, extra: string[] = [], keyList: string[] = []) {
+    const all = [keys.meta(source), keys.entries(source), ...keyList];
+    return notify(all.length, ...all, op, JSON.stringify({ epoch: newEpoch(), ...params }), ...extra);
   }
 
-  /** Runs a read-state operation for one viewer: its keys are the viewer's, its receipts theirs. */
+  async function read(source: string, range: SourceRange): Promise<SourceRead> {
+    const ttlMs = source.startsWith('receipts:') ? receiptTtlMs : retentionMs;
+    const reply = (await run('read', source, {
+      ttlMs,
+      min: range.after === undefined ? '-inf' : `(${range.after}`,
+      max: range.upTo ?? '+inf',
+      limit: range.limit ?? -1,
+      rev: range.newest ?? false,
+    })) as [string, number, string, string, ...string[]];
+    const [epoch, seq, oldest, newest, ...members] = reply;
+    const parse = (member: string) => JSON.parse(member) as NotificationEntry;
+    const entries = members.map(parse);
+    if (range.newest) entries.reverse();
+    return { epoch, seq, oldest: oldest ? parse(oldest) : null, newest: newest ? parse(newest) : null, entries };
+  }
+
+  /** Reads every target of the viewer, oldest and newest entry only. */
+  async function stats(audience: Audience): Promise<Map<string, SourceRead>> {
+    const reads = await Promise.all(audience.targets.map((source) => read(source, { limit: 0 })));
+    return new Map(audience.targets.map((source, i) => [source, reads[i]!]));
+  }
+
+  /** Runs a read-state step in the viewer's own slot, with what its targets hold. */
   async function readState<Op extends keyof ReadStateReply>(
     op: Op,
     audience: Audience,
-    ids: NotificationRef[] = [],
+    targets: Map<string, SourceRead>,
+    params: Record<string, unknown> = {},
   ): Promise<ReadStateReply[Op]> {
     const result = await run(
       op,
-      [
-        keys.watermark(audience.userId),
-        keys.readSet(audience.userId),
-        keys.source(audience.receipts),
-        ...audience.targets.map(keys.source),
-      ],
+      audience.receipts,
       {
-        targets: audience.targets,
-        receipts: audience.receipts,
+        stats: [...targets].map(([source, read]) => statsOf(source, read)),
+        source: audience.receipts,
         channel: keys.channel(audience.receipts),
+        publish: publishCommand(redis),
         limit: receiptCount,
         ttlMs: receiptTtlMs,
         readTtl: Math.ceil(retentionMs / 1000),
-        ids: ids.map(({ epoch, n }) => [epoch, n]),
+        ...params,
       },
+      [],
+      [keys.watermarks(audience.userId), keys.readSet(audience.userId)],
     );
     return result as ReadStateReply[Op];
   }
 
-  /** The watermark and the read set, to tell read from unread outside the script. */
-  async function readMarks(userId: string): Promise<{ watermark: number; read: Set<string> }> {
-    const [watermark, members] = (await execChecked(
-      redis.multi().get(keys.watermark(userId)).zrange(keys.readSet(userId), 0, -1),
-    )) as [string | null, string[]];
-    return { watermark: Number(watermark ?? 0), read: new Set(members) };
+  /** The watermarks and the read set, to tell read from unread outside the script. */
+  async function readMarks(userId: string) {
+    const [watermarks, members] = (await execChecked(
+      redis.multi().hgetall(keys.watermarks(userId)).smembers(keys.readSet(userId)),
+    )) as [Record<string, string>, string[]];
+    const read = new Set(members);
+    return {
+      read,
+      watermark: (source: string) => parseWatermark(watermarks[source]),
+      isRead(entry: NotificationEntry): boolean {
+        const mark = parseWatermark(watermarks[entry.source]);
+        if (mark && mark.epoch === entry.epoch && entry.seq <= mark.seq) return true;
+        return read.has(readMember(entry.source, entry.epoch, entry.seq, entry.notification.level));
+      },
+      /** How many of the read set belong to `source`: at most that many read entries sit above its watermark. */
+      readIn: (source: string) => members.filter((member) => member.startsWith(`${source}|`)).length,
+    };
   }
 
   return {
@@ -146,89 +213,133 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
         `"data":${JSON.stringify(valid.data) ?? 'null'},"createdAt":${JSON.stringify(new Date().toISOString())}`;
       const entry = await run(
         'send',
-        [keys.source(source)],
-        { source, channel: keys.channel(source), limit: options.retentionCount, ttlMs: retentionMs },
+        source,
+        {
+          source,
+          channel: keys.channel(source),
+          publish: publishCommand(redis),
+          limit: options.retentionCount,
+          ttlMs: retentionMs,
+        },
         [members],
       );
       return JSON.parse(entry as string) as NotificationEntry;
     },
 
-    /** Marks the given notifications that exist and are addressed to the viewer; tells their other tabs. */
-    async markRead(audience: Audience, ids: NotificationRef[]): Promise<MarkResult> {
-      const [marked, unread] = await readState('read', audience, ids);
+    /** Marks the given notifications that are kept and addressed to the viewer; tells their other tabs. */
+    async markRead(audience: Audience, refs: NotificationRef[]): Promise<MarkResult> {
+      const mine = refs.filter((ref) => audience.targets.includes(ref.source));
+      const [targets, found] = await Promise.all([
+        stats(audience),
+        Promise.all(mine.map((ref) => read(ref.source, { after: ref.seq - 1, upTo: ref.seq, limit: 1 }))),
+      ]);
+      const ids = found.flatMap(({ epoch, entries: [entry] }, i) =>
+        entry && epoch === mine[i]!.epoch
+          ? [
+              {
+                s: entry.source,
+                e: epoch,
+                seq: entry.seq,
+                level: entry.notification.level,
+                notification: JSON.stringify(entry.notification),
+              },
+            ]
+          : [],
+      );
+      const [marked, unread] = await readState('mark', audience, targets, { ids });
       return { marked, unread };
     },
 
     /** Marks everything addressed to the viewer so far; tells their other tabs. */
     async markAllRead(audience: Audience): Promise<MarkResult> {
-      const [marked, unread] = await readState('read_all', audience);
+      const targets = await stats(audience);
+      const newest = [...targets.values()]
+        .flatMap((read) => (read.newest ? [read.newest] : []))
+        .sort(compareEntries)
+        .at(-1);
+      if (!newest) return { marked: 0, unread: 0 };
+      const [marked, unread] = await readState('mark_all', audience, targets, { newest: JSON.stringify(newest.notification) });
       return { marked, unread };
     },
 
+    /** Counted from each target's newest and oldest kept entries, not by reading every notification. */
     async unread(audience: Audience): Promise<{ total: number; byLevel: UnreadCounts }> {
-      const [total, INFO, SUCCESS, WARNING, ERROR] = await readState('unread', audience);
+      const [total, INFO, SUCCESS, WARNING, ERROR] = await readState('unread', audience, await stats(audience));
       return { total, byLevel: { INFO, SUCCESS, WARNING, ERROR } };
     },
 
-    /** Whether the viewer has read notification `n` of `source`. */
-    async isRead(userId: string, n: number, source: string): Promise<boolean> {
-      const [watermark, score] = (await execChecked(
-        redis.multi().get(keys.watermark(userId)).zscore(keys.readSet(userId), readMember(n, source)),
-      )) as [string | null, string | null];
-      return n <= Number(watermark ?? 0) || score !== null;
+    /** Whether the viewer has read `entry`. */
+    async isRead(userId: string, entry: NotificationEntry): Promise<boolean> {
+      return (await readMarks(userId)).isRead(entry);
     },
 
     /**
-     * The viewer's notifications older than `before` (an n; null for the newest), newest first,
-     * merged over every source addressed to them.
+     * The viewer's notifications older than the item `before` was taken at (null for the newest),
+     * newest first by stored time, then source, then seq, merged over every target addressed to them.
      */
-    async inbox(audience: Audience, page: { before: number | null; first: number; unreadOnly: boolean }): Promise<InboxPage> {
-      const { watermark, read } = await readMarks(audience.userId);
-      const isRead = (entry: NotificationEntry) => entry.n <= watermark || read.has(readMember(entry.n, entry.source));
-      const max = page.before === null ? '+inf' : `(${page.before}`;
-      const min = page.unreadOnly ? `(${watermark}` : '-inf';
-      const perSource = page.first + 1 + (page.unreadOnly ? read.size : 0);
-      const tx = redis.multi().hsetnx(keys.meta, 'epoch', newEpoch()).hget(keys.meta, 'epoch');
-      for (const source of audience.targets) tx.zrevrangebyscore(keys.source(source), max, min, 'LIMIT', 0, perSource);
-      const [, epoch, ...lists] = (await execChecked(tx)) as [number, string, ...string[][]];
-      const items = lists
-        .flat()
-        .map((member) => JSON.parse(member) as NotificationEntry)
-        .sort((a, b) => b.n - a.n)
-        .map((entry) => ({ entry, read: isRead(entry) }))
-        .filter((item) => !page.unreadOnly || !item.read);
-      return { epoch, items: items.slice(0, page.first), hasNextPage: items.length > page.first };
+    async inbox(
+      audience: Audience,
+      page: { before: NotificationCursor | null; first: number; unreadOnly: boolean },
+    ): Promise<InboxPage> {
+      const { before, first, unreadOnly } = page;
+      const marks = await readMarks(audience.userId);
+      const reads = await Promise.all(
+        audience.targets.map(async (source) => {
+          const bound = before ? (before.sources.get(source)?.seq ?? 0) - (before.pivot === source ? 1 : 0) : null;
+          if (bound !== null && bound <= 0) return null;
+          const mark = unreadOnly ? marks.watermark(source) : null;
+          const range: SourceRange = { upTo: bound ?? undefined, limit: first + 1 + marks.readIn(source), newest: true };
+          const result = await read(source, range);
+          if (mark && mark.epoch === result.epoch) {
+            result.entries = result.entries.filter((entry) => entry.seq > mark.seq);
+          }
+          return result;
+        }),
+      );
+      const current = audience.targets.every((source, i) => {
+        const named = before?.sources.get(source);
+        const read = reads[i];
+        return !named || !read || sameEpoch(read.epoch, named.epoch);
+      });
+      const items = reads
+        .flatMap((read) => read?.entries ?? [])
+        .sort((a, b) => compareEntries(b, a))
+        .map((entry) => ({ entry, read: marks.isRead(entry) }))
+        .filter((item) => !unreadOnly || !item.read)
+        .slice(0, first + 1);
+      return {
+        current,
+        items: items.slice(0, first).map(({ entry, read }) => ({
+          entry,
+          read,
+          cursor: inboxCursor(entry, audience.targets, reads),
+        })),
+        hasNextPage: items.length > first,
+      };
     },
 
-    /** Reads several sources in one MULTI; starts the epoch when there is none yet. */
-    async snapshot(requests: SourceRequest[]): Promise<NotificationSnapshot> {
-      const fields = requests.flatMap(({ source }) => [`seq:${source}`, `trimmed:${source}`]);
-      const tx = redis
-        .multi()
-        .hsetnx(keys.meta, 'epoch', newEpoch())
-        .hmget(keys.meta, 'epoch', 'n', ...fields);
-      for (const { source, range } of requests) {
-        const key = keys.source(source);
-        if ('after' in range) tx.zrangebyscore(key, `(${range.after}`, '+inf');
-        else tx.zrange(key, -Math.max(range.last, 1), -1);
-      }
-      const [, counters, ...lists] = (await execChecked(tx)) as [number, Array<string | null>, ...string[][]];
-      const sources = new Map<string, SourceRead>();
-      requests.forEach(({ source, range }, i) => {
-        const members = 'last' in range && range.last <= 0 ? [] : lists[i]!;
-        sources.set(source, {
-          seq: Number(counters[2 + 2 * i] ?? 0),
-          trimmedUpTo: Number(counters[3 + 2 * i] ?? 0),
-          entries: members.map((member) => JSON.parse(member) as NotificationEntry),
-        });
-      });
-      return { epoch: counters[0]!, lastN: Number(counters[1] ?? 0), sources };
-    },
+    read,
 
     channel(source: string): string {
       return keys.channel(source);
     },
   };
+}
+
+/**
+ * The cursor after inbox item `item`: per target, the last seq at or before it in the inbox's
+ * order. A target's entries were read as one run of seqs, newest first, at least as far back as
+ * the item (or as far as it goes).
+ */
+function inboxCursor(item: NotificationEntry, targets: string[], reads: Array<SourceRead | null>): NotificationCursor {
+  const sources = new Map<string, { epoch: string; seq: number }>();
+  targets.forEach((source, i) => {
+    const read = reads[i];
+    if (!read || read.entries.length === 0) return;
+    const atOrBefore = read.entries.filter((entry) => compareEntries(entry, item) <= 0).at(-1);
+    sources.set(source, { epoch: read.epoch, seq: atOrBefore ? atOrBefore.seq : read.entries[0]!.seq - 1 });
+  });
+  return { sources, pivot: item.source };
 }
 
 export type NotificationStore = ReturnType<typeof createNotificationStore>;

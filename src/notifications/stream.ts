@@ -1,44 +1,40 @@
-import type { Cursor } from '../updates/cursor.js';
 import type { EventStream } from '../updates/event-stream.js';
 import type { UpdateHub } from '../updates/hub.js';
 import { LiveStream, type LiveStreamLimits } from '../updates/live-stream.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
+import { sameEpoch, type NotificationCursor, type SourcePosition } from './cursor.js';
 import type { Audience } from './keys.js';
-import type { NotificationSnapshot, NotificationStore, SourceRequest } from './store.js';
-import type { NotificationEntry } from './types.js';
+import type { NotificationStore, SourceRange, SourceRead } from './store.js';
+import { compareEntries, type NotificationEntry } from './types.js';
 
-/** An entry, or a notice that entries after the client's cursor are gone (sent before anything else). */
-export type NotificationStreamEvent = { type: 'entry'; entry: NotificationEntry } | { type: 'gap'; gap: HistoryGap };
+/**
+ * An entry, or a notice that entries after the client's cursor are gone (sent before anything
+ * else); each with the viewer's position right after it, which is the item's cursor.
+ */
+export type NotificationStreamEvent =
+  | { type: 'entry'; entry: NotificationEntry; position: NotificationCursor }
+  | { type: 'gap'; gap: HistoryGap; position: NotificationCursor };
 
 export interface NotificationStreamOptions extends LiveStreamLimits {
   hub: UpdateHub;
   store: NotificationStore;
   audience: Audience;
-  /** Resume after this position (epoch and n); without one, replay the last `replay` entries. */
-  after: Cursor | null;
+  /** Resume after this position; without one, replay the last `replay` entries. */
+  after: NotificationCursor | null;
   replay: number;
-}
-
-interface Position {
-  /** The last seq delivered from the source (or skipped as before the start). */
-  seq: number;
-  /** The n the source's next read starts after. */
-  n: number;
 }
 
 /**
  * One viewer's notifications: every source addressed to them (user, roles, projects, global)
- * and their read receipts, merged by the global n. Each source has its own seq, so a live entry
- * that skips one is preceded by the missing ones read from history; duplicates are dropped.
- * Pub/sub delivers in n order across channels (one Redis, one connection), and the hub holds
- * messages back from a lost connection until the resync, so the merge needs no reordering. Only
- * a message dropped while the connection stayed up is noticed late, at its source's next entry:
- * it then comes after newer ones from other sources, never lost.
+ * and their read receipts. Each source lives in its own slot with its own seq, so there is no
+ * order across sources but time: live entries go out as they arrive, and what is read from
+ * history (a replay, a resume, a catch-up) goes out by stored time, then source, then seq. The
+ * position (the cursor) is the last seq delivered of each source, so a resume after any item
+ * gives exactly what was not delivered yet. A live entry that skips a seq is preceded by the
+ * missing ones read from its source; duplicates are dropped.
  */
 class NotificationStream extends LiveStream<NotificationEntry, NotificationStreamEvent> {
-  private epoch = '';
-  private lastN = 0;
-  private readonly positions = new Map<string, Position>();
+  private readonly positions = new Map<string, SourcePosition>();
   private readonly sources: string[];
 
   constructor(private readonly options: NotificationStreamOptions) {
@@ -50,112 +46,126 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
     return this.sources.map((source) => this.options.store.channel(source));
   }
 
-  /** Reads every source in one snapshot, each from where `range` says. */
-  private read(range: (source: string) => SourceRequest['range']): Promise<NotificationSnapshot> {
-    return this.options.store.snapshot(this.sources.map((source) => ({ source, range: range(source) })));
+  private read(sources: string[], range: (source: string) => SourceRange): Promise<SourceRead[]> {
+    return Promise.all(sources.map((source) => this.options.store.read(source, range(source))));
   }
 
   protected async open(): Promise<void> {
     const { after, replay } = this.options;
     if (after) {
-      const snapshot = await this.read(() => ({ after: after.seq }));
-      if (snapshot.epoch !== after.epoch) return this.restart();
-      if (after.seq > snapshot.lastN) {
-        throw new CursorAheadError(`cursor is at ${after.seq} but notifications are at ${snapshot.lastN}`);
-      }
-      this.startFrom(snapshot, after.seq, true);
+      const from = (source: string) => after.sources.get(source)?.seq ?? 0;
+      const reads = await this.read(this.sources, (source) => ({ after: from(source) }));
+      const lost = new Set<string>();
+      this.sources.forEach((source, i) => {
+        const read = reads[i]!;
+        const named = after.sources.get(source);
+        if (named && !sameEpoch(read.epoch, named.epoch)) {
+          lost.add(source);
+          this.positions.set(source, { epoch: read.epoch, seq: 0 });
+          return;
+        }
+        if (from(source) > read.seq) {
+          throw new CursorAheadError(`cursor is at ${from(source)} of ${source}, which is at ${read.seq}`);
+        }
+        this.positions.set(source, { epoch: read.epoch, seq: from(source) });
+      });
+      if (lost.size > 0) return this.restart(lost);
+      this.emitRead(this.sources, reads);
       return;
     }
-    const snapshot = await this.read(() => ({ last: replay }));
-    this.startFrom(snapshot, replayStart(snapshot, replay), false);
+    const reads = await this.read(this.sources, () => ({ limit: Math.max(replay, 0), newest: true }));
+    const merged = reads.flatMap((read) => read.entries).sort(compareEntries);
+    const replayed = new Set(replay > 0 ? merged.slice(-replay) : []);
+    this.sources.forEach((source, i) => {
+      const read = reads[i]!;
+      const first = read.entries.find((entry) => replayed.has(entry));
+      this.positions.set(source, { epoch: read.epoch, seq: first ? first.seq - 1 : read.seq });
+    });
+    this.emitMerged([...replayed]);
+  }
+
+  /** The histories of `lost` sources were lost (their positions are back at 0): say so, then go on with everything they keep. */
+  private async restart(lost: Set<string>): Promise<void> {
+    this.emit({ type: 'gap', gap: { reason: 'EPOCH_CHANGED', epoch: null, resumesAfter: 0 }, position: this.position(null) });
+    await this.catchUp(this.sources, lost);
   }
 
   protected resync(): Promise<void> {
-    return this.catchUp();
+    return this.catchUp(this.sources);
   }
 
-  /** A skipped seq is filled by reading every source, so entries still waiting live keep their order. */
   protected receive(entry: NotificationEntry): Promise<void> | void {
     const position = this.positions.get(entry.source);
-    if (entry.epoch !== this.epoch) return this.catchUp();
-    if (!position || entry.seq <= position.seq) return;
+    if (!position) return;
+    if (!adopts(position, entry.epoch)) return this.catchUp([entry.source]);
+    if (entry.seq <= position.seq) return;
     if (entry.seq === position.seq + 1) return this.accept(entry);
-    return this.catchUp();
+    return this.catchUp([entry.source]);
   }
 
-  /** Starts every source at `start` (an n) and emits what the snapshot holds after it, oldest first. */
-  private startFrom(snapshot: NotificationSnapshot, start: number, checkTrimmed: boolean): void {
-    this.epoch = snapshot.epoch;
-    this.lastN = start;
-    for (const [source, read] of snapshot.sources) {
-      const first = read.entries.find((entry) => entry.n > start);
-      this.positions.set(source, { seq: first ? first.seq - 1 : read.seq, n: start });
-    }
-    if (checkTrimmed) this.noticeTrimmed(snapshot);
-    this.emitMerged(snapshot);
-  }
-
-  /** The epoch changed (Redis lost the history): say so, then start again from everything kept. */
-  private async restart(): Promise<void> {
-    const snapshot = await this.read(() => ({ after: 0 }));
-    this.emit({ type: 'gap', gap: { reason: 'EPOCH_CHANGED', epoch: snapshot.epoch, resumesAfter: 0 } });
-    this.startFrom(snapshot, 0, false);
-  }
-
-  /** Reads what every source holds after its position. */
-  private async catchUp(): Promise<void> {
-    const snapshot = await this.read((source) => ({ after: this.positions.get(source)!.n }));
-    if (snapshot.epoch !== this.epoch) return this.restart();
-    this.noticeTrimmed(snapshot);
-    this.emitMerged(snapshot);
+  /** Reads what `sources` hold after their positions; a source whose history was lost starts again from what is kept. */
+  private async catchUp(sources: string[], restarted = new Set<string>()): Promise<void> {
+    const reads = await this.read(sources, (source) => ({ after: this.positions.get(source)!.seq }));
+    const lost = new Set<string>();
+    sources.forEach((source, i) => {
+      const { epoch } = reads[i]!;
+      if (adopts(this.positions.get(source)!, epoch)) return;
+      this.positions.set(source, { epoch, seq: 0 });
+      lost.add(source);
+    });
+    if (lost.size > 0) return this.restart(lost);
+    this.emitRead(sources, reads, restarted);
   }
 
   /**
-   * Retention removed entries this viewer had not received yet: tell them once, before going on.
-   * Retention removes a source's oldest entries first, so its position moves past all of them.
+   * Emits what the reads hold after each source's position, merged; when retention removed
+   * entries that were not delivered yet, says so once first (not for `restarted` sources, which go
+   * on with whatever they keep), and moves past them.
    */
-  private noticeTrimmed(snapshot: NotificationSnapshot): void {
+  private emitRead(sources: string[], reads: SourceRead[], restarted = new Set<string>()): void {
     let trimmed = false;
-    for (const [source, read] of snapshot.sources) {
+    sources.forEach((source, i) => {
+      const read = reads[i]!;
       const position = this.positions.get(source)!;
-      if (read.trimmedUpTo > position.n) {
-        position.n = read.trimmedUpTo;
-        trimmed = true;
+      const next = read.entries[0]?.seq ?? read.seq + 1;
+      if (next > position.seq + 1) {
+        position.seq = next - 1;
+        trimmed ||= !restarted.has(source);
       }
+    });
+    if (trimmed) {
+      const gap: HistoryGap = { reason: 'TRIMMED', epoch: null, resumesAfter: 0 };
+      this.emit({ type: 'gap', gap, position: this.position(null) });
     }
-    if (trimmed) this.emit({ type: 'gap', gap: { reason: 'TRIMMED', epoch: this.epoch, resumesAfter: this.lastN } });
+    this.emitMerged(reads.flatMap((read) => read.entries));
   }
 
-  private emitMerged(snapshot: NotificationSnapshot): void {
-    const entries = [...snapshot.sources.values()].flatMap((read) => read.entries);
-    for (const entry of entries.sort((a, b) => a.n - b.n)) this.accept(entry);
+  private emitMerged(entries: NotificationEntry[]): void {
+    for (const entry of entries.sort(compareEntries)) {
+      if (this.isFull) return this.leftBehind();
+      this.accept(entry);
+    }
   }
 
   private accept(entry: NotificationEntry): void {
     const position = this.positions.get(entry.source);
-    if (!position || entry.seq <= position.seq || entry.n <= position.n) return;
+    if (!position || entry.epoch !== position.epoch || entry.seq <= position.seq) return;
     position.seq = entry.seq;
-    position.n = entry.n;
-    this.lastN = Math.max(this.lastN, entry.n);
-    this.emit({ type: 'entry', entry });
+    this.emit({ type: 'entry', entry, position: this.position(entry.source) });
+  }
+
+  private position(pivot: string | null): NotificationCursor {
+    return { sources: new Map([...this.positions].map(([source, position]) => [source, { ...position }])), pivot };
   }
 }
 
 /**
- * Where a replay of the last `replay` entries over several sources starts: no earlier than the
- * oldest entry of the merged last `replay`, and no earlier than the oldest entry read of a source
- * that may hold more than was read.
+ * Whether `epoch` is the history `position` is in; a position in a source that had no history yet
+ * (nothing seen, nothing to lose) takes the source's first epoch.
  */
-function replayStart(snapshot: NotificationSnapshot, replay: number): number {
-  if (replay <= 0) return snapshot.lastN;
-  const reads = [...snapshot.sources.values()];
-  const ns = reads.flatMap((read) => read.entries.map((entry) => entry.n)).sort((a, b) => a - b);
-  let start = ns.at(-replay - 1) ?? 0;
-  for (const { entries } of reads) {
-    const [oldest] = entries;
-    if (oldest && entries.length >= replay) start = Math.max(start, oldest.n - 1);
-  }
-  return start;
+function adopts(position: SourcePosition, epoch: string): boolean {
+  if (position.epoch === '' && position.seq === 0) position.epoch = epoch;
+  return position.epoch === epoch;
 }
 
 /**

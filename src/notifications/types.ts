@@ -23,11 +23,10 @@ export interface NotificationInput {
   data?: unknown;
 }
 
-/** One notification as stored, the same for everyone it reaches. `n` orders it among all notifications. */
+/** One notification as stored, the same for everyone it reaches. */
 export interface NotificationRecord {
-  /** `<epoch>-<n>`: unique, and says which history it belongs to. */
+  /** `<epoch>-<seq>-<source>`: unique, and says which target's history it belongs to. */
   id: string;
-  n: number;
   level: NotificationLevel;
   target: NotificationTarget;
   title: string;
@@ -44,19 +43,27 @@ export type NotificationEvent = 'CREATED' | 'READ' | 'READ_ALL';
 
 /**
  * One entry of one source (a target's notifications, or a user's read receipts), exactly as it
- * is stored and published. `n` is global: it orders entries of every source; `seq` counts 1, 2,
- * 3, ... within the source, so a subscriber sees when pub/sub dropped one.
+ * is stored and published. `seq` counts 1, 2, 3, ... within the source, so a subscriber sees when
+ * pub/sub dropped one; `t` orders entries of different sources.
  */
 export interface NotificationEntry {
-  n: number;
+  /** When Redis stored it (ms); never lower than the source's previous entry's. */
+  t: number;
   seq: number;
   epoch: string;
   source: string;
   event: NotificationEvent;
   /** READ and READ_ALL: the user's unread count right after the change. */
   unreadCount: number | null;
+  /** CREATED: the source's notifications of each level (INFO, SUCCESS, WARNING, ERROR) up to this one. */
+  c: [number, number, number, number] | null;
   /** CREATED: the new notification. READ: the one marked. READ_ALL: the newest one covered. */
   notification: NotificationRecord;
+}
+
+/** The order of replays, catch-ups and the inbox: stored time, then source, then seq. */
+export function compareEntries(a: NotificationEntry, b: NotificationEntry): number {
+  return a.t - b.t || (a.source < b.source ? -1 : a.source > b.source ? 1 : a.seq - b.seq);
 }
 
 /** Unread notifications of one viewer, by level; every level is present. */

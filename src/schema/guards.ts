@@ -27,8 +27,12 @@ export function validCursor(value: string | null | undefined, argument = 'after'
  * Where a subscription resumes: after the last event a reconnecting EventSource received
  * (`Last-Event-ID`, sent to the same URL, so always at or past the URL's own `after`), else after `after`.
  */
-export function resumeCursor(context: Context, after: string | null | undefined): Cursor | null {
-  return context.lastEventId === undefined ? validCursor(after) : validCursor(context.lastEventId, 'Last-Event-ID');
+export function resumeCursor<C = Cursor>(
+  context: Context,
+  after: string | null | undefined,
+  parse: (value: string | null | undefined, argument: string) => C | null = validCursor as never,
+): C | null {
+  return context.lastEventId === undefined ? parse(after, 'after') : parse(context.lastEventId, 'Last-Event-ID');
 }
 
 /** Loads a resource the viewer may see: NOT_FOUND for an unknown id, FORBIDDEN for someone else's. */

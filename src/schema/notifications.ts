@@ -1,7 +1,8 @@
 import { isAdmin, isProjectMember } from '../auth/access.js';
 import type { Viewer } from '../auth/token.js';
 import { clientError, ErrorCode } from '../errors.js';
-import { audienceOf } from '../notifications/keys.js';
+import { decodeNotificationCursor, encodeNotificationCursor, type NotificationCursor } from '../notifications/cursor.js';
+import { audienceOf, type Audience } from '../notifications/keys.js';
 import { parseNotificationId } from '../notifications/store.js';
 import { openNotificationStream, type NotificationStreamEvent } from '../notifications/stream.js';
 import {
@@ -16,20 +17,19 @@ import {
   type NotificationTarget,
 } from '../notifications/types.js';
 import type { OnlineUser } from '../presence/registry.js';
-import { encodeCursor } from '../updates/cursor.js';
+import { decodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
 import { builder, EVENT_CURSOR } from './builder.js';
-import { badInput, resumeCursor, validCursor } from './guards.js';
+import { badInput, resumeCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
 /** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
 interface NotificationItem {
-  /** The position of the item in the viewer's stream; its cursor. */
-  n: number;
-  epoch: string;
+  /** The viewer's position right after the item, encoded. */
+  cursor: string;
   event: NotificationEvent | 'HISTORY_GAP';
-  /** The source it was stored in; null for a gap notice. */
-  source: string | null;
+  /** The entry as stored; null for a gap notice. */
+  entry: NotificationEntry | null;
   unreadCount: number | null;
   notification: NotificationRecord;
   /** Known when read together with the viewer's read state; null means "look it up". */
@@ -51,12 +51,11 @@ const DEFAULT_PAGE = 20;
 const MAX_PAGE = 100;
 const MAX_MARK_IDS = 1_000;
 
-function itemOf(entry: NotificationEntry, read: boolean | null): NotificationItem {
+function itemOf(entry: NotificationEntry, read: boolean | null, position: NotificationCursor): NotificationItem {
   return {
-    n: entry.n,
-    epoch: entry.epoch,
+    cursor: encodeNotificationCursor(position),
     event: entry.event,
-    source: entry.source,
+    entry,
     unreadCount: entry.unreadCount,
     notification: entry.notification,
     read: entry.event === 'CREATED' ? read : true,
@@ -66,25 +65,43 @@ function itemOf(entry: NotificationEntry, read: boolean | null): NotificationIte
 
 /** The cursor of the item `notifications` makes of `event`, as the item's own `cursor` field gives it. */
 function notificationEventCursor(event: NotificationStreamEvent): string {
-  return event.type === 'entry'
-    ? encodeCursor({ epoch: event.entry.epoch, seq: event.entry.n })
-    : encodeCursor({ epoch: event.gap.epoch ?? '0', seq: event.gap.resumesAfter });
+  return encodeNotificationCursor(event.position);
 }
 
-function gapItem(viewer: Viewer, gap: HistoryGap): NotificationItem {
-  const epoch = gap.epoch ?? '0';
+/** Where a notification is in its own target: the cursor of an item that is in no stream (as sendNotification returns it). */
+function ownPosition(entry: NotificationEntry): NotificationCursor {
+  return { sources: new Map([[entry.source, { epoch: entry.epoch, seq: entry.seq }]]), pivot: entry.source };
+}
+
+/**
+ * A notifications cursor, read against the viewer's sources. A cursor of the single sequence
+ * notifications had before each target got its own is refused by name.
+ */
+function notificationCursor(audience: Audience, value: string | null | undefined, argument: string): NotificationCursor | null {
+  if (value === null || value === undefined) return null;
+  const cursor = decodeNotificationCursor(value, [...audience.targets, audience.receipts]);
+  if (cursor) return cursor;
+  if (decodeCursor(value)) {
+    badInput(
+      argument,
+      `${argument} is a cursor of the former single notification sequence, no longer accepted; start again without it`,
+    );
+  }
+  badInput(argument, `${argument} is not a cursor this server issued`);
+}
+
+function gapItem(viewer: Viewer, gap: HistoryGap, position: NotificationCursor): NotificationItem {
   const trimmed = gap.reason === 'TRIMMED';
+  const cursor = encodeNotificationCursor(position);
   return {
-    n: gap.resumesAfter,
-    epoch,
+    cursor,
     event: 'HISTORY_GAP',
-    source: null,
+    entry: null,
     unreadCount: null,
     read: true,
     gap,
     notification: {
-      id: `gap-${epoch}-${gap.resumesAfter}`,
-      n: gap.resumesAfter,
+      id: `gap-${cursor}`,
       level: 'WARNING',
       target: { kind: 'USER', id: viewer.id },
       title: trimmed ? 'Some notifications are no longer kept' : 'The notification history was lost',
@@ -190,9 +207,10 @@ const NotificationRef = builder.objectRef<NotificationItem>('Notification').impl
     id: t.id({ resolve: (item) => item.notification.id }),
     cursor: t.string({
       description:
-        'Opaque, and the same for every viewer. Passing it as `after` to `notifications` resumes right after ' +
-        'this item; to `notificationInbox`, continues with older notifications.',
-      resolve: (item) => encodeCursor({ epoch: item.epoch, seq: item.n }),
+        'Opaque: the last notification seen of each target. Passing it as `after` to `notifications` resumes ' +
+        'right after this item (of the stream or inbox page that gave it); to `notificationInbox`, continues with ' +
+        "older notifications. sendNotification's names the new notification's own target only.",
+      resolve: (item) => item.cursor,
     }),
     target: t.field({ type: TargetRef, resolve: (item) => item.notification.target }),
     title: t.string({ resolve: (item) => item.notification.title }),
@@ -202,8 +220,7 @@ const NotificationRef = builder.objectRef<NotificationItem>('Notification').impl
     createdAt: t.field({ type: 'DateTime', resolve: (item) => item.notification.createdAt }),
     read: t.boolean({
       description: 'Whether the viewer has read it.',
-      resolve: async (item, _args, context) =>
-        item.read ?? context.services.notifications.isRead(context.viewer.id, item.n, item.source!),
+      resolve: async (item, _args, context) => item.read ?? context.services.notifications.isRead(context.viewer.id, item.entry!),
     }),
     event: t.field({ type: EventEnum, resolve: (item) => item.event }),
     unreadCount: t.int({
@@ -214,7 +231,7 @@ const NotificationRef = builder.objectRef<NotificationItem>('Notification').impl
     gap: t.field({
       type: HistoryGapRef,
       nullable: true,
-      description: 'Set only on a HISTORY_GAP item. `resumesAfter` is a position in the notification stream.',
+      description: "Set only on a HISTORY_GAP item. `resumesAfter` is 0 here: the item's `cursor` says where the stream goes on.",
       resolve: (item) => item.gap,
     }),
   }),
@@ -222,7 +239,7 @@ const NotificationRef = builder.objectRef<NotificationItem>('Notification').impl
 
 const EdgeRef = builder.objectRef<NotificationItem>('NotificationEdge').implement({
   fields: (t) => ({
-    cursor: t.string({ resolve: (item) => encodeCursor({ epoch: item.epoch, seq: item.n }) }),
+    cursor: t.string({ resolve: (item) => item.cursor }),
     node: t.field({ type: NotificationRef, resolve: (item) => item }),
   }),
 });
@@ -234,8 +251,7 @@ const PageInfoRef = builder.objectRef<NotificationPage>('PageInfo').implement({
       nullable: true,
       description: 'Pass as `after` for the next page; null when the page is empty.',
       resolve: (page) => {
-        const last = page.items.at(-1);
-        return last ? encodeCursor({ epoch: last.epoch, seq: last.n }) : null;
+        return page.items.at(-1)?.cursor ?? null;
       },
     }),
   }),
@@ -285,16 +301,14 @@ builder.queryField('notificationInbox', (t) =>
     resolve: async (_root, args, context) => {
       const first = args.first ?? DEFAULT_PAGE;
       if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) badInput('first', `first must be 1 to ${MAX_PAGE}`);
-      const cursor = validCursor(args.after);
-      const page = await context.services.notifications.inbox(audienceOf(context.viewer), {
-        before: cursor?.seq ?? null,
+      const audience = audienceOf(context.viewer);
+      const page = await context.services.notifications.inbox(audience, {
+        before: notificationCursor(audience, args.after, 'after'),
         first,
         unreadOnly: args.unreadOnly ?? false,
       });
-      if (cursor && cursor.epoch !== page.epoch) {
-        badInput('after', 'after belongs to a notification history that is gone; start again without it');
-      }
-      return { items: page.items.map(({ entry, read }) => itemOf(entry, read)), hasNextPage: page.hasNextPage };
+      if (!page.current) badInput('after', 'after belongs to a notification history that is gone; start again without it');
+      return { items: page.items.map(({ entry, read, cursor }) => itemOf(entry, read, cursor)), hasNextPage: page.hasNextPage };
     },
   }),
 );
@@ -340,7 +354,7 @@ builder.mutationField('sendNotification', (t) =>
       const target = await asInput(() => validTarget({ kind: input.target.kind, id }, 'input.target'));
       assertMaySend(context.viewer, target);
       const entry = await asInput(() => context.services.notifications.send({ ...input, target }));
-      return itemOf(entry, null);
+      return itemOf(entry, null, ownPosition(entry));
     },
   }),
 );
@@ -375,20 +389,23 @@ builder.subscriptionField('notifications', (t) =>
     type: NotificationRef,
     description:
       'Everything addressed to the viewer (their user, each role and project in their token, and global), ' +
-      'and their read receipts (READ, READ_ALL), in one stream ordered like the cursors. Without `after`, ' +
-      'replays the last REPLAY_ON_CONNECT items, then goes on live; with `after` (the cursor of any item, of ' +
-      'any viewer), every item after it, none twice, then live. A HISTORY_GAP item comes first when items ' +
-      'after `after` are gone. Never completes by itself.',
+      'and their read receipts (READ, READ_ALL), in one stream: live items as they arrive, items read from ' +
+      'history (a replay, a resume) by the time Redis stored them, then target, then their number in it. ' +
+      'Without `after`, replays the last REPLAY_ON_CONNECT items, then goes on live; with `after` (the cursor ' +
+      'of any item), every item not yet seen at that cursor, none twice, then live. A HISTORY_GAP item comes ' +
+      'first when items after `after` are gone. A cursor of the former single notification sequence is ' +
+      'refused (BAD_USER_INPUT). Never completes by itself.',
     args: { after: t.arg.string() },
     extensions: { [EVENT_CURSOR]: notificationEventCursor },
     subscribe: async (_root, args, context) => {
-      const cursor = resumeCursor(context, args.after);
+      const audience = audienceOf(context.viewer);
+      const cursor = resumeCursor(context, args.after, (value, argument) => notificationCursor(audience, value, argument));
       const { hub, notifications, config } = context.services;
       try {
         return await openNotificationStream({
           hub,
           store: notifications,
-          audience: audienceOf(context.viewer),
+          audience,
           after: cursor,
           replay: config.updates.replayOnConnect,
           queueLimit: config.updates.subscriberQueueLimit,
@@ -399,6 +416,6 @@ builder.subscriptionField('notifications', (t) =>
       }
     },
     resolve: (event: NotificationStreamEvent, _args, context) =>
-      event.type === 'entry' ? itemOf(event.entry, null) : gapItem(context.viewer, event.gap),
+      event.type === 'entry' ? itemOf(event.entry, null, event.position) : gapItem(context.viewer, event.gap, event.position),
   }),
 );
