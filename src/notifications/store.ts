@@ -263,6 +263,12 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
     },
 
     /** Counted from each target's newest and oldest kept entries, not by reading every notification. */
+    /** Where each of the viewer's targets stands now: its epoch and last seq. */
+    async positions(audience: Audience): Promise<NotificationCursor['sources']> {
+      const reads = await stats(audience);
+      return new Map([...reads].map(([source, { epoch, seq }]) => [source, { epoch, seq }]));
+    },
+
     async unread(audience: Audience): Promise<{ total: number; byLevel: UnreadCounts }> {
       const [total, INFO, SUCCESS, WARNING, ERROR] = await readState('unread', audience, await stats(audience));
       return { total, byLevel: { INFO, SUCCESS, WARNING, ERROR } };

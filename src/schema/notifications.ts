@@ -19,7 +19,7 @@ import {
 import type { OnlineUser } from '../presence/registry.js';
 import { decodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
-import { builder, EVENT_CURSOR } from './builder.js';
+import { builder, EVENT_CURSOR, type Context } from './builder.js';
 import { badInput, resumeCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
@@ -68,9 +68,19 @@ function notificationEventCursor(event: NotificationStreamEvent): string {
   return encodeNotificationCursor(event.position);
 }
 
-/** Where a notification is in its own target: the cursor of an item that is in no stream (as sendNotification returns it). */
-function ownPosition(entry: NotificationEntry): NotificationCursor {
-  return { sources: new Map([[entry.source, { epoch: entry.epoch, seq: entry.seq }]]), pivot: entry.source };
+/**
+ * The cursor sendNotification returns: right after the notification in its own target and, when
+ * the sender is in its audience, where each of the sender's other targets stood once it was
+ * stored; so the sender resuming from it gets what came after, in every target, and not
+ * everything their other targets still keep.
+ */
+async function sentPosition(context: Context, entry: NotificationEntry): Promise<NotificationCursor> {
+  const own = { epoch: entry.epoch, seq: entry.seq };
+  const audience = audienceOf(context.viewer);
+  if (!audience.targets.includes(entry.source)) return { sources: new Map([[entry.source, own]]), pivot: entry.source };
+  const sources = await context.services.notifications.positions(audience);
+  sources.set(entry.source, own);
+  return { sources, pivot: entry.source };
 }
 
 /**
@@ -209,7 +219,8 @@ const NotificationRef = builder.objectRef<NotificationItem>('Notification').impl
       description:
         'Opaque: the last notification seen of each target. Passing it as `after` to `notifications` resumes ' +
         'right after this item (of the stream or inbox page that gave it); to `notificationInbox`, continues with ' +
-        "older notifications. sendNotification's names the new notification's own target only.",
+        "older notifications. sendNotification's is right after the new notification in its target and, when the sender " +
+        'is in its audience, where each of their other targets stood once it was stored.',
       resolve: (item) => item.cursor,
     }),
     target: t.field({ type: TargetRef, resolve: (item) => item.notification.target }),
@@ -354,7 +365,7 @@ builder.mutationField('sendNotification', (t) =>
       const target = await asInput(() => validTarget({ kind: input.target.kind, id }, 'input.target'));
       assertMaySend(context.viewer, target);
       const entry = await asInput(() => context.services.notifications.send({ ...input, target }));
-      return itemOf(entry, null, ownPosition(entry));
+      return itemOf(entry, null, await sentPosition(context, entry));
     },
   }),
 );
