@@ -99,6 +99,8 @@ const schema = z
     HISTORY_LIMIT: int(1, 100_000).default(100),
     REPLAY_ON_CONNECT: int(0, 100_000).default(10),
     UPDATE_TTL_SECONDS: int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+    APPEND_WAIT_REPLICAS: int(0, 100).default(0),
+    APPEND_WAIT_TIMEOUT_MS: int(1, 60_000).default(500),
     HERALD_INSTANCE: z
       .string()
       .regex(/^[A-Za-z0-9_:./@-]{1,128}$/, 'letters, digits and _ : . / @ - only, at most 128')
@@ -364,6 +366,15 @@ export interface Config {
     ttlSeconds: number;
     /** Updates a subscriber may have waiting before it is told to resume from its cursor. */
     subscriberQueueLimit: number;
+    /**
+     * Replicas every append call waits for (APPEND_WAIT_REPLICAS, 0: none), so an acknowledged
+     * update survives a failover; see docs/redis-ha.md.
+     */
+    appendWaitReplicas: number;
+    /** How long one WAIT for them takes at most (APPEND_WAIT_TIMEOUT_MS) before the call is re-sent. */
+    appendWaitTimeoutMs: number;
+    /** How long an append keeps re-sending before it fails (REDIS_FAILOVER_WAIT_MS). */
+    appendWaitWithinMs: number;
   };
   limits: {
     maxContentBytes: number;
@@ -603,6 +614,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       replayOnConnect: e.REPLAY_ON_CONNECT,
       ttlSeconds: e.UPDATE_TTL_SECONDS,
       subscriberQueueLimit: e.SUBSCRIBER_QUEUE_LIMIT,
+      appendWaitReplicas: e.APPEND_WAIT_REPLICAS,
+      appendWaitTimeoutMs: e.APPEND_WAIT_TIMEOUT_MS,
+      appendWaitWithinMs: e.REDIS_FAILOVER_WAIT_MS,
     },
     limits: {
       maxContentBytes: e.MAX_CONTENT_BYTES,

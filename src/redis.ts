@@ -202,6 +202,27 @@ export function defineScript<Reply>(connection: Redis, name: string, lua: string
 }
 
 /**
+ * Runs the script command `name` (see defineScript) and then `WAIT replicas timeoutMs` in one
+ * pipeline, so the WAIT goes right after it to the node that ran it (in a Cluster, the primary of
+ * its keys' slot). Resolves with the script's reply and the number of replicas that acknowledged
+ * every write of the connection so far; rejects with the script's error.
+ */
+export async function scriptThenWait<Reply>(
+  connection: Redis,
+  name: string,
+  call: [numberOfKeys: number, ...keysAndArgs: string[]],
+  replicas: number,
+  timeoutMs: number,
+): Promise<[reply: Reply, acknowledged: number]> {
+  const pipeline = connection.pipeline() as ChainableCommander &
+    Partial<Record<string, (numberOfKeys: number, ...keysAndArgs: string[]) => ChainableCommander>>;
+  const script = pipeline[name];
+  if (!script) throw new Error(`ioredis did not define the script command ${name}`);
+  const [reply, acknowledged] = await execChecked(script.apply(pipeline, call).wait(replicas, timeoutMs));
+  return [reply as Reply, Number(acknowledged)];
+}
+
+/**
  * The process's one Redis subscriber, as the code that listens to a channel needs it (the update
  * hub is one): a subscription Redis has confirmed, and word of a reconnect, after which whatever
  * was published while the connection was down has to be read from where it is kept.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { defineScript, publishCommand, readScript } from '../redis.js';
+import { defineScript, publishCommand, readScript, scriptThenWait } from '../redis.js';
 import { BodyPrefix, type BodyPiece, type BodyRange } from './body.js';
 import { newEpoch } from './cursor.js';
 import { projectStream, resourceStream, type StreamAddress } from './keys.js';
@@ -39,6 +39,15 @@ export interface UpdateStoreOptions {
   keyPrefix: string;
   historyLimit: number;
   ttlSeconds: number;
+  /**
+   * Replicas every append call waits for (WAIT, sent right after it to the same node), so that an
+   * acknowledged update survives a failover; 0 (default): none, the call alone.
+   */
+  appendWaitReplicas?: number;
+  /** How long one WAIT takes at most before the call is re-sent (default 500 ms). */
+  appendWaitTimeoutMs?: number;
+  /** How long a call is re-sent before its appends fail with AppendNotReplicatedError (default 20 s). */
+  appendWaitWithinMs?: number;
 }
 
 /** Reads one stream's history; the subscription merge needs nothing more from the store. */
@@ -47,6 +56,14 @@ export type HistoryReader<E extends StreamEntry> = (range: HistoryRange) => Prom
 /** Thrown when a resource already has its terminal update; producers treat it as "stop". */
 export class StreamEndedError extends Error {
   override name = 'StreamEndedError';
+}
+
+/**
+ * Thrown when fewer than `appendWaitReplicas` replicas confirmed an append call in time: its updates
+ * may be on the primary only, and a failover now could lose them.
+ */
+export class AppendNotReplicatedError extends Error {
+  override name = 'AppendNotReplicatedError';
 }
 
 /** For `.catch()` on a terminal append: the stream having ended already is what the caller wanted. */
@@ -65,6 +82,9 @@ type ReadReply = [
 
 /** append.lua's reply: the entry of a call's one update, or the list of its updates' entries (null: the stream had ended). */
 type AppendReply = string | null | Array<string | null>;
+
+/** The append script's command name on a connection (see defineScript). */
+const APPEND_COMMAND = 'heraldAppend';
 
 /** Most updates in one append.lua call: a bigger call would hold Redis up for everyone else. */
 const MAX_APPEND_BATCH = 256;
@@ -90,7 +110,8 @@ function hashTag(key: string): string {
  */
 export function createUpdateStore(connection: Redis, options: UpdateStoreOptions) {
   const { keyPrefix, historyLimit, ttlSeconds } = options;
-  const appendScript = defineScript<AppendReply>(connection, 'heraldAppend', APPEND_SCRIPT);
+  const { appendWaitReplicas = 0, appendWaitTimeoutMs = 500, appendWaitWithinMs = 20_000 } = options;
+  const appendScript = defineScript<AppendReply>(connection, APPEND_COMMAND, APPEND_SCRIPT);
   const readScript = defineScript<ReadReply>(connection, 'heraldRead', READ_SCRIPT);
   let queued: PendingAppend[] = [];
   let callsInFlight = 0;
@@ -110,11 +131,40 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     }
   }
 
+  // Sends the call, then WAITs for the replicas; while too few confirm, sends the same call again
+  // (same append ids: each update is stored once, and a primary that took over gets what it lacks).
+  async function appendReplicated(call: [number, ...string[]]): Promise<AppendReply> {
+    const giveUpAt = Date.now() + appendWaitWithinMs;
+    for (;;) {
+      const [reply, acknowledged] = await scriptThenWait<AppendReply>(
+        connection,
+        APPEND_COMMAND,
+        call,
+        appendWaitReplicas,
+        appendWaitTimeoutMs,
+      );
+      if (acknowledged >= appendWaitReplicas) return reply;
+      if (Date.now() >= giveUpAt) {
+        throw new AppendNotReplicatedError(
+          `${acknowledged} of ${appendWaitReplicas} replicas (APPEND_WAIT_REPLICAS) confirmed the append within ${appendWaitWithinMs} ms: it may be on the primary only`,
+        );
+      }
+    }
+  }
+
   function send(batch: PendingAppend[]): void {
     callsInFlight += 1;
     const keys = batch.flatMap((p) => p.keys);
     const args = batch.flatMap((p) => p.args);
-    void appendScript(keys.length, ...keys, String(historyLimit), String(ttlSeconds), publishCommand(connection), ...args)
+    const call: [number, ...string[]] = [
+      keys.length,
+      ...keys,
+      String(historyLimit),
+      String(ttlSeconds),
+      publishCommand(connection),
+      ...args,
+    ];
+    void (appendWaitReplicas > 0 ? appendReplicated(call) : appendScript(...call))
       .then(
         (reply) => {
           const entries = Array.isArray(reply) ? reply : [reply];
@@ -161,7 +211,8 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
      * the resource has already ended, so nothing follows a terminal update. Updates appended while
      * an earlier append is on its way go to Redis together in one script call, each stream's in the
      * order they were appended. Each carries a fresh append id, so when ioredis re-sends a call
-     * after a lost connection, every update in it is still stored once. With `body`, the piece is
+     * after a lost connection, every update in it is still stored once. With `appendWaitReplicas`,
+     * it resolves only once that many replicas hold it (else AppendNotReplicatedError). With `body`, the piece is
      * appended to the resource's body in the same step and the entry records its range instead of
      * carrying the text. `appendId` names the logical update for a producer that retries it itself
      * (an HTTP Idempotency-Key): the same id on the same stream stores it once and answers with the

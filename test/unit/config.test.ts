@@ -33,6 +33,23 @@ describe('configuration', () => {
     }
   });
 
+  it('waits for no replica by default, and takes APPEND_WAIT_* with REDIS_FAILOVER_WAIT_MS as the limit', () => {
+    expect(loadConfig(base).updates).toMatchObject({
+      appendWaitReplicas: 0,
+      appendWaitTimeoutMs: 500,
+      appendWaitWithinMs: 20_000,
+    });
+    const durable = { ...base, APPEND_WAIT_REPLICAS: '1', APPEND_WAIT_TIMEOUT_MS: '250', REDIS_FAILOVER_WAIT_MS: '5000' };
+    expect(loadConfig(durable).updates).toMatchObject({
+      appendWaitReplicas: 1,
+      appendWaitTimeoutMs: 250,
+      appendWaitWithinMs: 5_000,
+    });
+    const attempt = () => loadConfig({ ...base, APPEND_WAIT_REPLICAS: '-1', APPEND_WAIT_TIMEOUT_MS: '0' });
+    expect(attempt).toThrow('APPEND_WAIT_REPLICAS: must be at least 0');
+    expect(attempt).toThrow('APPEND_WAIT_TIMEOUT_MS: must be at least 1');
+  });
+
   it('requires REDIS_URL, and JWT_SECRET for the API only', () => {
     expect(() => loadConfig({})).toThrow(/REDIS_URL: required[\s\S]*JWT_SECRET: required/);
     expect(loadConfig({ REDIS_URL: base.REDIS_URL }, { role: 'worker' }).redis).toEqual({
