@@ -5,7 +5,11 @@
  * and, with `--callgrind` (valgrind installed), the instructions redis-server executed per update,
  * which other processes on the machine do not move.
  *
- *   npm run bench:append -- [--callgrind] [--updates 20000] [--topics 33] [--limit 1000] [--baseline old.lua]
+ *   npm run bench:append -- [--callgrind] [--updates 20000] [--topics 33] [--limit 1000] [--batches 1,16,64] [--baseline old.lua]
+ *
+ * `--replica` starts a replica of that redis-server; `--wait` too, and sends every script call with
+ * `WAIT 1 1000` after it in one pipeline, as the store does with APPEND_WAIT_REPLICAS=1 (compare the
+ * two for what waiting costs Redis).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +26,9 @@ const { values: options } = parseArgs({
     updates: { type: 'string', default: '20000' },
     topics: { type: 'string', default: '33' },
     limit: { type: 'string', default: '1000' },
+    batches: { type: 'string', default: '1,16,64' },
+    replica: { type: 'boolean', default: false },
+    wait: { type: 'boolean', default: false },
     baseline: { type: 'string' },
   },
 });
@@ -117,7 +124,15 @@ async function run(redis: Redis, variant: Variant): Promise<void> {
         args.push('b000000000000001', `"kind":"file","id":"t${t}"`, update, '0', `ch:${t}`, `t${t}:${seqs[t]}`);
         if (variant.batch > 1) args.push('', '', '', '');
       }
-      pending.push(redis.evalsha(sha, keys.length, ...keys, ...args));
+      pending.push(
+        options.wait
+          ? redis
+              .pipeline()
+              .evalsha(sha, keys.length, ...keys, ...args)
+              .wait(1, 1000)
+              .exec()
+          : redis.evalsha(sha, keys.length, ...keys, ...args),
+      );
     }
     if (pending.length >= WINDOW) {
       await Promise.all(pending);
@@ -127,22 +142,36 @@ async function run(redis: Redis, variant: Variant): Promise<void> {
   await Promise.all(pending);
 }
 
+const batches = options.batches.split(',').map(Number);
 const variants: Variant[] = [
   ...(options.baseline
-    ? [{ name: `${options.baseline}, 1 per call`, lua: readFileSync(options.baseline, 'utf8'), batch: 1 }]
+    ? batches.map((batch) => ({
+        name: `${options.baseline}, ${batch} per call`,
+        lua: readFileSync(options.baseline!, 'utf8'),
+        batch,
+      }))
     : []),
-  { name: 'append.lua, 1 per call', lua: APPEND_SCRIPT, batch: 1 },
-  { name: 'append.lua, 16 per call', lua: APPEND_SCRIPT, batch: 16 },
-  { name: 'append.lua, 64 per call', lua: APPEND_SCRIPT, batch: 64 },
+  ...batches.map((batch) => ({ name: `append.lua, ${batch} per call`, lua: APPEND_SCRIPT, batch })),
   { name: 'PUBLISH of the entry', lua: null, batch: 1 },
 ];
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-append-cost-'));
 const server = await startRedis(dir);
 const redis = new Redis(server.url);
+const replica =
+  options.replica || options.wait
+    ? await startRedisServer({ extraArgs: ['--replicaof', '127.0.0.1', new URL(server.url).port] })
+    : null;
 try {
+  if (replica) {
+    const probe = new Redis(replica.url);
+    while (!(await probe.info('replication')).includes('master_link_status:up')) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    probe.disconnect();
+  }
   console.log(
-    `${UPDATES} updates over ${TOPICS} streams (history limit ${options.limit}), ${WINDOW} calls in flight${options.callgrind ? ', redis-server under callgrind' : ''}\n`,
+    `${UPDATES} updates over ${TOPICS} streams (history limit ${options.limit}), ${WINDOW} calls in flight${options.callgrind ? ', redis-server under callgrind' : ''}${replica ? `, a replica${options.wait ? ', WAIT 1 after each call' : ''}` : ''}\n`,
   );
   console.log(`| variant | Redis CPU µs / update |${options.callgrind ? ' instructions / update |' : ''}`);
   console.log(`| --- | ---: |${options.callgrind ? ' ---: |' : ''}`);
@@ -159,6 +188,7 @@ try {
   }
 } finally {
   redis.disconnect();
+  await replica?.stop();
   await server.stop();
   rmSync(dir, { recursive: true, force: true });
 }
