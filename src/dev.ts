@@ -8,6 +8,7 @@ import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
 import { describeRedis } from './redis.js';
+import { startTracing } from './tracing.js';
 
 /**
  * `npm run dev`: everything on one machine with no set-up. A private redis-server under .data/
@@ -24,6 +25,7 @@ runMain(async () => {
   try {
     const config = loadConfig(env, { mode: 'dev' });
     const logger = createLogger(config.logLevel, 'herald-dev');
+    const tracing = startTracing(config.tracing, 'herald-dev');
     const token = await signToken(config.jwtSecret, {
       sub: 'dev-user',
       roles: ['admin'],
@@ -52,6 +54,7 @@ runMain(async () => {
     runUntilSignal(logger, async () => {
       await workers.close();
       await app.stop();
+      await tracing?.stop();
       await redis?.stop();
     });
   } catch (error) {
