@@ -1,8 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FileProgressDocument, StartFileProcessingDocument, type FileProgressSubscription } from '../src/client/generated.js';
 import { loadConfig } from '../src/config.js';
+import { tracePublished } from '../src/jobs/metrics.js';
+import { createMetrics } from '../src/transport/metrics.js';
+import { startTracing } from '../src/tracing.js';
+import { createUpdateStore } from '../src/updates/store.js';
 import { makeDocument } from './helpers/documents.js';
 import { clientsFor, TEST_SECRET, type HeraldClients } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
@@ -185,6 +190,18 @@ describe('without an OTLP endpoint', () => {
     expect(() => loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(
       /OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:\/\/ or https:\/\/ URL/,
     );
+  });
+
+  it('creates no exporter and leaves the update path unwrapped', () => {
+    expect(startTracing(null, 'herald-api')).toBeNull();
+    const store = createUpdateStore(new Redis(redisUrl(), { lazyConnect: true }), {
+      keyPrefix: 'unused:',
+      historyLimit: 10,
+      ttlSeconds: 60,
+    });
+    expect(tracePublished(store, false)).toBe(store);
+    // The delivery meter without tracing is the plain histogram observation: one parameter, no message.
+    expect(createMetrics().deliveries.fannedOut.length).toBe(1);
   });
 
   it('sends nothing, not even to the OTLP default endpoint, while a job runs', async () => {
