@@ -32,9 +32,14 @@ export interface Params {
   s10: { streams: number; updates: number; window: number };
   /** Herald's env on top of the bench's own (e.g. SUBSCRIBER_QUEUE_LIMIT). */
   heraldEnv: Record<string, string>;
+  /**
+   * Tracing on (`--otlp`): Herald exports to a black-hole OTLP endpoint the bench serves, and the
+   * producer's updates carry a traceparent, so each delivery records a span as a traced job's would.
+   */
+  otlp: boolean;
 }
 
-const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'heraldEnv'> = {
+const FULL: Omit<Params, 'quick' | 'scenarios' | 'servers' | 'profile' | 'heraldEnv' | 'otlp'> = {
   s1: { connections: 2_000, rate: 2_000, durationMs: 10_000 },
   s2: { connections: 2_000, rate: 50, durationMs: 10_000 },
   s3: { connections: 2_000, startRate: 2_000, maxRate: 100_000, stepMs: 5_000, p99LimitMs: 100 },
@@ -66,6 +71,8 @@ export const USAGE = `npm run bench -- [options]
   --profile               run Herald's S1 once more under node --cpu-prof and summarize it
   --profile-scenario S2   profile S2 (fan-out) or S5 (resume) instead of S1
   --set s1.rate=4000      override any size (s1..s10 fields below); repeatable
+  --otlp                  tracing on: Herald exports spans to a black-hole OTLP/HTTP endpoint the
+                          bench serves, and the producer's updates carry a traceparent
 
   s1.connections s1.rate s1.durationMs        S1 many topics
   s2.connections s2.rate s2.durationMs        S2 fan-out
@@ -91,6 +98,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
       profile: { type: 'boolean' },
       'profile-scenario': { type: 'string' },
       set: { type: 'string', multiple: true },
+      otlp: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -125,6 +133,7 @@ export function parseParams(argv = process.argv.slice(2), env = process.env): Pa
     profile: values.profile ? profileScenario(values['profile-scenario']) : null,
     ...(sizes as unknown as typeof FULL),
     heraldEnv,
+    otlp: values.otlp ?? false,
   };
 }
 

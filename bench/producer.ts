@@ -51,6 +51,12 @@ let inFlight = 0;
 let failed = 0;
 let firstFailure = '';
 
+/** A valid sampled W3C traceparent, distinct per topic. */
+function traceparentOf(index: number): string {
+  const hex = (index + 1).toString(16);
+  return `00-${hex.padStart(32, 'a')}-${hex.padStart(16, 'b')}-01`;
+}
+
 function connection(): AppendRedis {
   if (!redis) throw new Error('init first');
   return redis;
@@ -117,7 +123,15 @@ async function drain(deadlineUs: number): Promise<void> {
 }
 
 serveRequests({
-  async init(request: { kind: ServerKind; redisUrl: string; keyPrefix: string; topics: string[]; owner: string }) {
+  async init(request: {
+    kind: ServerKind;
+    redisUrl: string;
+    keyPrefix: string;
+    topics: string[];
+    owner: string;
+    /** Each Herald update carries a W3C traceparent (one sampled trace per topic), as a traced producer's do. */
+    traced: boolean;
+  }) {
     redis?.disconnect();
     kind = request.kind;
     redis = new Redis(request.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 3 }) as AppendRedis;
@@ -130,7 +144,7 @@ serveRequests({
         meta: stream.meta,
         history: stream.history,
         appendIds: stream.appendIds,
-        members: `"kind":"file","id":"${id}"`,
+        members: `"kind":"file","id":"${id}"` + (request.traced ? `,"traceparent":"${traceparentOf(index)}"` : ''),
         epoch: `b${(index + 1).toString(16).padStart(15, '0')}`,
         seq: 0,
       };

@@ -33,6 +33,7 @@ import {
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import { printReport, type AnswerRun, type DocumentRun, type Row, type Results, type Step } from './report.js';
 import { clusterScaling } from './cluster.js';
+import { startOtlpSink } from './otlp-sink.js';
 import { connectionStorm, type StormRunner } from './s7.js';
 import {
   createPeer,
@@ -188,7 +189,14 @@ interface Prepared {
 
 /** Tells the producer which topics to publish to (for Herald, it registers them as resources first). */
 function initTopics(bench: Bench, kind: ServerKind, ids: string[]): Promise<unknown> {
-  return bench.producer.call('init', { kind, redisUrl: bench.redis.url, keyPrefix: KEY_PREFIX, topics: ids, owner: OWNER });
+  return bench.producer.call('init', {
+    kind,
+    redisUrl: bench.redis.url,
+    keyPrefix: KEY_PREFIX,
+    topics: ids,
+    owner: OWNER,
+    traced: bench.params.otlp,
+  });
 }
 
 async function prepare(
@@ -915,6 +923,8 @@ async function main(): Promise<void> {
   const redis = await startRedisServer({ extraArgs: ['--maxclients', '20000'] });
   pinProcess(redis.process.pid!, LOAD_CORE);
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 3 });
+  const otlpSink = params.otlp ? await startOtlpSink() : null;
+  if (otlpSink) params.heraldEnv.OTEL_EXPORTER_OTLP_ENDPOINT ??= otlpSink.url;
   const producerChild = spawnPinned('producer', 'bench/producer.ts', { core: LOAD_CORE, ipc: true });
   const clientChild = spawnPinned('load-client', 'bench/load-client.ts', { core: LOAD_CORE, ipc: true, openFiles });
   const bench: Bench = {
@@ -935,6 +945,10 @@ async function main(): Promise<void> {
     for (const child of [...bench.children, producerChild, clientChild]) await child.stop(3_000).catch(() => undefined);
     admin.disconnect();
     await redis.stop();
+    if (otlpSink) {
+      log(`OTLP sink: ${otlpSink.received.requests} exports, ${otlpSink.received.bytes} bytes received`);
+      await otlpSink.stop();
+    }
   };
   const onSignal = () => {
     log('interrupted: stopping every process the bench started');

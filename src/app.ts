@@ -7,7 +7,7 @@ import { createTokenVerifier } from './auth/token.js';
 import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
 import { createDocumentStore } from './jobs/documents.js';
-import { countPublished, watchQueues } from './jobs/metrics.js';
+import { countPublished, tracePublished, watchQueues } from './jobs/metrics.js';
 import { createQueues } from './jobs/queues.js';
 import type { Logger } from './logger.js';
 import { labelInstance, watchRedis } from './metrics.js';
@@ -52,8 +52,12 @@ export function buildApp(config: Config, options: AppOptions) {
   const { logger } = options;
   const connections = createRedisConnections(config.redis, logger);
   const redis = connections.commands;
-  const metrics = createMetrics();
-  const store = countPublished(createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates }), metrics.registry);
+  const traced = config.tracing !== null;
+  const metrics = createMetrics({ traceDeliveries: traced });
+  const store = tracePublished(
+    countPublished(createUpdateStore(redis, { keyPrefix: config.keyPrefix, ...config.updates }), metrics.registry),
+    traced,
+  );
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);

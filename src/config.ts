@@ -106,6 +106,13 @@ const schema = z
       .regex(/^[A-Za-z0-9_:./@-]{1,128}$/, 'letters, digits and _ : . / @ - only, at most 128')
       .optional(),
     WORKER_METRICS_PORT: int(0, 65535).optional(),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    OTEL_SERVICE_NAME: z
+      .string()
+      .regex(/^\S{1,128}$/, 'must be one word, at most 128 characters')
+      .optional(),
+    OTEL_BSP_SCHEDULE_DELAY: int(0, 3_600_000).default(5_000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_CONTENT_BYTES: int(1, 100 * 1024 * 1024).default(5 * 1024 * 1024),
     MAX_UPLOAD_BYTES: int(1, 100 * 1024 * 1024).default(10 * 1024 * 1024),
@@ -318,6 +325,16 @@ export interface ProviderSettings {
   projectsClaim: string;
 }
 
+/** Where spans go (OTLP over HTTP), when tracing is configured; see src/tracing.ts. */
+export interface TracingSettings {
+  /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, else OTEL_EXPORTER_OTLP_ENDPOINT with /v1/traces, as the OTLP spec says. */
+  tracesUrl: string;
+  /** OTEL_SERVICE_NAME; null lets each process name itself (herald-api, herald-worker, herald-dev). */
+  serviceName: string | null;
+  /** OTEL_BSP_SCHEDULE_DELAY: milliseconds between exports of batched spans (default 5000). */
+  scheduleDelayMs: number;
+}
+
 /** Everything Herald can be configured with, validated once at start-up. */
 export interface Config {
   mode: Mode;
@@ -360,6 +377,8 @@ export interface Config {
    */
   instance: string | null;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  /** Null, the default, when no OTLP endpoint is set: no exporter, no spans on the update path. */
+  tracing: TracingSettings | null;
   updates: {
     historyLimit: number;
     replayOnConnect: number;
@@ -550,6 +569,14 @@ function redisSettings(e: z.infer<typeof schema>): RedisSettings {
   return { mode: 'single', url: e.REDIS_URL!, tls };
 }
 
+function tracingSettings(e: z.infer<typeof schema>): TracingSettings | null {
+  const tracesUrl =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (e.OTEL_EXPORTER_OTLP_ENDPOINT && `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`);
+  if (!tracesUrl) return null;
+  return { tracesUrl, serviceName: e.OTEL_SERVICE_NAME ?? null, scheduleDelayMs: e.OTEL_BSP_SCHEDULE_DELAY };
+}
+
 /**
  * Parses the environment. Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) is required,
  * and JWT_SECRET or JWT_JWKS_URL for the API; `npm run dev` passes both in after starting its own Redis and
@@ -609,6 +636,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keyPrefix: e.KEY_PREFIX,
     instance: e.HERALD_INSTANCE ?? null,
     logLevel: e.LOG_LEVEL,
+    tracing: tracingSettings(e),
     updates: {
       historyLimit: e.HISTORY_LIMIT,
       replayOnConnect: e.REPLAY_ON_CONNECT,

@@ -8,6 +8,7 @@ import { startWorkers } from './jobs/workers.js';
 import { createLogger } from './logger.js';
 import { runMain, runUntilSignal } from './process.js';
 import { describeRedis } from './redis.js';
+import { startTracing } from './tracing.js';
 
 /**
  * `npm run dev`: everything on one machine with no set-up. A private redis-server under .data/
@@ -25,6 +26,7 @@ runMain(async () => {
   try {
     const config = loadConfig(env, { mode: 'dev', developmentSecrets: existingDevSecrets() });
     const logger = createLogger(config.logLevel, 'herald-dev');
+    const tracing = startTracing(config.tracing, 'herald-dev');
     // NODE_ENV=production makes no dev token: one signed with a production secret would be a real credential.
     const token = config.production
       ? undefined
@@ -54,6 +56,7 @@ runMain(async () => {
     runUntilSignal(logger, async () => {
       await workers.close();
       await app.stop();
+      await tracing?.stop();
       await redis?.stop();
     });
   } catch (error) {

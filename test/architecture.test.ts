@@ -60,6 +60,7 @@ const BASE_FILES = new Set([
   'metrics.ts',
   'summaries.ts',
   'process.ts',
+  'tracing.ts',
 ]);
 const ENTRY_FILES = new Set(['app.ts', 'main.ts', 'worker.ts', 'dev.ts']);
 

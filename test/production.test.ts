@@ -8,6 +8,7 @@ import { signToken } from '../src/auth/token.js';
 import { tokenCommand } from '../src/cli/token.js';
 import { nth } from './helpers/elements.js';
 import { clientsFor, TEST_SECRET, type HeraldClients } from './helpers/herald.js';
+import { notificationKeys } from '../src/notifications/keys.js';
 import { exitOf, spawnEntry, startCluster, waitForOutput, type Cluster } from './helpers/processes.js';
 import { connect, redisUrl, uniquePrefix } from './helpers/redis.js';
 import { collect, errorCodes } from './helpers/streams.js';
@@ -84,7 +85,7 @@ describe('NODE_ENV=production', () => {
     try {
       for (const api of [production, development]) {
         // A key of the wrong type makes reading the inbox fail inside Redis: an error no client input explains.
-        await redis.hset(`${api.keyPrefix}notifications:{notifications}:read_upto:ops`, 'broken', '1');
+        await redis.set(notificationKeys(api.keyPrefix).readSet('ops'), 'not a set');
       }
     } finally {
       redis.disconnect();

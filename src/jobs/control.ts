@@ -7,7 +7,8 @@ import type { Cursor } from '../updates/cursor.js';
 import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
 import type { AcceptedDocument, DocumentStore } from './documents.js';
-import { jobOptions, type FileJobData, type Queues } from './queues.js';
+import { activeTraceparent } from '../tracing.js';
+import { jobOptions, type FileJobData, type QueryJobData, type Queues } from './queues.js';
 import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
@@ -103,26 +104,28 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
       const { document } = input;
       await documents.saveContent(record.id, document.format === 'pdf' ? document.bytes : document.text);
-      const data: FileJobData = { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name };
+      const data: FileJobData = {
+        fileId: record.id,
+        ownerId: input.ownerId,
+        projectId: input.projectId,
+        name: input.name,
+        traceparent: activeTraceparent(),
+      };
       if (document.format === 'pdf') data.format = 'pdf';
       return enqueue(record, () => queues.file(record.id).add('process', data, jobOptions(config, record.id)));
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
       const record = newRecord('query', input.ownerId, input.projectId, null);
-      return enqueue(record, () =>
-        queues.query(record.id).add(
-          'answer',
-          {
-            queryId: record.id,
-            ownerId: input.ownerId,
-            projectId: input.projectId,
-            question: input.question,
-            fileIds: input.fileIds,
-          },
-          jobOptions(config, record.id),
-        ),
-      );
+      const data: QueryJobData = {
+        queryId: record.id,
+        ownerId: input.ownerId,
+        projectId: input.projectId,
+        question: input.question,
+        fileIds: input.fileIds,
+        traceparent: activeTraceparent(),
+      };
+      return enqueue(record, () => queues.query(record.id).add('answer', data, jobOptions(config, record.id)));
     },
 
     /**

@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { RESOURCE_KINDS } from '../resources/registry.js';
 import { withTimeout } from '../timeouts.js';
+import { activeTraceparent, inSpan, SpanKind } from '../tracing.js';
 import type { UpdateStore } from '../updates/store.js';
 
 /**
@@ -20,10 +21,28 @@ export function countPublished(store: UpdateStore, registry: Registry): UpdateSt
   for (const kind of RESOURCE_KINDS) published.inc({ kind }, 0);
   return {
     ...store,
-    async append(ref, input, body, appendId) {
-      const entry = await store.append(ref, input, body, appendId);
+    async append(ref, input, body, appendId, traceparent) {
+      const entry = await store.append(ref, input, body, appendId, traceparent);
       published.inc({ kind: ref.kind });
       return entry;
+    },
+  };
+}
+
+/**
+ * The store, with each append a `herald.publish` span (a child of the active span: the mutation
+ * or the job attempt) whose trace context the entry carries to every subscriber's API instance.
+ * Returns `store` itself when tracing is off (`traced` false), so an update costs no span work then.
+ */
+export function tracePublished(store: UpdateStore, traced: boolean): UpdateStore {
+  if (!traced) return store;
+  return {
+    ...store,
+    append(ref, input, body, appendId) {
+      const attributes = { 'herald.resource.kind': ref.kind, 'herald.resource.id': ref.id, 'herald.update.event': input.event };
+      return inSpan('herald.publish', { kind: SpanKind.PRODUCER, attributes }, () =>
+        store.append(ref, input, body, appendId, activeTraceparent()),
+      );
     },
   };
 }

@@ -17,8 +17,13 @@ function queueOfJob(kind: JobKind, jobId: string, shards: number): string {
   return names[crc32(jobId) % names.length]!;
 }
 
+/** Every job's data: the trace context of the mutation that started it, when tracing is on (its attempts join that trace). */
+export interface TracedJobData {
+  traceparent?: string;
+}
+
 /** What a file job needs; the text itself waits in the document store. */
-export interface FileJobData {
+export interface FileJobData extends TracedJobData {
   fileId: string;
   ownerId: string;
   projectId: string | null;
@@ -30,7 +35,7 @@ export interface FileJobData {
 /** The kinds of document a file job reads. */
 export type DocumentFormat = 'text' | 'pdf';
 
-export interface QueryJobData {
+export interface QueryJobData extends TracedJobData {
   queryId: string;
   ownerId: string;
   projectId: string | null;

@@ -2,7 +2,9 @@ import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
 import type { BodyPiece } from '../updates/body.js';
 import { ignoreStreamEnded, StreamEndedError, type UpdateStore } from '../updates/store.js';
 import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
+import { inSpan, SpanKind } from '../tracing.js';
 import type { CancelWatcher } from './cancel.js';
+import type { TracedJobData } from './queues.js';
 
 /** What a processor gets: a signal that fires on cancel or timeout, and its resource's publisher. */
 export interface JobContext {
@@ -64,7 +66,20 @@ const BETWEEN_ATTEMPTS = new Set(['queued', 'attempt_failed']);
  * When the previous attempt's worker died mid-way (BullMQ hands a stalled job to another worker),
  * the stream says so before the job starts again from the beginning.
  */
-export async function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
+export function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
+  const { job, ref } = options;
+  const attributes = {
+    'herald.job.id': String(job.id),
+    'herald.job.queue': job.queueName,
+    'herald.job.attempt': job.attemptsMade + 1,
+    'herald.resource.kind': ref.kind,
+  };
+  // A child of the mutation that started the job: its publishes are children of this span.
+  const { traceparent } = job.data as TracedJobData;
+  return inSpan('herald.attempt', { kind: SpanKind.CONSUMER, attributes, traceparent }, () => attempt(options));
+}
+
+async function attempt<T>(options: AttemptOptions<T>): Promise<T> {
   const { job, ref, store, cancels, timeoutMs, failedEvent } = options;
   const last = (await store.resourceHistory(ref)({ last: 1 })).entries[0];
   if (last && !BETWEEN_ATTEMPTS.has(last.update.event) && !isTerminal(last.update.status)) {

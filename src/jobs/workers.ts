@@ -14,7 +14,7 @@ import type { AnswerGenerator } from './answer/generator.js';
 import { answerQuery } from './answer-query.js';
 import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
-import { countPublished } from './metrics.js';
+import { countPublished, tracePublished } from './metrics.js';
 import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, queueNames, type FileJobData, type QueryJobData } from './queues.js';
 import { JobEndedError, runAttempt, type AttemptOutcome, type JobContext, type JobOutcome } from './run-attempt.js';
@@ -107,7 +107,10 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     port === null ? null : await serveMetrics(registry, { host: config.host, port, instance: config.instance });
   const redis = createRedisConnections(config.redis, logger);
   watchRedis(registry, { commands: redis.commands, subscriber: redis.subscriber, bullmq: redis.bullmq });
-  const store = countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry);
+  const store = tracePublished(
+    countPublished(createUpdateStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.updates }), registry),
+    config.tracing !== null,
+  );
   const documents = createDocumentStore(redis.commands, config.keyPrefix, config.updates.ttlSeconds);
   const notifications = createNotificationStore(redis.commands, { keyPrefix: config.keyPrefix, ...config.notifications });
   const cancels = await createCancelWatcher(redis.commands, createUpdateHub(redis.subscriber), config.keyPrefix, (error) =>

@@ -1,9 +1,11 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { ErrorCode } from '../errors.js';
 import { createRegistry } from '../metrics.js';
+import { recordDelivery } from '../tracing.js';
 import type { DeliveryMeter } from '../updates/hub.js';
 import { openLiveStreams } from '../updates/live-stream.js';
 import { liveAppendedAt } from '../updates/stream.js';
+import type { ProjectEntry, UpdateEntry } from '../updates/types.js';
 import type { SubscriptionMeter, SubscriptionTransport } from './subscription-execution.js';
 
 /** Every limit that refuses someone, as `herald_limits_hit_total{limit=...}` names it. */
@@ -72,10 +74,30 @@ class OpenSubscription implements SubscriptionMeter {
 }
 
 /**
- * The API's metrics, in a registry of its own (see createRegistry). Counts on the delivery path
- * are plain numbers bound per subscription and turned into series when /metrics is scraped.
+ * A `herald.deliver` span for a message that carries a trace context (an update, or a project
+ * stream's entry of one), a child of the span that published it; notifications carry none.
  */
-export function createMetrics() {
+function traceDelivery(listeners: number, message: unknown): void {
+  if (typeof message !== 'object' || message === null) return;
+  const { traceparent, item } = message as Partial<UpdateEntry & ProjectEntry>;
+  const entry = item ?? (message as Partial<UpdateEntry>);
+  const parent = traceparent ?? entry.traceparent;
+  if (parent === undefined) return;
+  recordDelivery(parent, {
+    'herald.subscribers': listeners,
+    'herald.stream': item ? 'project' : String(entry.kind),
+    'herald.resource.id': String(entry.id),
+    'herald.update.seq': Number(entry.seq),
+  });
+}
+
+/**
+ * The API's metrics, in a registry of its own (see createRegistry). Counts on the delivery path
+ * are plain numbers bound per subscription and turned into series when /metrics is scraped. With
+ * `traceDeliveries` (tracing configured), each message fanned out also records a delivery span;
+ * without, the delivery path does no tracing work at all.
+ */
+export function createMetrics(options: { traceDeliveries?: boolean } = {}) {
   const registry = createRegistry();
   const limitsHit = new Counter({
     name: 'herald_limits_hit_total',
@@ -140,9 +162,12 @@ export function createMetrics() {
     live: 0,
     resumed: 0,
     gaps: 0,
-    fannedOut(listeners) {
-      fanOut.observe(listeners);
-    },
+    fannedOut: options.traceDeliveries
+      ? (listeners, message) => {
+          fanOut.observe(listeners);
+          traceDelivery(listeners, message);
+        }
+      : (listeners) => fanOut.observe(listeners),
   };
   /** A counter kept as a plain number the delivery path increments, read when /metrics is scraped. */
   const counterOf = (name: string, help: string, read: () => number) =>

@@ -192,7 +192,8 @@ export function createPublishHandler(options: PublishHandlerOptions) {
     }
     assertAllowed(key, SCOPE_OF_KIND[route.kind], record.projectId);
     try {
-      const entry = await services.store.append(refOf(record), update, undefined, retryId);
+      // The trace context stays inside Herald, as it does for GraphQL clients.
+      const { traceparent: _traceparent, ...entry } = await services.store.append(refOf(record), update, undefined, retryId);
       return { status: 201, body: { ...entry, cursor: encodeCursor(entry) } };
     } catch (error) {
       if (error instanceof StreamEndedError) throw conflict('STREAM_ENDED', error.message);

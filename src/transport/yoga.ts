@@ -16,6 +16,7 @@ import { useMutationRateLimit, type RateLimiter } from './rate-limit.js';
 import { drainRefusedBody, type DrainLimits } from './refused-body.js';
 import { useStreamRevocation } from './stream-revocation.js';
 import { useSubscriptionExecution, type SubscriptionExecutor } from './subscription-execution.js';
+import { useMutationTracing } from './tracing.js';
 
 /** What the Node server hands Yoga; a WebSocket operation adds the viewer it authenticated and its connection. */
 export interface ServerContext {
@@ -140,6 +141,7 @@ export function createYogaServer(options: YogaOptions): HeraldYoga {
       useStreamRevocation(options.revocations),
       useEventStreamIds(),
       useRefusedBodyDrain(config.limits.refusedBodyDrain, () => options.onLimitHit('request_body_size')),
+      ...(config.tracing ? [useMutationTracing()] : []),
     ],
     context: async ({ request, viewer, connection }) => {
       if (viewer) return { viewer, services, connection };

@@ -20,9 +20,10 @@ export interface DeliveryMeter {
   gaps: number;
   /**
    * Called once per message a channel received, with the local listeners (subscriber streams) it
-   * was handed to: the update's fan-out on this process. Runs inside the delivery, so it must not throw.
+   * was handed to: the update's fan-out on this process, and the parsed message (an entry whose
+   * traceparent a delivery span joins). Runs inside the delivery, so it must not throw.
    */
-  fannedOut(listeners: number): void;
+  fannedOut(listeners: number, message: unknown): void;
 }
 
 function unmetered(): DeliveryMeter {
@@ -87,7 +88,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     const channel = channels.get(name);
     if (!channel || channel.suspended) return;
     const parsed = parse(message);
-    meter.fannedOut(channel.listeners.size);
+    meter.fannedOut(channel.listeners.size, parsed);
     for (const listener of channel.listeners) listener(parsed);
   });
 

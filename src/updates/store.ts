@@ -216,20 +216,23 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
      * appended to the resource's body in the same step and the entry records its range instead of
      * carrying the text. `appendId` names the logical update for a producer that retries it itself
      * (an HTTP Idempotency-Key): the same id on the same stream stores it once and answers with the
-     * first entry, as long as history still holds it.
+     * first entry, as long as history still holds it. `traceparent` is stored in the entry (see
+     * UpdateEntry.traceparent).
      */
     async append(
       ref: ResourceRef,
       input: UpdateInput,
       body?: BodyPiece,
       appendId = randomBytes(12).toString('base64url'),
+      traceparent?: string,
     ): Promise<UpdateEntry> {
       const update = { ...input, timestamp: input.timestamp ?? new Date().toISOString() };
       const resource = resourceStream(keyPrefix, ref);
       const keys: string[] = [resource.meta, resource.history, resource.appendIds];
       const args = [
         newEpoch(),
-        `"kind":${JSON.stringify(ref.kind)},"id":${JSON.stringify(ref.id)}`,
+        `"kind":${JSON.stringify(ref.kind)},"id":${JSON.stringify(ref.id)}` +
+          (traceparent === undefined ? '' : `,"traceparent":${JSON.stringify(traceparent)}`),
         JSON.stringify(update),
         isTerminal(update.status) ? '1' : '0',
         resource.channel,

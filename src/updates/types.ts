@@ -52,6 +52,11 @@ export interface UpdateEntry extends StreamEntry {
   update: Update;
   /** Set when the update appended to the resource's body: the body so far (see append.lua). */
   body?: BodyRange;
+  /**
+   * The W3C trace context of the span that appended it, when tracing is on: delivery spans on every
+   * API instance join its trace. Never shown to GraphQL clients.
+   */
+  traceparent?: string;
 }
 
 /** One update in a project's stream: the resource's own entry, numbered again in the project. */
