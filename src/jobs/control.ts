@@ -8,13 +8,21 @@ import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
 import { jobOptions, type Queues } from './queues.js';
-import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
+import {
+  refOf,
+  type ListPosition,
+  type ResourceKind,
+  type ResourceRecord,
+  type ResourceRegistry,
+} from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 /** A job as clients see it: BullMQ's state, with progress and cancellation from the update stream. */
 export interface JobView {
   id: string;
+  kind: ResourceKind;
+  ownerId: string;
   state: JobState;
   progress: number | null;
   attemptsMade: number;
@@ -23,6 +31,29 @@ export interface JobView {
   createdAt: string;
   finishedAt: string | null;
 }
+
+/** What a listing asks for: whose jobs (null: everyone's), from where, how many, which. */
+export interface JobListing {
+  ownerId: string | null;
+  after: ListPosition | null;
+  first: number;
+  kind: ResourceKind | null;
+  state: JobState | null;
+}
+
+/**
+ * One page of a listing, newest first; `endCursor` is where the next page starts (null: nothing
+ * was read). `hasNextPage` may be true before a page that turns out empty under a filter.
+ */
+export interface JobPage {
+  items: Array<{ job: JobView; position: ListPosition }>;
+  hasNextPage: boolean;
+  endCursor: ListPosition | null;
+}
+
+/** Jobs a listing reads per step, and at most per page: a filter that matches little cannot make a page unbounded. */
+const LIST_BATCH = 50;
+const LIST_MAX_SCANNED = 1_000;
 
 /** A job just started: its record, its state, and the stream position before its first update. */
 export interface Started {
@@ -81,6 +112,8 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     const ended = recent.final && latest ? latest.update.timestamp : null;
     return {
       id: record.id,
+      kind: record.kind,
+      ownerId: record.ownerId,
       state,
       progress,
       attemptsMade: job?.attemptsMade ?? 0,
@@ -96,8 +129,37 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     return { kind, id: randomUUID(), ownerId, projectId, name, createdAt: new Date().toISOString() };
   }
 
+  /**
+   * Lists jobs newest first, filtered by kind and state. The state is read from each job (BullMQ
+   * and its stream), so a page reads at most LIST_MAX_SCANNED jobs: past that it ends early with
+   * `hasNextPage` and an `endCursor` that continues the scan.
+   */
+  async function list({ ownerId, after, first, kind, state }: JobListing): Promise<JobPage> {
+    const items: JobPage['items'] = [];
+    let endCursor = after;
+    for (let scanned = 0; scanned < LIST_MAX_SCANNED;) {
+      const wanted = first - items.length;
+      // A full page only asks whether anything follows; otherwise read a little more than is missing.
+      const positions = await resources.list(ownerId, endCursor, wanted === 0 ? 1 : Math.min(LIST_BATCH, wanted + 1));
+      if (positions.length === 0) return { items, hasNextPage: false, endCursor };
+      if (wanted === 0) return { items, hasNextPage: true, endCursor };
+      scanned += positions.length;
+      const records = await Promise.all(positions.map((position) => resources.get(position.id)));
+      const jobs = await Promise.all(
+        records.map((record) => (record && (kind === null || record.kind === kind) ? view(record) : Promise.resolve(null))),
+      );
+      for (const [i, job] of jobs.entries()) {
+        if (items.length === first) break;
+        endCursor = positions[i]!;
+        if (job && (state === null || job.state === state)) items.push({ job, position: endCursor });
+      }
+    }
+    return { items, hasNextPage: true, endCursor };
+  }
+
   return {
     view,
+    list,
 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; content: string }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);

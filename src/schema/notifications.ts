@@ -18,6 +18,7 @@ import {
 import type { OnlineUser } from '../presence/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
+import { PageInfoRef } from './page-info.js';
 import { builder, EVENT_CURSOR } from './builder.js';
 import { badInput, resumeCursor, validCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
@@ -227,24 +228,16 @@ const EdgeRef = builder.objectRef<NotificationItem>('NotificationEdge').implemen
   }),
 });
 
-const PageInfoRef = builder.objectRef<NotificationPage>('PageInfo').implement({
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage'),
-    endCursor: t.string({
-      nullable: true,
-      description: 'Pass as `after` for the next page; null when the page is empty.',
-      resolve: (page) => {
-        const last = page.items.at(-1);
-        return last ? encodeCursor({ epoch: last.epoch, seq: last.n }) : null;
-      },
-    }),
-  }),
-});
-
 const ConnectionRef = builder.objectRef<NotificationPage>('NotificationConnection').implement({
   fields: (t) => ({
     edges: t.field({ type: [EdgeRef], resolve: (page) => page.items }),
-    pageInfo: t.field({ type: PageInfoRef, resolve: (page) => page }),
+    pageInfo: t.field({
+      type: PageInfoRef,
+      resolve: (page) => {
+        const last = page.items.at(-1);
+        return { hasNextPage: page.hasNextPage, endCursor: last ? encodeCursor({ epoch: last.epoch, seq: last.n }) : null };
+      },
+    }),
   }),
 });
 
