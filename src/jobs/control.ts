@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
 import type { UpdateEntry } from '../updates/types.js';
-import { requestCancel } from './cancel.js';
+import { requestCancel, withdrawCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
 import { jobOptions, type Queues } from './queues.js';
 import {
@@ -62,6 +62,9 @@ export interface Started {
   start: Cursor;
 }
 
+/** A retry asked of a job that cannot be retried: the message says why. */
+export class NotRetryableError extends Error {}
+
 const BULL_STATES: Record<string, JobState> = {
   completed: 'COMPLETED',
   failed: 'FAILED',
@@ -83,14 +86,18 @@ export interface JobControlDeps {
  * any instance. Callers have already validated input and checked who may do what.
  */
 export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
-  /** Records, announces and enqueues a job; returns where its stream starts, so no update is missed. */
-  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>): Promise<Started> {
-    await resources.create(record);
+  /**
+   * Announces and enqueues a job (recording it first when it is new; reopening its stream when it
+   * is retried); returns where its stream starts, so no update is missed.
+   */
+  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>, retried = false): Promise<Started> {
+    if (retried) await store.reopen(refOf(record));
+    else await resources.create(record);
     const queued = await store.append(refOf(record), {
       event: 'queued',
       status: 'QUEUED',
       progress: 0,
-      message: 'Waiting for a worker',
+      message: retried ? 'Retried on request; waiting for a worker' : 'Waiting for a worker',
     });
     await start();
     return { record, job: await view(record), start: { epoch: queued.epoch, seq: queued.seq - 1 } };
@@ -123,6 +130,12 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       createdAt: record.createdAt,
       finishedAt: job?.finishedOn ? new Date(job.finishedOn).toISOString() : ended,
     };
+  }
+
+  /** A file's job: all it needs is in its record (its text waits in the document store). */
+  function addFile(record: ResourceRecord) {
+    const data = { fileId: record.id, ownerId: record.ownerId, projectId: record.projectId, name: record.name ?? '' };
+    return queues.file(record.id).add('process', data, jobOptions(config, record.id));
   }
 
   function newRecord(kind: ResourceKind, ownerId: string, projectId: string | null, name: string | null): ResourceRecord {
@@ -164,15 +177,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; content: string }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
       await documents.saveContent(record.id, input.content);
-      return enqueue(record, () =>
-        queues
-          .file(record.id)
-          .add(
-            'process',
-            { fileId: record.id, ownerId: input.ownerId, projectId: input.projectId, name: input.name },
-            jobOptions(config, record.id),
-          ),
-      );
+      return enqueue(record, () => addFile(record));
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
@@ -189,6 +194,35 @@ export function createJobControl({ config, redis, queues, resources, documents, 
           },
           jobOptions(config, record.id),
         ),
+      );
+    },
+
+    /**
+     * Runs a failed or cancelled job again: a new attempt on the same stream, whose seq goes on
+     * (a `queued` update first, so a subscriber resuming from its last cursor sees the new attempt
+     * from its start). BullMQ's failed job is retried with its attempts reset; a job BullMQ no
+     * longer holds (cancelled while waiting, or finished over a day ago) is added again, which a
+     * file allows (its record says all its job needs) and a query does not (its question was in
+     * the job). Returns where the new attempt's updates start.
+     */
+    async retry(record: ResourceRecord): Promise<Started> {
+      const current = await view(record);
+      if (current.state !== 'FAILED' && current.state !== 'CANCELLED') {
+        throw new NotRetryableError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
+      }
+      const job = await bullJob(record);
+      if (!job && record.kind === 'query') {
+        throw new NotRetryableError('this query is no longer kept; ask it again with startQuery');
+      }
+      if (job && (await job.getState()) !== 'failed') throw new NotRetryableError('this job is being retried already');
+      await withdrawCancel(redis, config.keyPrefix, record.id);
+      return enqueue(
+        record,
+        async () => {
+          if (job) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          else await addFile(record);
+        },
+        true,
       );
     },
 

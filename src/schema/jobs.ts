@@ -1,6 +1,6 @@
 import { clientError, ErrorCode } from '../errors.js';
 import { isAdmin, isProjectMember } from '../auth/access.js';
-import type { JobPage, JobView, Started } from '../jobs/control.js';
+import { NotRetryableError, type JobPage, type JobView, type Started } from '../jobs/control.js';
 import { ID_PATTERN } from '../ids.js';
 import type { ListPosition } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
@@ -96,6 +96,18 @@ const QueryProcessingRef = builder.objectRef<Started>('QueryProcessing').impleme
     queryId: t.id({ resolve: (s) => s.record.id }),
     job: t.field({ type: JobRef, resolve: (s) => s.job }),
     cursor: t.string(START_CURSOR),
+  }),
+});
+
+const JobRetryRef = builder.objectRef<Started>('JobRetry').implement({
+  fields: (t) => ({
+    job: t.field({ type: JobRef, resolve: (s) => s.job }),
+    cursor: t.string({
+      description:
+        "The position before the new attempt's first update: the stream's seq goes on, so a subscriber that saw " +
+        'the job end resumes from its last cursor, or from this one, and misses nothing of the new attempt.',
+      resolve: (s) => encodeCursor(s.start),
+    }),
   }),
 });
 
@@ -244,5 +256,25 @@ builder.mutationField('cancelJob', (t) =>
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) =>
       context.services.jobs.cancel(await accessibleResource(context, String(args.id), null)),
+  }),
+);
+
+builder.mutationField('retryJob', (t) =>
+  t.field({
+    type: JobRetryRef,
+    description:
+      'Runs a FAILED or CANCELLED job again: a new attempt on the same stream (a `queued` update, then the ' +
+      'attempt), its seq going on. Any other state, or a query BullMQ no longer holds (cancelled while waiting, ' +
+      'or finished over a day ago), is BAD_USER_INPUT.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) => {
+      const record = await accessibleResource(context, String(args.id), null);
+      try {
+        return await context.services.jobs.retry(record);
+      } catch (error) {
+        if (error instanceof NotRetryableError) badInput('id', error.message);
+        throw error;
+      }
+    },
   }),
 );
