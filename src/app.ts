@@ -45,7 +45,7 @@ export function buildApp(config: Config, options: AppOptions) {
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);
-  watchQueues(metrics.registry, queues.all);
+  watchQueues(metrics.registry, queues.all, config.jobs.stuckAfterMs);
   watchRedis(metrics.registry, { commands: redis, subscriber: connections.subscriber, bullmq: connections.bullmq });
   const presence = createPresenceRegistry(redis, {
     keyPrefix: config.keyPrefix,

@@ -105,6 +105,7 @@ const schema = z
     JOB_SOFT_TIMEOUT_MS_QUERY: int(100, 24 * 3_600_000).optional(),
     JOB_HARD_TIMEOUT_MS_FILE: int(200, 25 * 3_600_000).optional(),
     JOB_HARD_TIMEOUT_MS_QUERY: int(200, 25 * 3_600_000).optional(),
+    JOB_STUCK_AFTER_MS: int(1_000, 7 * 24 * 3_600_000).default(60_000),
     WORKER_CONCURRENCY: int(1, 1_000).default(4),
     WORKER_LOCK_MS: int(1_000, 3_600_000).default(30_000),
     WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
@@ -365,6 +366,8 @@ export interface Config {
     backoffMs: number;
     /** Per kind: when an attempt is asked to stop (its signal aborts) and when it is stopped whatever it does. */
     timeouts: Record<JobKind, JobTimeouts>;
+    /** A job waiting this long in a queue no worker consumes is reported stuck (JOB_STUCK_AFTER_MS, default 60 s). */
+    stuckAfterMs: number;
     concurrency: number;
     /**
      * Where a worker process serves /metrics and /healthz (WORKER_METRICS_PORT, on HOST); null, the
@@ -512,6 +515,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
       timeouts: { file: jobTimeouts(e, 'file'), query: jobTimeouts(e, 'query') },
+      stuckAfterMs: e.JOB_STUCK_AFTER_MS,
       concurrency: e.WORKER_CONCURRENCY,
       metricsPort: e.WORKER_METRICS_PORT ?? null,
       lockMs: e.WORKER_LOCK_MS,

@@ -7,7 +7,7 @@ import type { Cursor } from '../updates/cursor.js';
 import type { UpdateEntry } from '../updates/types.js';
 import { requestCancel, withdrawCancel } from './cancel.js';
 import type { DocumentStore } from './documents.js';
-import { jobOptions, type Queues } from './queues.js';
+import { jobOptions, waitedTooLong, type Queues, type StuckReason } from './queues.js';
 import {
   refOf,
   type ListPosition,
@@ -27,6 +27,8 @@ export interface JobView {
   progress: number | null;
   attemptsMade: number;
   failedReason: string | null;
+  /** Set while the job looks stuck: waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue. */
+  stuck: StuckReason | null;
   result: unknown;
   createdAt: string;
   finishedAt: string | null;
@@ -115,6 +117,8 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     if (latest?.update.status === 'CANCELLED') state = 'CANCELLED';
     else if (!job && latest?.update.status === 'COMPLETED') state = 'COMPLETED';
     else if (!job && latest?.update.status === 'FAILED') state = 'FAILED';
+    const waitingTooLong = job !== undefined && state === 'WAITING' && waitedTooLong(job, config.jobs.stuckAfterMs);
+    const stuck = waitingTooLong && (await queues.of(record.kind, record.id).getWorkersCount()) === 0 ? 'NO_WORKER' : null;
     const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
     const ended = recent.final && latest ? latest.update.timestamp : null;
     return {
@@ -126,6 +130,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       attemptsMade: job?.attemptsMade ?? 0,
       // BullMQ keeps an earlier attempt's reason on a job that then completed: it no longer explains anything.
       failedReason: state === 'CANCELLED' || state === 'COMPLETED' ? null : (job?.failedReason ?? null),
+      stuck,
       result: job?.returnvalue ?? null,
       createdAt: record.createdAt,
       finishedAt: job?.finishedOn ? new Date(job.finishedOn).toISOString() : ended,

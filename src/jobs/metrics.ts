@@ -3,6 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { RESOURCE_KINDS } from '../resources/registry.js';
 import { withTimeout } from '../timeouts.js';
 import type { UpdateStore } from '../updates/store.js';
+import { waitedTooLong } from './queues.js';
 
 /**
  * The store, with each update this process appends counted by resource kind once Redis has
@@ -40,7 +41,7 @@ const SCRAPE_WAIT_MS = 2_000;
  * HeraldNoWorkers alert (deploy/prometheus/alerts.yml) looks for. Every instance reports the same
  * figures; rules aggregate with max by (queue).
  */
-export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>): void {
+export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, stuckAfterMs: number): void {
   new Gauge({
     name: 'herald_queue_jobs',
     help: 'Jobs in each BullMQ queue by state (waiting, active, delayed, failed), read when /metrics is scraped.',
@@ -69,4 +70,28 @@ export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>): v
       counts?.forEach((count, i) => this.set({ queue: queues[i]!.name }, count));
     },
   });
+  new Gauge({
+    name: 'herald_jobs_stuck',
+    help:
+      'Jobs waiting longer than JOB_STUCK_AFTER_MS in a BullMQ queue no worker consumes (of its oldest 1,000 waiting), ' +
+      'read when /metrics is scraped.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stuck = await withTimeout(Promise.all(queues.map((queue) => stuckJobs(queue, stuckAfterMs))), SCRAPE_WAIT_MS, null);
+      stuck?.forEach((count, i) => this.set({ queue: queues[i]!.name }, count));
+    },
+  });
 }
+
+/** Waiting jobs of a queue that no worker consumes that have waited past `stuckAfterMs`; 0 while a worker consumes it. */
+async function stuckJobs(queue: Queue, stuckAfterMs: number): Promise<number> {
+  if ((await queue.getWorkersCount()) > 0) return 0;
+  const now = Date.now();
+  const oldest = await queue.getJobs(['waiting'], 0, STUCK_SCAN - 1, true);
+  return oldest.filter((job) => waitedTooLong(job, stuckAfterMs, now)).length;
+}
+
+/** Waiting jobs a scrape looks at per queue for herald_jobs_stuck. */
+const STUCK_SCAN = 1_000;

@@ -45,6 +45,14 @@ export function bullPrefix(config: Pick<Config, 'keyPrefix' | 'redis'>, queue: s
   return config.redis.mode === 'cluster' ? `{${prefix}:${queue}}` : prefix;
 }
 
+/** Why a job looks stuck: it has waited past JOB_STUCK_AFTER_MS in a queue no worker consumes. */
+export type StuckReason = 'NO_WORKER';
+
+/** Whether a waiting job has waited longer than `stuckAfterMs` (now being `now`). */
+export function waitedTooLong(job: { timestamp: number }, stuckAfterMs: number, now = Date.now()): boolean {
+  return now - job.timestamp > stuckAfterMs;
+}
+
 /** Retries with exponential backoff; finished jobs are kept a day so `job(id)` can report them. */
 export function jobOptions(config: Pick<Config, 'jobs'>, jobId: string): JobsOptions {
   return {

@@ -13,6 +13,12 @@ const JobStateEnum = builder.enumType('JobState', {
   values: ['WAITING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
 });
 
+const JobStuckEnum = builder.enumType('JobStuckReason', {
+  values: {
+    NO_WORKER: { value: 'NO_WORKER', description: 'Waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue.' },
+  } as const,
+});
+
 const JobRef = builder.objectRef<JobView>('Job').implement({
   description: 'The BullMQ job behind a file or query. Its id is the file or query id.',
   fields: (t) => ({
@@ -30,6 +36,12 @@ const JobRef = builder.objectRef<JobView>('Job').implement({
       nullable: true,
       description:
         'Why the job failed, or why its last attempt did while a retry waits; null once it completed or was cancelled.',
+    }),
+    stuck: t.field({
+      type: JobStuckEnum,
+      nullable: true,
+      description: 'Why the job looks stuck, while it does; null otherwise.',
+      resolve: (job) => job.stuck,
     }),
     result: t.field({ type: 'JSON', nullable: true, resolve: (job) => job.result ?? null }),
     createdAt: t.field({ type: 'DateTime', resolve: (job) => job.createdAt }),
