@@ -57,6 +57,7 @@ export function createJobThreads(options: {
   /** Threads still loading their modules. */
   const loading = new Set<Promise<void>>();
   let runs = 0;
+  let closed = false;
 
   function spawn(): Worker {
     const thread = new Worker(BOOT, { eval: true, workerData: options.data });
@@ -89,7 +90,7 @@ export function createJobThreads(options: {
    */
   /** Keeps `warm` threads started. */
   function replenish(): void {
-    while (live.size < options.warm) idle.push(spawn());
+    while (!closed && live.size < options.warm) idle.push(spawn());
   }
 
   function run<T>(kind: JobKind, data: unknown, context: JobContext, stop: AbortSignal): Promise<T> {
@@ -156,12 +157,9 @@ export function createJobThreads(options: {
     async ready(): Promise<void> {
       await Promise.all(loading);
     },
-    /** Threads started and not terminated, idle or running a job. */
-    get size() {
-      return live.size;
-    },
     /** Terminates every thread; call once no job runs any more. */
     async close(): Promise<void> {
+      closed = true;
       const threads = [...live];
       live.clear();
       idle.length = 0;
