@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
 import { createDocumentStore } from './jobs/documents.js';
 import { countPublished, watchQueues } from './jobs/metrics.js';
+import { createStuckWatcher } from './jobs/stuck.js';
 import { createQueues } from './jobs/queues.js';
 import type { Logger } from './logger.js';
 import { labelInstance, watchRedis } from './metrics.js';
@@ -71,6 +72,14 @@ export function buildApp(config: Config, options: AppOptions) {
     verifyToken: verify,
     revocations,
   };
+  const stuck = createStuckWatcher({
+    redis,
+    keyPrefix: config.keyPrefix,
+    stuckAfterMs: config.jobs.stuckAfterMs,
+    queues,
+    notifications: services.notifications,
+    onError: (error) => logger.warn({ err: error.message }, 'could not look for stuck jobs'),
+  });
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }));
   const maxBodyBytes = config.limits.maxRequestBytes;
@@ -133,6 +142,7 @@ export function buildApp(config: Config, options: AppOptions) {
       });
       presence.start();
       revocations.start();
+      stuck.start();
       const { port } = server.address() as AddressInfo;
       labelInstance(metrics.registry, config.instance, port);
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
@@ -141,6 +151,7 @@ export function buildApp(config: Config, options: AppOptions) {
     async stop(): Promise<void> {
       await websocket.close();
       revocations.stop();
+      stuck.stop();
       await presence.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { RESOURCE_KINDS } from '../resources/registry.js';
 import { withTimeout } from '../timeouts.js';
 import type { UpdateStore } from '../updates/store.js';
-import { waitedTooLong } from './queues.js';
+import { stuckJobs } from './queues.js';
 
 /**
  * The store, with each update this process appends counted by resource kind once Redis has
@@ -80,18 +80,7 @@ export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, st
     async collect() {
       this.reset();
       const stuck = await withTimeout(Promise.all(queues.map((queue) => stuckJobs(queue, stuckAfterMs))), SCRAPE_WAIT_MS, null);
-      stuck?.forEach((count, i) => this.set({ queue: queues[i]!.name }, count));
+      stuck?.forEach((jobs, i) => this.set({ queue: queues[i]!.name }, jobs.length));
     },
   });
 }
-
-/** Waiting jobs of a queue that no worker consumes that have waited past `stuckAfterMs`; 0 while a worker consumes it. */
-async function stuckJobs(queue: Queue, stuckAfterMs: number): Promise<number> {
-  if ((await queue.getWorkersCount()) > 0) return 0;
-  const now = Date.now();
-  const oldest = await queue.getJobs(['waiting'], 0, STUCK_SCAN - 1, true);
-  return oldest.filter((job) => waitedTooLong(job, stuckAfterMs, now)).length;
-}
-
-/** Waiting jobs a scrape looks at per queue for herald_jobs_stuck. */
-const STUCK_SCAN = 1_000;
