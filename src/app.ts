@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { createJobControl } from './jobs/control.js';
 import { createDocumentStore } from './jobs/documents.js';
 import { countPublished, tracePublished, watchQueues } from './jobs/metrics.js';
+import { createStuckWatcher } from './jobs/stuck.js';
 import { createQueues } from './jobs/queues.js';
 import type { Logger } from './logger.js';
 import { labelInstance, watchRedis } from './metrics.js';
@@ -61,7 +62,7 @@ export function buildApp(config: Config, options: AppOptions) {
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);
-  watchQueues(metrics.registry, queues.all);
+  watchQueues(metrics.registry, queues.all, config.jobs.stuckAfterMs);
   watchRedis(metrics.registry, { commands: redis, subscriber: connections.subscriber, bullmq: connections.bullmq });
   const presence = createPresenceRegistry(redis, {
     keyPrefix: config.keyPrefix,
@@ -90,6 +91,14 @@ export function buildApp(config: Config, options: AppOptions) {
     revocations,
     serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
   };
+  const stuck = createStuckWatcher({
+    redis,
+    keyPrefix: config.keyPrefix,
+    stuckAfterMs: config.jobs.stuckAfterMs,
+    queues,
+    notifications: services.notifications,
+    onError: (error) => logger.warn({ err: error.message }, 'could not look for stuck jobs'),
+  });
   const subscribe = createSubscriptionExecutor((field, transport) => metrics.subscriptionOpened(field, transport));
   const errors = createErrorShaper(logger, (code) => metrics.errors.inc({ code }), config.errorDetails);
   const maxBodyBytes = config.limits.maxRequestBytes;
@@ -177,6 +186,7 @@ export function buildApp(config: Config, options: AppOptions) {
       });
       presence.start();
       revocations.start();
+      stuck.start();
       const { port } = server.address() as AddressInfo;
       labelInstance(metrics.registry, config.instance, port);
       const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
@@ -185,6 +195,7 @@ export function buildApp(config: Config, options: AppOptions) {
     async stop(): Promise<void> {
       await websocket.close();
       revocations.stop();
+      stuck.stop();
       await presence.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -143,6 +143,11 @@ const schema = z
     JOB_ATTEMPTS: int(1, 100).default(3),
     JOB_BACKOFF_MS: int(0, 3_600_000).default(1_000),
     JOB_TIMEOUT_MS: int(100, 24 * 3_600_000).default(5 * 60_000),
+    JOB_SOFT_TIMEOUT_MS_FILE: int(100, 24 * 3_600_000).optional(),
+    JOB_SOFT_TIMEOUT_MS_QUERY: int(100, 24 * 3_600_000).optional(),
+    JOB_HARD_TIMEOUT_MS_FILE: int(200, 25 * 3_600_000).optional(),
+    JOB_HARD_TIMEOUT_MS_QUERY: int(200, 25 * 3_600_000).optional(),
+    JOB_STUCK_AFTER_MS: int(1_000, 7 * 24 * 3_600_000).default(60_000),
     WORKER_CONCURRENCY: int(1, 1_000).default(4),
     WORKER_LOCK_MS: int(1_000, 3_600_000).default(30_000),
     WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
@@ -242,6 +247,16 @@ const schema = z
         message: `must differ from PORT (${env.PORT}), the API's port (npm run dev runs both in one process)`,
       });
     }
+    for (const kind of JOB_KINDS) {
+      const { softMs, hardMs } = jobTimeouts(env, kind);
+      if (hardMs <= softMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [`JOB_HARD_TIMEOUT_MS_${kind.toUpperCase()}`],
+          message: `must be above the soft timeout of ${kind} jobs (${softMs} ms), or a job gets no time to stop by itself`,
+        });
+      }
+    }
     if (env.PRESENCE_TTL_MS < 2 * env.PRESENCE_HEARTBEAT_MS) {
       ctx.addIssue({
         code: 'custom',
@@ -256,6 +271,19 @@ const schema = z
  * production refuses them.
  */
 const PUBLISHED_SECRETS = ['test-secret-that-is-long-enough-for-hs256'];
+
+/** Time a job of any kind gets, by default, between its soft and its hard timeout to stop by itself. */
+const HARD_TIMEOUT_GRACE_MS = 30_000;
+
+/** A kind's timeouts: JOB_SOFT_TIMEOUT_MS_<KIND> (default JOB_TIMEOUT_MS), JOB_HARD_TIMEOUT_MS_<KIND> (default 30 s later). */
+function jobTimeouts(
+  env: { JOB_TIMEOUT_MS: number } & { [K in `JOB_${'SOFT' | 'HARD'}_TIMEOUT_MS_${Uppercase<JobKind>}`]?: number | undefined },
+  kind: JobKind,
+): JobTimeouts {
+  const upper = kind.toUpperCase() as Uppercase<JobKind>;
+  const softMs = env[`JOB_SOFT_TIMEOUT_MS_${upper}`] ?? env.JOB_TIMEOUT_MS;
+  return { softMs, hardMs: env[`JOB_HARD_TIMEOUT_MS_${upper}`] ?? softMs + HARD_TIMEOUT_GRACE_MS };
+}
 
 /** Room around the largest content for the rest of a request: query, variables, multipart headers. */
 const REQUEST_OVERHEAD_BYTES = 64 * 1024;
@@ -505,7 +533,10 @@ export interface Config {
   jobs: {
     attempts: number;
     backoffMs: number;
-    timeoutMs: number;
+    /** Per kind: when an attempt is asked to stop (its signal aborts) and when it is stopped whatever it does. */
+    timeouts: Record<JobKind, JobTimeouts>;
+    /** A job waiting this long in a queue no worker consumes is reported stuck (JOB_STUCK_AFTER_MS, default 60 s). */
+    stuckAfterMs: number;
     concurrency: number;
     /**
      * Where a worker process serves /metrics and /healthz (WORKER_METRICS_PORT, on HOST); null, the
@@ -533,6 +564,16 @@ export interface Config {
     tokenFlushTokens: number;
     tokenFlushMs: number;
   };
+}
+
+/**
+ * How long an attempt of one kind of job may run. At `softMs` its AbortSignal fires and it fails
+ * with a "timed out" reason once it stops; at `hardMs` its thread is terminated, so a job that
+ * never looks at its signal cannot hold a worker slot (or its BullMQ lock) for ever.
+ */
+export interface JobTimeouts {
+  softMs: number;
+  hardMs: number;
 }
 
 /** Thrown with every problem of the environment at once, so an operator fixes them in one go. */
@@ -691,7 +732,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jobs: {
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,
-      timeoutMs: e.JOB_TIMEOUT_MS,
+      timeouts: { file: jobTimeouts(e, 'file'), query: jobTimeouts(e, 'query') },
+      stuckAfterMs: e.JOB_STUCK_AFTER_MS,
       concurrency: e.WORKER_CONCURRENCY,
       metricsPort: e.WORKER_METRICS_PORT ?? null,
       lockMs: e.WORKER_LOCK_MS,

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RecentUpdatesDocument, StartQueryDocument } from '../src/client/generated.js';
-import type { AnswerGenerator } from '../src/jobs/answer/generator.js';
 import { startWorkers } from '../src/jobs/workers.js';
 import { createLogger } from '../src/logger.js';
 import { nth } from './helpers/elements.js';
@@ -32,29 +31,6 @@ function picker(seed: number): (n: number) => number {
   };
 }
 
-/**
- * A generator of `tokens` tokens, some of them outside ASCII (body ranges are bytes, text is
- * UTF-16), yielding to the event loop now and then so subscribers can join mid-answer. Questions
- * starting with "fail" throw half-way on their first attempt, so the retry starts the answer over.
- */
-function countingGenerator(): AnswerGenerator {
-  const failed = new Set<string>();
-  return {
-    name: 'counting',
-    async *generate({ question }) {
-      const tokens = Number(/\d+/.exec(question)?.[0]);
-      for (let i = 0; i < tokens; i += 1) {
-        if (question.startsWith('fail') && !failed.has(question) && i === tokens / 2) {
-          failed.add(question);
-          throw new Error('the model went away');
-        }
-        if (i % 40 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-        yield i % 9 === 0 ? ` ñé${i}` : i % 31 === 0 ? ` 🚀${i}` : ` w${i}`;
-      }
-    },
-  };
-}
-
 /** What `text` must be on each item: every token of the attempt so far (a new attempt starts again at `generating`). */
 function expectedTexts(items: readonly AnswerItem[]): Map<number, string | null> {
   const texts = new Map<number, string | null>();
@@ -75,7 +51,11 @@ const workers: Array<Awaited<ReturnType<typeof startWorkers>>> = [];
 
 async function withWorkers(env: Record<string, string>): Promise<Herald> {
   const started = await startHerald({ TOKEN_FLUSH_TOKENS: '8', TOKEN_FLUSH_MS: '10000', ...env }, { workers: false });
-  workers.push(await startWorkers(started.config, createLogger('silent', 'test'), { generator: countingGenerator() }));
+  workers.push(
+    await startWorkers(started.config, createLogger('silent', 'test'), {
+      generator: new URL('./helpers/test-generator.ts', import.meta.url),
+    }),
+  );
   return started;
 }
 

@@ -26,6 +26,11 @@ export async function requestCancel(redis: Redis, keyPrefix: string, jobId: stri
   await publish(redis, keys.channel, jobId);
 }
 
+/** Withdraws a job's cancel request, so a cancelled job retried on request can run. */
+export async function withdrawCancel(redis: Redis, keyPrefix: string, jobId: string): Promise<void> {
+  await redis.del(cancelKeys(keyPrefix).flag(jobId));
+}
+
 /**
  * The worker side: one subscription for the whole process; each running job gets an AbortSignal
  * that fires when the job is cancelled from any API instance, even while the subscriber was

@@ -5,25 +5,58 @@ import type { Config } from '../config.js';
 import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
 import type { UpdateEntry } from '../updates/types.js';
-import { requestCancel } from './cancel.js';
+import { requestCancel, withdrawCancel } from './cancel.js';
 import type { AcceptedDocument, DocumentStore } from './documents.js';
 import { activeTraceparent } from '../tracing.js';
-import { jobOptions, type FileJobData, type QueryJobData, type Queues } from './queues.js';
-import { refOf, type ResourceKind, type ResourceRecord, type ResourceRegistry } from '../resources/registry.js';
+import { jobOptions, waitedTooLong, type FileJobData, type QueryJobData, type Queues, type StuckReason } from './queues.js';
+import {
+  refOf,
+  type ListPosition,
+  type ResourceKind,
+  type ResourceRecord,
+  type ResourceRegistry,
+} from '../resources/registry.js';
 
 export type JobState = 'WAITING' | 'DELAYED' | 'ACTIVE' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
 
 /** A job as clients see it: BullMQ's state, with progress and cancellation from the update stream. */
 export interface JobView {
   id: string;
+  kind: ResourceKind;
+  ownerId: string;
   state: JobState;
   progress: number | null;
   attemptsMade: number;
   failedReason: string | null;
+  /** Set while the job looks stuck: waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue. */
+  stuck: StuckReason | null;
   result: unknown;
   createdAt: string;
   finishedAt: string | null;
 }
+
+/** What a listing asks for: whose jobs (null: everyone's), from where, how many, which. */
+export interface JobListing {
+  ownerId: string | null;
+  after: ListPosition | null;
+  first: number;
+  kind: ResourceKind | null;
+  state: JobState | null;
+}
+
+/**
+ * One page of a listing, newest first; `endCursor` is where the next page starts (null: nothing
+ * was read). `hasNextPage` may be true before a page that turns out empty under a filter.
+ */
+export interface JobPage {
+  items: Array<{ job: JobView; position: ListPosition }>;
+  hasNextPage: boolean;
+  endCursor: ListPosition | null;
+}
+
+/** Jobs a listing reads per step, and at most per page: a filter that matches little cannot make a page unbounded. */
+const LIST_BATCH = 50;
+const LIST_MAX_SCANNED = 1_000;
 
 /** A job just started: its record, its state, and the stream position before its first update. */
 export interface Started {
@@ -31,6 +64,9 @@ export interface Started {
   job: JobView;
   start: Cursor;
 }
+
+/** A retry asked of a job that cannot be retried: the message says why. */
+export class NotRetryableError extends Error {}
 
 const BULL_STATES: Record<string, JobState> = {
   completed: 'COMPLETED',
@@ -53,14 +89,18 @@ export interface JobControlDeps {
  * any instance. Callers have already validated input and checked who may do what.
  */
 export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
-  /** Records, announces and enqueues a job; returns where its stream starts, so no update is missed. */
-  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>): Promise<Started> {
-    await resources.create(record);
+  /**
+   * Announces and enqueues a job (recording it first when it is new; reopening its stream when it
+   * is retried); returns where its stream starts, so no update is missed.
+   */
+  async function enqueue(record: ResourceRecord, start: () => Promise<unknown>, retried = false): Promise<Started> {
+    if (retried) await store.reopen(refOf(record));
+    else await resources.create(record);
     const queued = await store.append(refOf(record), {
       event: 'queued',
       status: 'QUEUED',
       progress: 0,
-      message: 'Waiting for a worker',
+      message: retried ? 'Retried on request; waiting for a worker' : 'Waiting for a worker',
     });
     await start();
     return { record, job: await view(record), start: { epoch: queued.epoch, seq: queued.seq - 1 } };
@@ -78,41 +118,78 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     if (latest?.update.status === 'CANCELLED') state = 'CANCELLED';
     else if (!job && latest?.update.status === 'COMPLETED') state = 'COMPLETED';
     else if (!job && latest?.update.status === 'FAILED') state = 'FAILED';
+    const waitingTooLong = job !== undefined && state === 'WAITING' && waitedTooLong(job, config.jobs.stuckAfterMs);
+    const stuck = waitingTooLong && (await queues.of(record.kind, record.id).getWorkersCount()) === 0 ? 'NO_WORKER' : null;
     const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
     const ended = recent.final && latest ? latest.update.timestamp : null;
     return {
       id: record.id,
+      kind: record.kind,
+      ownerId: record.ownerId,
       state,
       progress,
       attemptsMade: job?.attemptsMade ?? 0,
       // BullMQ keeps an earlier attempt's reason on a job that then completed: it no longer explains anything.
       failedReason: state === 'CANCELLED' || state === 'COMPLETED' ? null : (job?.failedReason ?? null),
+      stuck,
       result: job?.returnvalue ?? null,
       createdAt: record.createdAt,
       finishedAt: job?.finishedOn ? new Date(job.finishedOn).toISOString() : ended,
     };
   }
 
+  /** A file's job: all it needs is in its record (its text waits in the document store). */
+  function addFile(record: ResourceRecord) {
+    const data: FileJobData = {
+      fileId: record.id,
+      ownerId: record.ownerId,
+      projectId: record.projectId,
+      name: record.name ?? '',
+      traceparent: activeTraceparent(),
+    };
+    return queues.file(record.id).add('process', data, jobOptions(config, record.id));
+  }
+
   function newRecord(kind: ResourceKind, ownerId: string, projectId: string | null, name: string | null): ResourceRecord {
     return { kind, id: randomUUID(), ownerId, projectId, name, createdAt: new Date().toISOString() };
   }
 
+  /**
+   * Lists jobs newest first, filtered by kind and state. The state is read from each job (BullMQ
+   * and its stream), so a page reads at most LIST_MAX_SCANNED jobs: past that it ends early with
+   * `hasNextPage` and an `endCursor` that continues the scan.
+   */
+  async function list({ ownerId, after, first, kind, state }: JobListing): Promise<JobPage> {
+    const items: JobPage['items'] = [];
+    let endCursor = after;
+    for (let scanned = 0; scanned < LIST_MAX_SCANNED;) {
+      const wanted = first - items.length;
+      // A full page only asks whether anything follows; otherwise read a little more than is missing.
+      const positions = await resources.list(ownerId, endCursor, wanted === 0 ? 1 : Math.min(LIST_BATCH, wanted + 1));
+      if (positions.length === 0) return { items, hasNextPage: false, endCursor };
+      if (wanted === 0) return { items, hasNextPage: true, endCursor };
+      scanned += positions.length;
+      const records = await Promise.all(positions.map((position) => resources.get(position.id)));
+      const jobs = await Promise.all(
+        records.map((record) => (record && (kind === null || record.kind === kind) ? view(record) : Promise.resolve(null))),
+      );
+      for (const [i, job] of jobs.entries()) {
+        if (items.length === first) break;
+        endCursor = positions[i]!;
+        if (job && (state === null || job.state === state)) items.push({ job, position: endCursor });
+      }
+    }
+    return { items, hasNextPage: true, endCursor };
+  }
+
   return {
     view,
+    list,
 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; document: AcceptedDocument }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
-      const { document } = input;
-      await documents.saveContent(record.id, document.format === 'pdf' ? document.bytes : document.text);
-      const data: FileJobData = {
-        fileId: record.id,
-        ownerId: input.ownerId,
-        projectId: input.projectId,
-        name: input.name,
-        traceparent: activeTraceparent(),
-      };
-      if (document.format === 'pdf') data.format = 'pdf';
-      return enqueue(record, () => queues.file(record.id).add('process', data, jobOptions(config, record.id)));
+      await documents.saveContent(record.id, input.document);
+      return enqueue(record, () => addFile(record));
     },
 
     async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
@@ -126,6 +203,35 @@ export function createJobControl({ config, redis, queues, resources, documents, 
         traceparent: activeTraceparent(),
       };
       return enqueue(record, () => queues.query(record.id).add('answer', data, jobOptions(config, record.id)));
+    },
+
+    /**
+     * Runs a failed or cancelled job again: a new attempt on the same stream, whose seq goes on
+     * (a `queued` update first, so a subscriber resuming from its last cursor sees the new attempt
+     * from its start). BullMQ's failed job is retried with its attempts reset; a job BullMQ no
+     * longer holds (cancelled while waiting, or finished over a day ago) is added again, which a
+     * file allows (its record says all its job needs) and a query does not (its question was in
+     * the job). Returns where the new attempt's updates start.
+     */
+    async retry(record: ResourceRecord): Promise<Started> {
+      const current = await view(record);
+      if (current.state !== 'FAILED' && current.state !== 'CANCELLED') {
+        throw new NotRetryableError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
+      }
+      const job = await bullJob(record);
+      if (!job && record.kind === 'query') {
+        throw new NotRetryableError('this query is no longer kept; ask it again with startQuery');
+      }
+      if (job && (await job.getState()) !== 'failed') throw new NotRetryableError('this job is being retried already');
+      await withdrawCancel(redis, config.keyPrefix, record.id);
+      return enqueue(
+        record,
+        async () => {
+          if (job) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          else await addFile(record);
+        },
+        true,
+      );
     },
 
     /**

@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import { execChecked } from '../redis.js';
 import type { SentenceClass } from './text/classify.js';
 
+/** The kinds of document a file job reads. */
+export type DocumentFormat = 'text' | 'pdf';
+
 /** A document as the API accepted it: text, or a PDF checked to open and have text (src/jobs/text/pdf.ts). */
 export type AcceptedDocument = { format: 'text'; text: string } | { format: 'pdf'; bytes: Uint8Array };
 
@@ -18,23 +21,38 @@ export interface StoredSentence {
  */
 export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds: number) {
   const contentKey = (fileId: string) => `${keyPrefix}file_content:{${fileId}}`;
+  const formatKey = (fileId: string) => `${keyPrefix}file_format:{${fileId}}`;
   const sentencesKey = (fileId: string) => `${keyPrefix}file_sentences:{${fileId}}`;
   const userFilesKey = (userId: string) => `${keyPrefix}user_files:{${userId}}`;
   return {
-    /** A document waiting for its job: UTF-8 text, or a PDF's bytes as they came. */
-    async saveContent(fileId: string, content: string | Uint8Array): Promise<void> {
-      await redis.set(contentKey(fileId), Buffer.from(content), 'EX', ttlSeconds);
+    /**
+     * A document waiting for its job (and for a retry of it): its bytes as they came, and beside
+     * them its format when it is not text, so that whichever job reads it knows how.
+     */
+    async saveContent(fileId: string, document: AcceptedDocument): Promise<void> {
+      const transaction = redis.multi();
+      if (document.format === 'pdf') {
+        transaction.set(contentKey(fileId), Buffer.from(document.bytes), 'EX', ttlSeconds);
+        transaction.set(formatKey(fileId), 'pdf', 'EX', ttlSeconds);
+      } else {
+        transaction.set(contentKey(fileId), document.text, 'EX', ttlSeconds).del(formatKey(fileId));
+      }
+      await execChecked(transaction);
     },
 
-    async loadContent(fileId: string): Promise<Buffer | null> {
-      return redis.getBuffer(contentKey(fileId));
+    async loadContent(fileId: string): Promise<{ format: DocumentFormat; content: Uint8Array } | null> {
+      const [content, format] = (await execChecked(redis.multi().getBuffer(contentKey(fileId)).get(formatKey(fileId)))) as [
+        Buffer | null,
+        string | null,
+      ];
+      return content === null ? null : { format: format === 'pdf' ? 'pdf' : 'text', content };
     },
 
     /** Keeps a processed file's sentences and lists it among its owner's searchable files. */
     async saveSentences(fileId: string, ownerId: string, sentences: StoredSentence[]): Promise<void> {
       await redis.set(sentencesKey(fileId), JSON.stringify(sentences), 'EX', ttlSeconds);
       await execChecked(redis.multi().sadd(userFilesKey(ownerId), fileId).expire(userFilesKey(ownerId), ttlSeconds));
-      await redis.del(contentKey(fileId));
+      await redis.del(contentKey(fileId), formatKey(fileId));
     },
 
     /** Null for a file that has not been processed (or has expired). */

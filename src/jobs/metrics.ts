@@ -4,6 +4,7 @@ import { RESOURCE_KINDS } from '../resources/registry.js';
 import { withTimeout } from '../timeouts.js';
 import { activeTraceparent, inSpan, SpanKind } from '../tracing.js';
 import type { UpdateStore } from '../updates/store.js';
+import { stuckJobs } from './queues.js';
 
 /**
  * The store, with each update this process appends counted by resource kind once Redis has
@@ -59,7 +60,7 @@ const SCRAPE_WAIT_MS = 2_000;
  * HeraldNoWorkers alert (deploy/prometheus/alerts.yml) looks for. Every instance reports the same
  * figures; rules aggregate with max by (queue).
  */
-export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>): void {
+export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, stuckAfterMs: number): void {
   new Gauge({
     name: 'herald_queue_jobs',
     help: 'Jobs in each BullMQ queue by state (waiting, active, delayed, failed), read when /metrics is scraped.',
@@ -86,6 +87,19 @@ export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>): v
       this.reset();
       const counts = await withTimeout(Promise.all(queues.map((queue) => queue.getWorkersCount())), SCRAPE_WAIT_MS, null);
       counts?.forEach((count, i) => this.set({ queue: queues[i]!.name }, count));
+    },
+  });
+  new Gauge({
+    name: 'herald_jobs_stuck',
+    help:
+      'Jobs waiting longer than JOB_STUCK_AFTER_MS in a BullMQ queue no worker consumes (of its oldest 1,000 waiting), ' +
+      'read when /metrics is scraped.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stuck = await withTimeout(Promise.all(queues.map((queue) => stuckJobs(queue, stuckAfterMs))), SCRAPE_WAIT_MS, null);
+      stuck?.forEach((jobs, i) => this.set({ queue: queues[i]!.name }, jobs.length));
     },
   });
 }

@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { UnrecoverableError } from 'bullmq';
 import type { FileSummary } from '../summaries.js';
-import type { DocumentStore, StoredSentence } from './documents.js';
+import type { DocumentFormat, DocumentStore, StoredSentence } from './documents.js';
 import type { FileJobData } from './queues.js';
 import type { JobContext } from './run-attempt.js';
 import { SENTENCE_CLASSES, classifySentence, type SentenceClass } from './text/classify.js';
@@ -32,8 +32,8 @@ interface ExtractionUnit {
 }
 
 /** A document's text, in the units its extraction goes by. */
-async function* extractionUnits(data: FileJobData, content: Buffer, chunkChars: number): AsyncGenerator<ExtractionUnit> {
-  if (data.format !== 'pdf') {
+async function* extractionUnits(format: DocumentFormat, content: Buffer, chunkChars: number): AsyncGenerator<ExtractionUnit> {
+  if (format !== 'pdf') {
     const chunks = splitChunks(content.toString('utf8'), chunkChars);
     for (const [index, text] of chunks.entries()) yield { index, total: chunks.length, text };
     return;
@@ -64,22 +64,25 @@ export async function processFile(
   settings: FileProcessingSettings,
   { publish, signal }: JobContext,
 ): Promise<FileSummary> {
-  const content = await documents.loadContent(data.fileId);
-  if (content === null) throw new UnrecoverableError('the file content is no longer available');
+  const stored = await documents.loadContent(data.fileId);
+  if (stored === null) throw new UnrecoverableError('the file content is no longer available');
+  const { format } = stored;
+  // From a job thread the bytes arrive as a plain Uint8Array (structured clone): a Buffer view of them, no copy.
+  const content = Buffer.from(stored.content.buffer, stored.content.byteOffset, stored.content.byteLength);
   await publish({
     event: 'processing_started',
     status: 'PROCESSING',
     progress: 0,
     message: `Processing ${data.name}`,
-    data: { name: data.name, bytes: content.length, format: data.format ?? 'text' },
+    data: { name: data.name, bytes: content.length, format },
   });
 
-  const unit = data.format === 'pdf' ? 'page' : 'chunk';
+  const unit = format === 'pdf' ? 'page' : 'chunk';
   const extracted: Array<{ text: string; chunk: number }> = [];
   let units = 0;
   let reported = 0;
   let words = 0;
-  for await (const { index, total, text: unitText } of extractionUnits(data, content, settings.chunkChars)) {
+  for await (const { index, total, text: unitText } of extractionUnits(format, content, settings.chunkChars)) {
     await nextTurn(undefined, { signal });
     units = total;
     words += countWords(unitText);

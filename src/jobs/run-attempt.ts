@@ -1,4 +1,5 @@
 import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
+import type { JobTimeouts } from '../config.js';
 import type { BodyPiece } from '../updates/body.js';
 import { ignoreStreamEnded, StreamEndedError, type UpdateStore } from '../updates/store.js';
 import { isTerminal, type ResourceRef, type UpdateEntry, type UpdateInput } from '../updates/types.js';
@@ -44,10 +45,14 @@ export interface AttemptOptions<T> {
   ref: ResourceRef;
   store: UpdateStore;
   cancels: CancelWatcher;
-  timeoutMs: number;
+  timeouts: JobTimeouts;
   /** Event name of the terminal failure update, e.g. processing_failed. */
   failedEvent: string;
-  work: (context: JobContext) => Promise<T>;
+  /**
+   * The attempt itself. `context.signal` fires on cancel and at the soft timeout; `stop` fires at
+   * the hard timeout, when `work` must reject at once, whatever its code is doing (job-threads.ts).
+   */
+  work: (context: JobContext, stop: AbortSignal) => Promise<T>;
   /**
    * Called once the job has ended for good (after its terminal update), never on a retry or a
    * cancel: the owner is told here. It runs beside the job's own completion, which it must neither
@@ -62,7 +67,8 @@ const BETWEEN_ATTEMPTS = new Set(['queued', 'attempt_failed']);
 /**
  * Runs one attempt of a job and tells its subscribers how it ended: a cancel publishes
  * CANCELLED, a failure that will be retried says so (status QUEUED), the last one publishes FAILED
- * with the reason. BullMQ has no per-job timeout, so ours is enforced through the same signal.
+ * with the reason. BullMQ has no per-job timeout, so ours is enforced through the same signal (the
+ * soft timeout) and, for a job that does not stop when asked, by `stop` (the hard timeout).
  * When the previous attempt's worker died mid-way (BullMQ hands a stalled job to another worker),
  * the stream says so before the job starts again from the beginning.
  */
@@ -80,7 +86,7 @@ export function runAttempt<T>(options: AttemptOptions<T>): Promise<T> {
 }
 
 async function attempt<T>(options: AttemptOptions<T>): Promise<T> {
-  const { job, ref, store, cancels, timeoutMs, failedEvent } = options;
+  const { job, ref, store, cancels, timeouts, failedEvent } = options;
   const last = (await store.resourceHistory(ref)({ last: 1 })).entries[0];
   if (last && !BETWEEN_ATTEMPTS.has(last.update.event) && !isTerminal(last.update.status)) {
     await store.append(ref, {
@@ -91,14 +97,15 @@ async function attempt<T>(options: AttemptOptions<T>): Promise<T> {
     });
   }
   const cancel = await cancels.watch(job.id!);
-  const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(timeoutMs)]);
+  const signal = AbortSignal.any([cancel.signal, AbortSignal.timeout(timeouts.softMs)]);
+  const stop = AbortSignal.timeout(timeouts.hardMs);
   const publish = (update: UpdateInput, body?: BodyPiece) => {
     signal.throwIfAborted();
     return store.append(ref, update, body);
   };
   let result: T;
   try {
-    result = await options.work({ signal, publish });
+    result = await options.work({ signal, publish }, stop);
   } catch (error) {
     if (error instanceof StreamEndedError) throw new JobEndedError('cancelled', error.message);
     if (cancel.signal.aborted) {
@@ -108,7 +115,11 @@ async function attempt<T>(options: AttemptOptions<T>): Promise<T> {
       throw new JobEndedError('cancelled', CANCELLED_REASON);
     }
     const timedOut = signal.aborted;
-    const reason = timedOut ? `timed out after ${timeoutMs} ms` : (error as Error).message;
+    const reason = stop.aborted
+      ? `timed out after ${timeouts.softMs} ms and did not stop; stopped after ${timeouts.hardMs} ms`
+      : timedOut
+        ? `timed out after ${timeouts.softMs} ms`
+        : (error as Error).message;
     const attempt = job.attemptsMade + 1;
     const attempts = job.opts.attempts ?? 1;
     if (error instanceof UnrecoverableError || attempt >= attempts) {

@@ -16,6 +16,7 @@ export function createTokenCoalescer(options: CoalescerOptions) {
   let waiting: string[] = [];
   let timer: NodeJS.Timeout | null = null;
   let chain: Promise<void> = Promise.resolve();
+  let failed = false;
 
   function flushNow(): Promise<void> {
     if (timer) clearTimeout(timer);
@@ -24,13 +25,18 @@ export function createTokenCoalescer(options: CoalescerOptions) {
       const tokens = waiting;
       waiting = [];
       chain = chain.then(() => options.flush(tokens.join(''), tokens.length));
+      chain.catch(() => (failed = true));
     }
     return chain;
   }
 
   return {
-    /** Adds a token; resolves after a flush it caused, so a producer feels Redis's pace. */
+    /**
+     * Adds a token; resolves after a flush it caused, so a producer feels Redis's pace. Rejects
+     * once a flush failed (one its timer made included), so a producer that ignores its signal still stops.
+     */
     push(token: string): Promise<void> {
+      if (failed) return chain;
       waiting.push(token);
       if (waiting.length >= options.maxTokens) return flushNow();
       timer ??= setTimeout(() => void flushNow().catch(() => undefined), options.maxDelayMs);

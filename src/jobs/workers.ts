@@ -9,19 +9,19 @@ import { createRedisConnections } from '../redis.js';
 import type { ResourceKind } from '../resources/registry.js';
 import { createUpdateHub } from '../updates/hub.js';
 import { createUpdateStore, StreamEndedError } from '../updates/store.js';
-import { createExtractiveGenerator } from './answer/extractive.js';
-import type { AnswerGenerator } from './answer/generator.js';
-import { answerQuery } from './answer-query.js';
 import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
+import { createJobThreads } from './job-threads.js';
 import { countPublished, tracePublished } from './metrics.js';
-import { processFile } from './process-file.js';
 import { bullPrefix, QUEUE_OF, queueNames, type FileJobData, type QueryJobData } from './queues.js';
-import { JobEndedError, runAttempt, type AttemptOutcome, type JobContext, type JobOutcome } from './run-attempt.js';
+import { JobEndedError, runAttempt, type AttemptOutcome, type JobOutcome } from './run-attempt.js';
 
 export interface WorkerOptions {
-  /** Defaults to the extractive generator; any other model plugs in here. */
-  generator?: AnswerGenerator;
+  /**
+   * A module whose default export makes the AnswerGenerator, loaded in each job thread; defaults
+   * to the extractive generator. Any other model plugs in here.
+   */
+  generator?: URL;
 }
 
 function shorten(text: string, max: number): string {
@@ -44,6 +44,12 @@ function ownerNotice(
     data: { kind: resource.kind.toUpperCase(), id: resource.id },
   };
 }
+
+/**
+ * Job threads a worker keeps loaded (more start when more jobs run at once, and stay): a job that
+ * finds none idle waits for one to load its modules, about half a second.
+ */
+const JOB_THREADS_WARM = 1;
 
 /** Attempts take from milliseconds (a short answer) to minutes (a large document). */
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -85,12 +91,11 @@ const OUTCOME_MESSAGES: Record<AttemptOutcome, string> = {
   retried: 'job attempt failed, retrying',
 };
 
-/** One queue's processor: which resource a job is about, what it does, how its failure is named. */
+/** One queue's processor (run in a job thread by kind): which resource a job is about, how its failure is named. */
 interface QueueSpec<D> {
   kind: JobKind;
   failedEvent: string;
   resource(data: D): { id: string; projectId: string | null; ownerId: string; label: string };
-  work(data: D, context: JobContext): Promise<unknown>;
 }
 
 /**
@@ -116,8 +121,15 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
   const cancels = await createCancelWatcher(redis.commands, createUpdateHub(redis.subscriber), config.keyPrefix, (error) =>
     logger.error({ err: error.message }, 'could not read cancel requests after the subscriber reconnected'),
   );
-  const maxSentences = 3;
-  const generator = options.generator ?? createExtractiveGenerator({ maxSentences });
+  const threads = createJobThreads({
+    documents,
+    data: {
+      settings: { files: config.jobs, answers: { ...config.jobs, candidates: 20, maxSentences: 3 } },
+      generator: options.generator?.href ?? null,
+    },
+    onError: (error) => logger.error({ err: error.message }, 'an idle job thread failed'),
+    warm: JOB_THREADS_WARM,
+  });
   const notifying = new Set<Promise<void>>();
 
   /** Tells a job's owner how it ended, beside the job; a failure to notify is logged, never fails the job. */
@@ -153,10 +165,10 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
           job,
           store,
           cancels,
-          timeoutMs: config.jobs.timeoutMs,
+          timeouts: config.jobs.timeouts[spec.kind],
           ref: { kind: spec.kind, id: resource.id, projectId: resource.projectId },
           failedEvent: spec.failedEvent,
-          work: (context) => spec.work(job.data, context),
+          work: (context, stop) => threads.run(spec.kind, job.data, context, stop),
           onFinished: notifyOwner({ kind: spec.kind, ...resource }),
         });
       },
@@ -206,13 +218,11 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
     kind: 'file',
     failedEvent: 'processing_failed',
     resource: (data) => ({ id: data.fileId, projectId: data.projectId, ownerId: data.ownerId, label: data.name }),
-    work: (data, context) => processFile(data, documents, config.jobs, context),
   };
   const queries: QueueSpec<QueryJobData> = {
     kind: 'query',
     failedEvent: 'query_failed',
     resource: (data) => ({ id: data.queryId, projectId: data.projectId, ownerId: data.ownerId, label: data.question }),
-    work: (data, context) => answerQuery(data, documents, generator, { ...config.jobs, candidates: 20, maxSentences }, context),
   };
   /** Every shard of each kind this process runs. */
   const startKind = <D>(spec: QueueSpec<D>) =>
@@ -220,13 +230,14 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       ? queueNames(spec.kind, config.jobs.queueShards).map((queue) => startQueueWorker(spec, queue))
       : [];
   const workers = [...startKind(files), ...startKind(queries)];
-  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  await Promise.all([...workers.map((worker) => worker.waitUntilReady()), threads.ready()]);
 
   return {
     /** Where /metrics is served (WORKER_METRICS_PORT), or null. */
     metricsUrl: metricsServer?.url ?? null,
     async close(): Promise<void> {
       await Promise.all(workers.map((worker) => worker.close()));
+      await threads.close();
       cancels.close();
       await Promise.all(notifying);
       redis.disconnect();

@@ -1,20 +1,36 @@
 import { clientError, ErrorCode } from '../errors.js';
-import { isProjectMember } from '../auth/access.js';
-import type { JobView, Started } from '../jobs/control.js';
+import { isAdmin, isProjectMember } from '../auth/access.js';
+import { NotRetryableError, type JobPage, type JobView, type Started } from '../jobs/control.js';
 import type { AcceptedDocument } from '../jobs/documents.js';
 import { inspectPdf, looksLikePdf, UnreadablePdfError } from '../jobs/text/pdf.js';
+import { ID_PATTERN } from '../ids.js';
+import type { ListPosition } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
 import { accessibleResource, badInput, validId } from './guards.js';
+import { PageInfoRef } from './page-info.js';
+import { ResourceKindEnum } from './progress.js';
 
 const JobStateEnum = builder.enumType('JobState', {
   values: ['WAITING', 'DELAYED', 'ACTIVE', 'COMPLETED', 'FAILED', 'CANCELLED'] as const,
+});
+
+const JobStuckEnum = builder.enumType('JobStuckReason', {
+  values: {
+    NO_WORKER: { value: 'NO_WORKER', description: 'Waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue.' },
+  } as const,
 });
 
 const JobRef = builder.objectRef<JobView>('Job').implement({
   description: 'The BullMQ job behind a file or query. Its id is the file or query id.',
   fields: (t) => ({
     id: t.exposeID('id'),
+    kind: t.field({
+      type: ResourceKindEnum,
+      description: 'Whether it processes a file or answers a query.',
+      resolve: (job) => job.kind,
+    }),
+    ownerId: t.exposeID('ownerId', { description: 'The user who started it.' }),
     state: t.field({ type: JobStateEnum, resolve: (job) => job.state }),
     progress: t.exposeFloat('progress', { nullable: true, description: 'The latest progress its updates reported.' }),
     attemptsMade: t.exposeInt('attemptsMade'),
@@ -23,11 +39,56 @@ const JobRef = builder.objectRef<JobView>('Job').implement({
       description:
         'Why the job failed, or why its last attempt did while a retry waits; null once it completed or was cancelled.',
     }),
+    stuck: t.field({
+      type: JobStuckEnum,
+      nullable: true,
+      description: 'Why the job looks stuck, while it does; null otherwise.',
+      resolve: (job) => job.stuck,
+    }),
     result: t.field({ type: 'JSON', nullable: true, resolve: (job) => job.result ?? null }),
     createdAt: t.field({ type: 'DateTime', resolve: (job) => job.createdAt }),
     finishedAt: t.field({ type: 'DateTime', nullable: true, resolve: (job) => job.finishedAt }),
   }),
 });
+
+/** A position in a job listing as clients see it: opaque, base64url of `<created ms>:<id>`. */
+function encodeListCursor(position: ListPosition): string {
+  return Buffer.from(`${position.at}:${position.id}`).toString('base64url');
+}
+
+function decodeListCursor(value: string): ListPosition {
+  const text = Buffer.from(value, 'base64url').toString();
+  const split = text.indexOf(':');
+  const at = Number(text.slice(0, split));
+  const id = text.slice(split + 1);
+  if (split < 1 || !Number.isSafeInteger(at) || !ID_PATTERN.test(id)) badInput('after', 'after is not a cursor of this list');
+  return { at, id };
+}
+
+type JobItem = JobPage['items'][number];
+
+const JobEdgeRef = builder.objectRef<JobItem>('JobEdge').implement({
+  fields: (t) => ({
+    cursor: t.string({ resolve: (item) => encodeListCursor(item.position) }),
+    node: t.field({ type: JobRef, resolve: (item) => item.job }),
+  }),
+});
+
+const JobConnectionRef = builder.objectRef<JobPage>('JobConnection').implement({
+  fields: (t) => ({
+    edges: t.field({ type: [JobEdgeRef], resolve: (page) => page.items }),
+    pageInfo: t.field({
+      type: PageInfoRef,
+      resolve: (page) => ({
+        hasNextPage: page.hasNextPage,
+        endCursor: page.endCursor && encodeListCursor(page.endCursor),
+      }),
+    }),
+  }),
+});
+
+const DEFAULT_PAGE = 20;
+const MAX_PAGE = 100;
 
 const START_CURSOR = {
   description:
@@ -49,6 +110,18 @@ const QueryProcessingRef = builder.objectRef<Started>('QueryProcessing').impleme
     queryId: t.id({ resolve: (s) => s.record.id }),
     job: t.field({ type: JobRef, resolve: (s) => s.job }),
     cursor: t.string(START_CURSOR),
+  }),
+});
+
+const JobRetryRef = builder.objectRef<Started>('JobRetry').implement({
+  fields: (t) => ({
+    job: t.field({ type: JobRef, resolve: (s) => s.job }),
+    cursor: t.string({
+      description:
+        "The position before the new attempt's first update: the stream's seq goes on, so a subscriber that saw " +
+        'the job end resumes from its last cursor, or from this one, and misses nothing of the new attempt.',
+      resolve: (s) => encodeCursor(s.start),
+    }),
   }),
 });
 
@@ -132,6 +205,37 @@ builder.queryField('job', (t) =>
   }),
 );
 
+builder.queryField('myJobs', (t) =>
+  t.field({
+    type: JobConnectionRef,
+    description:
+      "Newest first: the viewer's jobs (with `everyone: true`, admins only, everyone's), optionally of one kind " +
+      'and in one state. `first` is 1 to 100 (default 20); `after` is an edge `cursor` or `pageInfo.endCursor`. ' +
+      'A page reads at most 1,000 jobs, so under a filter that matches few it may end early with `hasNextPage`.',
+    args: {
+      first: t.arg.int(),
+      after: t.arg.string(),
+      kind: t.arg({ type: ResourceKindEnum }),
+      state: t.arg({ type: JobStateEnum }),
+      everyone: t.arg.boolean(),
+    },
+    resolve: async (_root, args, context) => {
+      const first = args.first ?? DEFAULT_PAGE;
+      if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) badInput('first', `first must be 1 to ${MAX_PAGE}`);
+      const after = args.after === null || args.after === undefined ? null : decodeListCursor(args.after);
+      if (args.everyone && !isAdmin(context.viewer))
+        throw clientError(ErrorCode.Forbidden, "only admins may list everyone's jobs");
+      return context.services.jobs.list({
+        ownerId: args.everyone ? null : context.viewer.id,
+        after,
+        first,
+        kind: args.kind ?? null,
+        state: args.state ?? null,
+      });
+    },
+  }),
+);
+
 builder.mutationField('startFileProcessing', (t) =>
   t.field({
     type: FileProcessingRef,
@@ -182,5 +286,25 @@ builder.mutationField('cancelJob', (t) =>
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) =>
       context.services.jobs.cancel(await accessibleResource(context, String(args.id), null)),
+  }),
+);
+
+builder.mutationField('retryJob', (t) =>
+  t.field({
+    type: JobRetryRef,
+    description:
+      'Runs a FAILED or CANCELLED job again: a new attempt on the same stream (a `queued` update, then the ' +
+      'attempt), its seq going on. Any other state, or a query BullMQ no longer holds (cancelled while waiting, ' +
+      'or finished over a day ago), is BAD_USER_INPUT.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) => {
+      const record = await accessibleResource(context, String(args.id), null);
+      try {
+        return await context.services.jobs.retry(record);
+      } catch (error) {
+        if (error instanceof NotRetryableError) badInput('id', error.message);
+        throw error;
+      }
+    },
   }),
 );

@@ -19,6 +19,7 @@ import {
 import type { OnlineUser } from '../presence/registry.js';
 import { decodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
+import { PageInfoRef } from './page-info.js';
 import { builder, EVENT_CURSOR, type Context } from './builder.js';
 import { badInput, resumeCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
@@ -255,23 +256,13 @@ const EdgeRef = builder.objectRef<NotificationItem>('NotificationEdge').implemen
   }),
 });
 
-const PageInfoRef = builder.objectRef<NotificationPage>('PageInfo').implement({
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage'),
-    endCursor: t.string({
-      nullable: true,
-      description: 'Pass as `after` for the next page; null when the page is empty.',
-      resolve: (page) => {
-        return page.items.at(-1)?.cursor ?? null;
-      },
-    }),
-  }),
-});
-
 const ConnectionRef = builder.objectRef<NotificationPage>('NotificationConnection').implement({
   fields: (t) => ({
     edges: t.field({ type: [EdgeRef], resolve: (page) => page.items }),
-    pageInfo: t.field({ type: PageInfoRef, resolve: (page) => page }),
+    pageInfo: t.field({
+      type: PageInfoRef,
+      resolve: (page) => ({ hasNextPage: page.hasNextPage, endCursor: page.items.at(-1)?.cursor ?? null }),
+    }),
   }),
 });
 

@@ -121,7 +121,7 @@ function fromGap(kind: ResourceKind, id: string, gap: HistoryGap, latest: Update
   return itemOf(kind, id, gap.resumesAfter, gap.epoch, update, gap, null);
 }
 
-const ResourceKindEnum = builder.enumType('ResourceKind', {
+export const ResourceKindEnum = builder.enumType('ResourceKind', {
   values: { FILE: { value: 'file' }, QUERY: { value: 'query' } } as const,
 });
 

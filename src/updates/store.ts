@@ -256,6 +256,14 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       return JSON.parse(entry) as UpdateEntry;
     },
 
+    /**
+     * Lets a resource that has ended take updates again (a job retried on request): its history
+     * and its seq go on from where they were; only the mark that nothing follows is removed.
+     */
+    async reopen(ref: ResourceRef): Promise<void> {
+      await connection.hdel(resourceStream(keyPrefix, ref).meta, 'final');
+    },
+
     resourceHistory(ref: ResourceRef): HistoryReader<UpdateEntry> {
       const address = resourceStream(keyPrefix, ref);
       return (range) => read<UpdateEntry>(address, range, address.body);

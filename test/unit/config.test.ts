@@ -230,6 +230,24 @@ describe('configuration', () => {
     expect(attempt).toThrow('WORKER_QUEUES: "files" is not a job kind: a comma-separated list of file, query');
   });
 
+  it('gives each job kind a soft and a hard timeout: JOB_TIMEOUT_MS and 30 s more by default, and a hard one above the soft', () => {
+    expect(loadConfig(base).jobs.timeouts).toEqual({
+      file: { softMs: 300_000, hardMs: 330_000 },
+      query: { softMs: 300_000, hardMs: 330_000 },
+    });
+    const config = loadConfig({
+      ...base,
+      JOB_TIMEOUT_MS: '60000',
+      JOB_SOFT_TIMEOUT_MS_QUERY: '5000',
+      JOB_HARD_TIMEOUT_MS_QUERY: '8000',
+    });
+    expect(config.jobs.timeouts).toEqual({ file: { softMs: 60_000, hardMs: 90_000 }, query: { softMs: 5_000, hardMs: 8_000 } });
+    const attempt = () => loadConfig({ ...base, JOB_SOFT_TIMEOUT_MS_FILE: '2000', JOB_HARD_TIMEOUT_MS_FILE: '2000' });
+    expect(attempt).toThrow(
+      'JOB_HARD_TIMEOUT_MS_FILE: must be above the soft timeout of file jobs (2000 ms), or a job gets no time to stop by itself',
+    );
+  });
+
   it('refuses a replay larger than the history kept', () => {
     expect(() => loadConfig({ ...base, HISTORY_LIMIT: '5', REPLAY_ON_CONNECT: '6' })).toThrow(
       /REPLAY_ON_CONNECT: must not exceed HISTORY_LIMIT \(5\)/,

@@ -59,4 +59,15 @@ describe('token coalescer', () => {
     await expect(coalescer.end()).rejects.toThrow('redis is down');
     expect(order).toEqual(['one', 'two', 'boom']);
   });
+
+  it('refuses tokens once a flush its timer made failed, so a generator that never stops by itself is stopped', async () => {
+    const coalescer = createTokenCoalescer({
+      maxTokens: 100,
+      maxDelayMs: 5,
+      flush: () => Promise.reject(new Error('the job timed out')),
+    });
+    await coalescer.push('first');
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(coalescer.push('second')).rejects.toThrow('the job timed out');
+  });
 });
