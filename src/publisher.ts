@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from './config.js';
-import { ID_PATTERN } from './ids.js';
+import { ID_PATTERN, ID_RULE } from './ids.js';
 import { createLogger } from './logger.js';
 import { createNotificationStore } from './notifications/store.js';
 import type { NotificationEntry, NotificationInput } from './notifications/types.js';
@@ -17,7 +17,7 @@ export type { NotificationEntry, NotificationInput, ResourceKind, ResourceRef, U
 /** A resource a producer announces: who may watch it (its owner, admins, and its project's members). */
 export interface ResourceSpec {
   kind: ResourceKind;
-  /** Letters, digits and `_ . : @ -`, at most 128; a random UUID when left out. */
+  /** Letters, digits and `_ . : @ | -`, at most 128; a random UUID when left out. */
   id?: string;
   ownerId: string;
   projectId?: string | null;
@@ -59,10 +59,9 @@ export function createPublisher(options: PublisherOptions = {}) {
     /** Records the resource so the API lets its owner and project subscribe; call it before the first append. */
     async register(spec: ResourceSpec): Promise<ResourceRef> {
       const id = spec.id ?? randomUUID();
-      if (!ID_PATTERN.test(id))
-        throw new TypeError(`id must be 1 to 128 letters, digits or _ . : @ -, not ${JSON.stringify(id)}`);
+      if (!ID_PATTERN.test(id)) throw new TypeError(`id must be ${ID_RULE}, not ${JSON.stringify(id)}`);
       if (spec.projectId && !ID_PATTERN.test(spec.projectId)) {
-        throw new TypeError(`projectId must be 1 to 128 letters, digits or _ . : @ -, not ${JSON.stringify(spec.projectId)}`);
+        throw new TypeError(`projectId must be ${ID_RULE}, not ${JSON.stringify(spec.projectId)}`);
       }
       const projectId = spec.projectId ?? null;
       await resources.create({

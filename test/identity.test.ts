@@ -141,6 +141,34 @@ describe('tokens of an OpenID Connect provider (JWKS)', () => {
     },
   );
 
+  it("takes Auth0's subjects (auth0|…) as user ids: notifications reach one, and its read state works", async () => {
+    const sub = 'auth0|5f7c8ec7c33c6c004bbafe82';
+    const token = await providerToken(keys.RS256, { sub });
+    const { body } = await herald.http(token, MeDocument);
+    expect(body.data?.me.id).toBe(sub);
+    const admin = await herald.token({ sub: 'root', roles: ['admin'] });
+    const sent = await herald.http<{ sendNotification: { id: string } }>(
+      admin,
+      'mutation($input: SendNotificationInput!) { sendNotification(input: $input) { id } }',
+      { input: { target: { kind: 'USER', id: sub }, title: 'Welcome' } },
+    );
+    expect(sent.body.errors).toBeUndefined();
+    const unread = async () =>
+      (await herald.http<{ unreadNotificationCount: number }>(token, '{ unreadNotificationCount }')).body.data
+        ?.unreadNotificationCount;
+    expect(await unread()).toBe(1);
+    const marked = await herald.http<{ markNotificationsRead: number }>(
+      token,
+      'mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) }',
+      {
+        ids: [sent.body.data!.sendNotification.id],
+      },
+    );
+    expect(marked.body.errors).toBeUndefined();
+    expect(marked.body.data?.markNotificationsRead).toBe(1);
+    expect(await unread()).toBe(0);
+  });
+
   it('refuses an expired token, a wrong audience and a wrong issuer with 401 over HTTP and 4401 over WebSocket', async () => {
     const cases: Array<[ProviderClaims, RegExp]> = [
       [{ sub: 'late', ttlSeconds: -60 }, /"exp" claim/],

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import type { ProviderSettings } from '../config.js';
-import { ID_PATTERN } from '../ids.js';
+import { ID_PATTERN, ID_RULE } from '../ids.js';
 
 /** Who is calling, as their access token says. */
 export interface Viewer {
@@ -14,7 +14,7 @@ export interface Viewer {
   issuedAt: number | null;
 }
 
-const id = z.string().regex(ID_PATTERN, 'must be 1-128 letters, digits or _ . : @ -');
+const id = z.string().regex(ID_PATTERN, `must be ${ID_RULE}`);
 const claims = z.object({
   sub: id,
   roles: z.array(z.string().min(1).max(128)).max(100).default([]),

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defineScript, execChecked, publishCommand, readScript } from '../redis.js';
+import { ID_CHARACTERS } from '../ids.js';
 import { newEpoch } from '../updates/cursor.js';
 import { sameEpoch, type NotificationCursor } from './cursor.js';
 import { notificationKeys, targetSource, type Audience } from './keys.js';
@@ -63,9 +64,11 @@ export interface NotificationRef {
   source: string;
 }
 
+const NOTIFICATION_ID = new RegExp(`^([a-z0-9]{1,32})-(\\d{1,15})-((?:user|role|project):[${ID_CHARACTERS}]{1,128}|global)$`);
+
 /** Null for anything that is not an id this store made. */
 export function parseNotificationId(id: string): NotificationRef | null {
-  const match = /^([a-z0-9]{1,32})-(\d{1,15})-((?:user|role|project):[\w.:@-]{1,128}|global)$/.exec(id);
+  const match = NOTIFICATION_ID.exec(id);
   const [, epoch, seq, source] = match ?? [];
   return epoch === undefined || source === undefined ? null : { epoch, seq: Number(seq), source };
 }

@@ -1,4 +1,4 @@
-import { ID_PATTERN } from '../ids.js';
+import { ID_PATTERN, ID_RULE } from '../ids.js';
 
 export const NOTIFICATION_LEVELS = ['INFO', 'SUCCESS', 'WARNING', 'ERROR'] as const;
 export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];
@@ -127,10 +127,7 @@ export function validTarget(target: NotificationTarget, argument = 'target'): No
     return { kind: 'GLOBAL', id: null };
   }
   if (target.id === null || target.id === undefined || !ID_PATTERN.test(target.id)) {
-    throw new InvalidNotificationError(
-      `${argument}.id`,
-      `a ${target.kind} target needs an id of 1 to 128 letters, digits or _ . : @ -`,
-    );
+    throw new InvalidNotificationError(`${argument}.id`, `a ${target.kind} target needs an id of ${ID_RULE}`);
   }
   return { kind: target.kind, id: target.id };
 }

@@ -2,7 +2,7 @@ import { canAccess } from '../auth/access.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { ResourceKind, ResourceRecord } from '../resources/registry.js';
 import { decodeCursor, type Cursor } from '../updates/cursor.js';
-import { ID_PATTERN } from '../ids.js';
+import { ID_PATTERN, ID_RULE } from '../ids.js';
 import type { Context } from './builder.js';
 
 /** Refuses an argument: BAD_USER_INPUT, with the argument named so a client can point at the field. */
@@ -12,7 +12,7 @@ export function badInput(argument: string, message: string): never {
 
 /** Ids end up in Redis keys: anything else is refused before it gets near one. */
 export function validId(value: string, argument: string): string {
-  if (!ID_PATTERN.test(value)) badInput(argument, `${argument} must be 1 to 128 letters, digits or _ . : @ -`);
+  if (!ID_PATTERN.test(value)) badInput(argument, `${argument} must be ${ID_RULE}`);
   return value;
 }
 

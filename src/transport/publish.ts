@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { allows, type ServiceKey, type ServiceKeyAction } from '../auth/service-keys.js';
 import type { Config } from '../config.js';
 import { ErrorCode } from '../errors.js';
-import { ID_PATTERN } from '../ids.js';
+import { ID_PATTERN, ID_RULE } from '../ids.js';
 import type { Logger } from '../logger.js';
 import { sendText } from '../metrics.js';
 import { InvalidNotificationError, NOTIFICATION_LEVELS, TARGET_KINDS } from '../notifications/types.js';
@@ -50,7 +50,7 @@ const badInput = (message: string, extensions: Record<string, unknown> = {}) =>
 /** 409: the request is well-formed but the state it meets forbids it; `reason` says which state. */
 const conflict = (reason: string, message: string) => new Refusal(409, ErrorCode.BadUserInput, message, { reason });
 
-const id = z.string().regex(ID_PATTERN, 'must be 1 to 128 letters, digits or _ . : @ -');
+const id = z.string().regex(ID_PATTERN, `must be ${ID_RULE}`);
 
 const UpdateBody = z.strictObject({
   event: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'must be 1 to 100 letters, digits or _ . : -'),
@@ -184,7 +184,7 @@ export function createPublishHandler(options: PublishHandlerOptions) {
   }
 
   async function append(key: ServiceKey, route: { kind: ResourceKind; id: string }, body: unknown, retryId?: string) {
-    if (!ID_PATTERN.test(route.id)) throw badInput('the id in the path must be 1 to 128 letters, digits or _ . : @ -');
+    if (!ID_PATTERN.test(route.id)) throw badInput(`the id in the path must be ${ID_RULE}`);
     const update = parse(UpdateBody, body);
     const record = await services.resources.get(route.id);
     if (!record || record.kind !== route.kind) {
