@@ -314,6 +314,16 @@ describe('Idempotency-Key', () => {
       '{ unreadNotificationCount }',
     );
     expect(inbox.data!.unreadNotificationCount).toBe(1);
+    // With the kept answer gone (the first try's instance died before keeping it), the retry runs
+    // again: the send id derived from the key finds the notification sent, and sends nothing.
+    for (const key of await redis.keys(`${h.config.keyPrefix}idempotency:*`)) await redis.del(key);
+    const resent = await post(h, '/v1/notifications', secret, body, headers);
+    expect([resent.status, resent.body]).toEqual([201, answers[0]!.body]);
+    const { body: after } = await h.http<{ unreadNotificationCount: number }>(
+      await h.token('bob'),
+      '{ unreadNotificationCount }',
+    );
+    expect(after.data!.unreadNotificationCount).toBe(1);
 
     const register = { 'idempotency-key': 'register-once' };
     const first = await post(h, '/v1/files', secret, { ownerId: 'bob' }, register);

@@ -18,6 +18,8 @@ export function notificationKeys(prefix: string) {
     meta: (source: string) => `${base(source)}meta`,
     /** Sorted set of one source's entries (JSON), scored by seq. */
     entries: (source: string) => `${base(source)}entries`,
+    /** Sorted set of the producer-given ids of a source's kept notifications (see notify.lua's send), scored by seq. */
+    sendIds: (source: string) => `${base(source)}send_ids`,
     /** A source's channel; under its tag, so the script publishes to a shard channel of its slot on a Cluster. */
     channel: (source: string) => `${base(source)}channel`,
     /** Hash: per target source, the JSON `[epoch, seq, counts by level]` up to which the user read everything. */

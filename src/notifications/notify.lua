@@ -10,8 +10,11 @@
 -- KEYS[1] the source's meta hash: seq, epoch, t (last stored time), c:<LEVEL> (CREATED per level, ever)
 -- KEYS[2] the source's entries: a sorted set scored by seq; each entry is JSON starting with {"t":<ms>
 --
--- send:   params: source, channel, publish ("SPUBLISH" on a Redis Cluster, PUBLISH otherwise), limit.
+-- send:   params: source, channel, publish ("SPUBLISH" on a Redis Cluster, PUBLISH otherwise), limit,
+--         sendId (optional: a producer's id for this notification, e.g. from an HTTP Idempotency-Key).
 --         Numbers (the source's next seq), stores, trims and publishes one notification; returns the entry.
+--         KEYS[3] the source's send ids (sorted set, sendId scored by seq): a sendId already there
+--         returns the entry it stored, sending nothing; one whose entry retention dropped is an error.
 -- read:   params: min, max (seq bounds as ZRANGEBYSCORE takes them), limit, rev (newest first).
 --         Returns { epoch ("" before the first append), last seq, oldest kept entry or "", newest kept
 --         entry or "", entries... }. Writes nothing but retention, so reading a target creates no key.
@@ -71,7 +74,28 @@ local function append(event, unread, notification)
 end
 
 if op == 'send' then
-  return append('CREATED', 'null', nil)
+  local ids_key = KEYS[3]
+  if p.sendId then
+    local sent = redis.call('ZSCORE', ids_key, p.sendId)
+    if sent then
+      local kept = redis.call('ZRANGEBYSCORE', entries_key, sent, sent)[1]
+      local epoch = redis.call('HGET', meta, 'epoch')
+      if kept and epoch and string.find(kept, '"epoch":"' .. epoch .. '"', 1, true) then
+        return kept
+      end
+      return redis.error_reply('ALREADY_SENT this notification was sent already and is no longer kept')
+    end
+  end
+  local entry = append('CREATED', 'null', nil)
+  if p.sendId then
+    redis.call('ZADD', ids_key, tonumber(string.match(entry, '"seq":(%d+)')), p.sendId)
+    local oldest = redis.call('ZRANGE', entries_key, 0, 0, 'WITHSCORES')[2]
+    if oldest then
+      redis.call('ZREMRANGEBYSCORE', ids_key, '-inf', '(' .. oldest)
+    end
+    redis.call('PEXPIRE', ids_key, p.ttlMs)
+  end
+  return entry
 end
 
 if op == 'read' then

@@ -207,7 +207,12 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
 
   return {
     /** Stores and publishes one notification in one step; throws InvalidNotificationError for bad input. */
-    async send(input: NotificationInput): Promise<NotificationEntry> {
+    /**
+     * Stores and publishes a notification. With `sendId` (a producer's id for it, such as one
+     * derived from an HTTP Idempotency-Key), sending it again returns the first entry and sends
+     * nothing, as long as the notification is kept.
+     */
+    async send(input: NotificationInput, sendId?: string): Promise<NotificationEntry> {
       const valid = validNotification(input);
       const source = targetSource(valid.target);
       const members =
@@ -223,8 +228,10 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
           publish: publishCommand(redis),
           limit: options.retentionCount,
           ttlMs: retentionMs,
+          sendId,
         },
         [members],
+        [keys.sendIds(source)],
       );
       return JSON.parse(entry as string) as NotificationEntry;
     },

@@ -201,15 +201,17 @@ export function createPublishHandler(options: PublishHandlerOptions) {
     }
   }
 
-  async function notify(key: ServiceKey, body: unknown): Promise<StoredAnswer> {
+  async function notify(key: ServiceKey, body: unknown, retryId?: string): Promise<StoredAnswer> {
     const input = parse(NotificationBody, body);
     const target = { kind: input.target.kind, id: input.target.id ?? null };
     assertAllowed(key, 'SEND_NOTIFICATIONS', target.kind === 'PROJECT' ? target.id : null);
     try {
-      const entry = await services.notifications.send({ ...input, target });
+      const entry = await services.notifications.send({ ...input, target }, retryId);
       return { status: 201, body: entry.notification };
     } catch (error) {
       if (error instanceof InvalidNotificationError) throw badInput(error.message, { argument: error.argument });
+      // notify.lua: this Idempotency-Key's notification was sent, and retention has dropped it since.
+      if (error instanceof Error && error.message.startsWith('ALREADY_SENT')) throw conflict('ALREADY_SENT', error.message);
       throw error;
     }
   }
@@ -228,7 +230,7 @@ export function createPublishHandler(options: PublishHandlerOptions) {
       }
       if (route.action === 'register') return await register(key, route.kind, body, retryId);
       if (route.action === 'append') return await append(key, route, body, retryId);
-      return await notify(key, body);
+      return await notify(key, body, retryId);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
       metrics.errors.inc({ code: error.code });
