@@ -1,4 +1,4 @@
-import { canAccess } from '../auth/access.js';
+import { canAccess, isAdmin } from '../auth/access.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { ResourceKind, ResourceRecord } from '../resources/registry.js';
 import { decodeCursor, type Cursor } from '../updates/cursor.js';
@@ -8,6 +8,11 @@ import type { Context } from './builder.js';
 /** Refuses an argument: BAD_USER_INPUT, with the argument named so a client can point at the field. */
 export function badInput(argument: string, message: string): never {
   throw clientError(ErrorCode.BadUserInput, message, { argument });
+}
+
+/** Refuses what only admins may do: FORBIDDEN, saying what was refused. */
+export function assertAdmin(context: Context, what: string): void {
+  if (!isAdmin(context.viewer)) throw clientError(ErrorCode.Forbidden, `only admins may ${what}`);
 }
 
 /** Ids end up in Redis keys: anything else is refused before it gets near one. */

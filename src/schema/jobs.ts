@@ -1,5 +1,5 @@
 import { clientError, ErrorCode } from '../errors.js';
-import { isAdmin, isProjectMember } from '../auth/access.js';
+import { isProjectMember } from '../auth/access.js';
 import { NotRetryableError, type JobPage, type JobView, type Started } from '../jobs/control.js';
 import type { AcceptedDocument } from '../jobs/documents.js';
 import { inspectPdf, looksLikePdf, UnreadablePdfError } from '../jobs/text/pdf.js';
@@ -7,7 +7,7 @@ import { ID_PATTERN } from '../ids.js';
 import type { ListPosition } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
-import { accessibleResource, badInput, validId } from './guards.js';
+import { accessibleResource, assertAdmin, badInput, validId } from './guards.js';
 import { PageInfoRef } from './page-info.js';
 import { ResourceKindEnum } from './progress.js';
 
@@ -223,8 +223,7 @@ builder.queryField('myJobs', (t) =>
       const first = args.first ?? DEFAULT_PAGE;
       if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) badInput('first', `first must be 1 to ${MAX_PAGE}`);
       const after = args.after === null || args.after === undefined ? null : decodeListCursor(args.after);
-      if (args.everyone && !isAdmin(context.viewer))
-        throw clientError(ErrorCode.Forbidden, "only admins may list everyone's jobs");
+      if (args.everyone) assertAdmin(context, "list everyone's jobs");
       return context.services.jobs.list({
         ownerId: args.everyone ? null : context.viewer.id,
         after,

@@ -21,7 +21,7 @@ import { decodeCursor } from '../updates/cursor.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
 import { PageInfoRef } from './page-info.js';
 import { builder, EVENT_CURSOR, type Context } from './builder.js';
-import { badInput, resumeCursor } from './guards.js';
+import { assertAdmin, badInput, resumeCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
 /** One item as the schema serves it: a stored entry, or a gap notice made up on the spot. */
@@ -337,7 +337,7 @@ builder.queryField('onlineUsers', (t) =>
     type: [OnlineUserRef],
     description: 'Admins only. Every user with an open WebSocket on a live API instance, sorted by id.',
     resolve: (_root, _args, context) => {
-      if (!isAdmin(context.viewer)) throw clientError(ErrorCode.Forbidden, 'only admins may list online users');
+      assertAdmin(context, 'list online users');
       return context.services.presence.onlineUsers();
     },
   }),

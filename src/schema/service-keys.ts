@@ -1,15 +1,10 @@
-import { isAdmin } from '../auth/access.js';
 import { SERVICE_KEY_ACTIONS, type ServiceKey, type ServiceKeyScope } from '../auth/service-keys.js';
 import { clientError, ErrorCode } from '../errors.js';
-import { builder, type Context } from './builder.js';
-import { badInput, validId } from './guards.js';
+import { builder } from './builder.js';
+import { assertAdmin, badInput, validId } from './guards.js';
 
 const MAX_NAME = 100;
 const MAX_SCOPES = 20;
-
-function assertAdmin(context: Context, what: string): void {
-  if (!isAdmin(context.viewer)) throw clientError(ErrorCode.Forbidden, `only admins may ${what}`);
-}
 
 const ActionEnum = builder.enumType('ServiceKeyAction', {
   values: {

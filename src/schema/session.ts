@@ -1,8 +1,7 @@
-import { isAdmin } from '../auth/access.js';
 import { InvalidTokenError, type Viewer } from '../auth/token.js';
 import { clientError, ErrorCode } from '../errors.js';
 import { builder } from './builder.js';
-import { validId } from './guards.js';
+import { assertAdmin, validId } from './guards.js';
 import { ViewerRef } from './viewer.js';
 
 builder.mutationField('refreshToken', (t) =>
@@ -47,7 +46,7 @@ builder.mutationField('revokeUser', (t) =>
       'the instance that answered; those on other instances close at the same moment.',
     args: { userId: t.arg.id({ required: true }) },
     resolve: (_root, { userId }, context) => {
-      if (!isAdmin(context.viewer)) throw clientError(ErrorCode.Forbidden, 'only admins may revoke users');
+      assertAdmin(context, 'revoke users');
       return context.services.revocations.revoke(validId(String(userId), 'userId'));
     },
   }),
