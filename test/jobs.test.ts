@@ -60,6 +60,17 @@ function watchFile(h: Herald, token: string, fileId: string, after: string, unti
 }
 
 describe('jobs', () => {
+  it("reports the outcome of a job's stream as soon as it is stored, before BullMQ records the attempt", async () => {
+    // No worker: BullMQ still has the job waiting when its stream's terminal update is appended.
+    const { h, token } = await herald({}, false);
+    const file = await startFile(h, token, makeDocument(1));
+    await h.app.services.store.append(
+      { kind: 'file', id: file.fileId },
+      { event: 'processing_completed', status: 'COMPLETED', progress: 100 },
+    );
+    expect(await job(h, token, file.fileId)).toMatchObject({ state: 'COMPLETED', progress: 100, failedReason: null });
+  });
+
   it('reports a job through its life: waiting, then completed with its result', async () => {
     const { h, token } = await herald({}, false);
     const file = await startFile(h, token, makeDocument(3));

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
-import type { UpdateEntry } from '../updates/types.js';
+import { isTerminal, type UpdateEntry } from '../updates/types.js';
 import { requestCancel, withdrawCancel } from './cancel.js';
 import type { AcceptedDocument, DocumentStore } from './documents.js';
 import { activeTraceparent } from '../tracing.js';
@@ -114,10 +114,13 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     const [job, recent] = await Promise.all([bullJob(record), store.resourceHistory(refOf(record))({ last: 10 })]);
     const latest: UpdateEntry | undefined = recent.entries.at(-1);
     const bullState = job ? await job.getState() : 'unknown';
-    let state: JobState = BULL_STATES[bullState] ?? 'WAITING';
-    if (latest?.update.status === 'CANCELLED') state = 'CANCELLED';
-    else if (!job && latest?.update.status === 'COMPLETED') state = 'COMPLETED';
-    else if (!job && latest?.update.status === 'FAILED') state = 'FAILED';
+    // The stream's terminal update is the job's outcome: a worker publishes it as an attempt's last
+    // step, a moment before BullMQ records the attempt's end (longer while that write waits out a
+    // failover), and a cancelled job's record may still say active. Until BullMQ catches up, the
+    // attempt that ended the stream counts as made.
+    const outcome = recent.final && latest && isTerminal(latest.update.status) ? latest.update.status : null;
+    const state: JobState = outcome ?? BULL_STATES[bullState] ?? 'WAITING';
+    const attemptsMade = outcome && job && bullState === 'active' ? job.attemptsStarted : (job?.attemptsMade ?? 0);
     const waitingTooLong = job !== undefined && state === 'WAITING' && waitedTooLong(job, config.jobs.stuckAfterMs);
     const stuck = waitingTooLong && (await queues.of(record.kind, record.id).getWorkersCount()) === 0 ? 'NO_WORKER' : null;
     const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
@@ -128,7 +131,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       ownerId: record.ownerId,
       state,
       progress,
-      attemptsMade: job?.attemptsMade ?? 0,
+      attemptsMade,
       // BullMQ keeps an earlier attempt's reason on a job that then completed: it no longer explains anything.
       failedReason: state === 'CANCELLED' || state === 'COMPLETED' ? null : (job?.failedReason ?? null),
       stuck,

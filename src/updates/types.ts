@@ -5,7 +5,8 @@ export const UPDATE_STATUSES = ['QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', '
 export type UpdateStatus = (typeof UPDATE_STATUSES)[number];
 
 /** After one of these a resource's stream is closed: nothing more is appended. */
-const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+export type TerminalStatus = Extract<UpdateStatus, 'COMPLETED' | 'FAILED' | 'CANCELLED'>;
+const TERMINAL_STATUSES: ReadonlySet<UpdateStatus> = new Set<TerminalStatus>(['COMPLETED', 'FAILED', 'CANCELLED']);
 
 /**
  * Where a resource's updates live. The project is part of the address because a resource in a
@@ -64,6 +65,6 @@ export interface ProjectEntry extends StreamEntry {
   item: UpdateEntry;
 }
 
-export function isTerminal(status: UpdateStatus): boolean {
+export function isTerminal(status: UpdateStatus): status is TerminalStatus {
   return TERMINAL_STATUSES.has(status);
 }
