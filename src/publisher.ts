@@ -5,12 +5,16 @@ import { createLogger } from './logger.js';
 import { createNotificationStore } from './notifications/store.js';
 import type { NotificationEntry, NotificationInput } from './notifications/types.js';
 import { createRedis } from './redis.js';
+import { withTimeout } from './timeouts.js';
 import { createResourceRegistry, type ResourceKind } from './resources/registry.js';
 import type { BodyPiece } from './updates/body.js';
 import { createUpdateStore, StreamEndedError } from './updates/store.js';
 import type { ResourceRef, UpdateEntry, UpdateInput } from './updates/types.js';
 
 export { StreamEndedError };
+
+/** How long {@link Publisher.close} waits for Redis to answer QUIT. */
+const CLOSE_WAIT_MS = 5_000;
 export type { BodyPiece };
 export type { NotificationEntry, NotificationInput, ResourceKind, ResourceRef, UpdateEntry, UpdateInput };
 
@@ -91,9 +95,17 @@ export function createPublisher(options: PublisherOptions = {}) {
       return notifications.send(notification);
     },
 
-    /** Waits for what was sent, then closes the Redis connection. */
+    /**
+     * Waits for what was sent, then closes the Redis connection; after CLOSE_WAIT_MS without an
+     * answer (a node that froze never answers QUIT) it drops the connection instead.
+     */
     async close(): Promise<void> {
-      await redis.quit();
+      await withTimeout(
+        redis.quit().catch(() => undefined),
+        CLOSE_WAIT_MS,
+        undefined,
+      );
+      redis.disconnect();
     },
   };
 }

@@ -89,10 +89,16 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
     case 'cluster':
       // The subscriber subscribes to shard channels (SSUBSCRIBE) with one connection per primary,
       // which ioredis opens, routes by slot and moves when the slots move.
+      //
+      // No ready check: ioredis' Cluster asks a random primary for CLUSTER INFO with no timeout, and
+      // starts its periodic slot map refresh only once that answers. A process that connected (or
+      // reconnected) while a primary was frozen or silently cut off waited on it for good, even
+      // after its replica took over. Without it, a command that meets CLUSTERDOWN is retried
+      // (retryDelayOnClusterDown) like any other during a failover.
       return asRedis(
         new Cluster(settings.nodes, {
           clusterRetryStrategy: backoff,
-          enableReadyCheck: true,
+          enableReadyCheck: false,
           slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
           retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
           retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,

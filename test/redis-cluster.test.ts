@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +20,7 @@ import {
 } from '../src/client/generated.js';
 import { audienceOf, notificationKeys, targetSource } from '../src/notifications/keys.js';
 import { createPublisher } from '../src/publisher.js';
+import { withTimeout } from '../src/timeouts.js';
 import { resourceStream } from '../src/updates/keys.js';
 import type { ResourceRef } from '../src/updates/types.js';
 import { makeDocument } from './helpers/documents.js';
@@ -29,7 +29,7 @@ import { clientsFor, type HeraldClients } from './helpers/herald.js';
 import { expectResumed, notSeenAfter } from './helpers/notifications.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
-import { startRedisCluster, type RedisClusterGroup } from './helpers/redis-server.js';
+import { startRedisCluster, type RedisClusterGroup, type RedisServer } from './helpers/redis-server.js';
 import { collect, waitFor, type Collected } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
@@ -83,6 +83,18 @@ async function watchedFile(user: string) {
   const whole = [watch(api[0], 'ws'), watch(api[1], 'sse')];
   await Promise.all([watch(api[0], 'ws', (items) => items.length > 0), watch(api[1], 'sse', (items) => items.length > 0)]);
   return { file, slot: calculateSlot(resourceStream(keyPrefix, file).channel), whole };
+}
+
+/** A file of `user`'s whose stream lives on a shard other than `primary`'s, registered there. */
+async function fileOffShard(user: string, primary: RedisServer): Promise<ResourceRef> {
+  for (let n = 0; ; n += 1) {
+    const ref: ResourceRef = { kind: 'file', id: `${user}-steady-${n}`, projectId: null };
+    if ((await redis.shardOf(calculateSlot(resourceStream(keyPrefix, ref).channel))).primary === primary) continue;
+    const producer = createPublisher({ env: producerEnv() });
+    await producer.register({ kind: 'file', id: ref.id, ownerId: user });
+    await producer.close();
+    return ref;
+  }
 }
 
 /** Appends the file's terminal update through a new producer on `nodes`; every watcher gets it after the first, and completes. */
@@ -381,10 +393,20 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
   it('resyncs the streams of a shard whose primary froze and failed over: a terminal update sent meanwhile arrives at once', async () => {
     const { file, slot, whole } = await watchedFile('fay');
     const { primary, replicas } = await redis.shardOf(slot);
+    const elsewhere = await fileOffShard('fay', primary);
     // SIGSTOP, not SIGKILL: the subscribers' connections to the frozen primary stay open and
     // silent, so nothing but Herald's own resync can bring what the new primary publishes.
-    primary.process.kill('SIGSTOP');
+    redis.freeze(primary);
     try {
+      // Producers that connect while it is frozen, before anything failed over, reach the other
+      // shards at once: nothing a connection does first may wait on one primary.
+      const producers = Array.from({ length: 12 }, () => createPublisher({ env: producerEnv() }));
+      const appended = Promise.all(
+        producers.map((producer, i) => producer.append(elsewhere, { event: `steady ${i}`, status: 'PROCESSING' })),
+      ).then(() => true);
+      expect(await withTimeout(appended, 20_000, false)).toBe(true);
+      await Promise.all(producers.map((producer) => producer.close()));
+
       await waitFor(async () => {
         const infos = await Promise.all(
           replicas.map(async (replica) => {
@@ -419,10 +441,8 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
       const live = redis.servers.filter((server) => server !== primary).map((server) => `127.0.0.1:${server.port}`);
       await finishAndExpect(file, whole, live.join(','));
     } finally {
-      // Waited for, so the next test's look at the cluster asks a server that is still there.
-      const exited = once(primary.process, 'exit');
-      primary.process.kill('SIGKILL');
-      if (primary.process.exitCode === null && primary.process.signalCode === null) await exited;
+      // Gone for good, so the next test's look at the cluster asks a server that is still there.
+      await redis.kill(primary);
     }
   }, 120_000);
 

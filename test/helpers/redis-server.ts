@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '../../src/dev/redis-server.js';
 import { nth } from './elements.js';
@@ -124,6 +125,13 @@ export interface RedisClusterGroup {
   shardOf(slot: number): Promise<{ primary: RedisServer; replicas: RedisServer[] }>;
   /** Moves `slot` and its keys to another primary, as `redis-cli --cluster reshard` does; resolves with that primary. */
   moveSlot(slot: number): Promise<RedisServer>;
+  /**
+   * Freezes `server` (SIGSTOP): its connections stay open and silent, as a hung or cut-off node's
+   * do. The group asks it nothing more, and kills it in `stop()` (a stopped process ignores SIGTERM).
+   */
+  freeze(server: RedisServer): void;
+  /** Kills `server` (SIGKILL) and resolves once it has exited. */
+  kill(server: RedisServer): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -160,7 +168,16 @@ function readShards(reply: unknown[]): ClusterShardReply[] {
  */
 export async function startRedisCluster(options: { nodeTimeoutMs: number }): Promise<RedisClusterGroup> {
   const servers: RedisServer[] = [];
+  const frozen = new Set<RedisServer>();
+  const running = (server: RedisServer) => server.process.exitCode === null && server.process.signalCode === null;
+  const kill = async (server: RedisServer) => {
+    if (!running(server)) return;
+    const exited = once(server.process, 'exit');
+    server.process.kill('SIGKILL');
+    await exited;
+  };
   const stop = async () => {
+    await Promise.all([...frozen].map(kill));
     await Promise.all(servers.map((server) => server.stop()));
   };
   try {
@@ -194,7 +211,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs: number }): Pro
     }, 20_000);
     const byPort = (port: number) => servers.find((server) => server.port === port);
     const shards = async () => {
-      const live = servers.filter((server) => server.process.exitCode === null && server.process.signalCode === null);
+      const live = servers.filter((server) => running(server) && !frozen.has(server));
       return readShards((await ask(nth(live, 0).url, (redis) => redis.call('CLUSTER', 'SHARDS'))) as unknown[]);
     };
     const onlinePrimary = (shard: ClusterShardReply) => {
@@ -234,6 +251,11 @@ export async function startRedisCluster(options: { nodeTimeoutMs: number }): Pro
           await ask(server.url, (redis) => redis.call('CLUSTER', 'SETSLOT', slot, 'NODE', targetId!));
         return target;
       },
+      freeze(server) {
+        frozen.add(server);
+        server.process.kill('SIGSTOP');
+      },
+      kill,
       stop,
     };
     return group;
