@@ -202,6 +202,18 @@ export function createMetrics(options: { traceDeliveries?: boolean } = {}) {
     () => deliveries.gaps,
   );
 
+  let bufferedBytes: () => number = () => 0;
+  new Gauge({
+    name: 'herald_websocket_buffered_bytes',
+    help:
+      'Bytes written for graphql-ws clients that their sockets have not sent yet, summed when scraped: what slow ' +
+      'readers hold in this process, at most WS_MAX_BUFFERED_BYTES and a message each.',
+    registers: [registry],
+    collect() {
+      this.set(bufferedBytes());
+    },
+  });
+
   const subscriptions = new Gauge({
     name: 'herald_subscriptions',
     help: 'Active subscriptions by field and transport.',
@@ -215,6 +227,10 @@ export function createMetrics(options: { traceDeliveries?: boolean } = {}) {
     errors,
     /** Handed to the update hub: its streams count what they deliver here. */
     deliveries,
+    /** Where herald_websocket_buffered_bytes is read from: set by the WebSocket server it measures. */
+    measureBufferedBytes(source: () => number): void {
+      bufferedBytes = source;
+    },
     deadConnections: new Counter({
       name: 'herald_dead_connections_total',
       help: 'WebSockets dropped because they did not answer a keep-alive ping in time.',

@@ -434,6 +434,11 @@ export function attachWebSocketServer(options: WebSocketOptions) {
     slowConsumerCloseCode: CloseCode.SlowConsumer,
   };
   const stopKeepAlive = startKeepAlive(wss, websocket.keepAliveMs, () => metrics.deadConnections.inc());
+  metrics.measureBufferedBytes(() => {
+    let bytes = 0;
+    for (const socket of wss.clients) bytes += socket.bufferedAmount;
+    return bytes;
+  });
 
   // ws has already closed or destroyed the socket when it reports an error: 1009 for a message over
   // maxPayload, 1002 for a protocol error. It is a client's or the
