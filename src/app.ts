@@ -24,7 +24,7 @@ import { createIdempotencyStore } from './transport/idempotency.js';
 import { createPersistedOperations } from './transport/persisted-operations.js';
 import { createMetrics } from './transport/metrics.js';
 import { createPublishHandler } from './transport/publish.js';
-import { createRateLimiter } from './transport/rate-limit.js';
+import { createRateLimiter } from './rate-limiter.js';
 import { createSubscriptionExecutor } from './transport/subscription-execution.js';
 import { attachWebSocketServer } from './transport/websocket.js';
 import { createYogaServer } from './transport/yoga.js';
