@@ -90,6 +90,12 @@ export function buildApp(config: Config, options: AppOptions) {
     verifyToken: verify,
     revocations,
     serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
+    sendLimiter: createRateLimiter(redis, {
+      keyPrefix: config.keyPrefix,
+      name: 'notifications',
+      limit: config.notifications.sendLimit.perWindow,
+      windowMs: config.notifications.sendLimit.windowMs,
+    }),
   };
   const stuck = createStuckWatcher({
     redis,
