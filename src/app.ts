@@ -24,7 +24,7 @@ import { createIdempotencyStore } from './transport/idempotency.js';
 import { createPersistedOperations } from './transport/persisted-operations.js';
 import { createMetrics } from './transport/metrics.js';
 import { createPublishHandler } from './transport/publish.js';
-import { createRateLimiter } from './transport/rate-limit.js';
+import { createRateLimiter } from './rate-limiter.js';
 import { createSubscriptionExecutor } from './transport/subscription-execution.js';
 import { attachWebSocketServer } from './transport/websocket.js';
 import { createYogaServer } from './transport/yoga.js';
@@ -90,6 +90,12 @@ export function buildApp(config: Config, options: AppOptions) {
     verifyToken: verify,
     revocations,
     serviceKeys: createServiceKeyStore(redis, config.keyPrefix),
+    sendLimiter: createRateLimiter(redis, {
+      keyPrefix: config.keyPrefix,
+      name: 'notifications',
+      limit: config.notifications.sendLimit.perWindow,
+      windowMs: config.notifications.sendLimit.windowMs,
+    }),
   };
   const stuck = createStuckWatcher({
     redis,

@@ -174,6 +174,8 @@ const schema = z
     TOKEN_FLUSH_MS: int(1, 60_000).default(50),
     NOTIFICATION_RETENTION_COUNT: int(1, 100_000).default(1_000),
     NOTIFICATION_RETENTION_DAYS: int(1, 3_650).default(30),
+    NOTIFY_RATE_LIMIT: int(1, 1_000_000).default(60),
+    NOTIFY_RATE_WINDOW_MS: int(100, 24 * 3_600_000).default(60_000),
     PRESENCE_HEARTBEAT_MS: int(100, 3_600_000).default(5_000),
     PRESENCE_TTL_MS: int(300, 3 * 3_600_000).default(15_000),
     PUBLISH_MAX_BODY_BYTES: int(1_024, 16 * 1024 * 1024).default(256 * 1024),
@@ -508,6 +510,12 @@ export interface Config {
     retentionCount: number;
     /** Days a notification is kept, read or not. */
     retentionDays: number;
+    /**
+     * sendNotification calls one user may make per window, admins included, counted in Redis over
+     * every instance (NOTIFY_RATE_LIMIT, default 60, per NOTIFY_RATE_WINDOW_MS, default 60 s); the
+     * rest of the window's fail with RATE_LIMITED. Producers over HTTP have PUBLISH_REQUESTS_PER_MINUTE.
+     */
+    sendLimit: { perWindow: number; windowMs: number };
   };
   /** The HTTP publish endpoint for services (`/v1/...`, service keys). */
   publish: {
@@ -719,6 +727,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     notifications: {
       retentionCount: e.NOTIFICATION_RETENTION_COUNT,
       retentionDays: e.NOTIFICATION_RETENTION_DAYS,
+      sendLimit: { perWindow: e.NOTIFY_RATE_LIMIT, windowMs: e.NOTIFY_RATE_WINDOW_MS },
     },
     publish: {
       maxBodyBytes: e.PUBLISH_MAX_BODY_BYTES,

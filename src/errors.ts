@@ -26,6 +26,18 @@ export function clientError(code: ErrorCode, message: string, extra: Record<stri
 }
 
 /**
+ * A RATE_LIMITED error for `waitMs` left in a window, naming the `limit` (as `extensions.limit`)
+ * and when to retry (`extensions.retryAfterSeconds`), so every limit reads the same to a client.
+ */
+export function rateLimitedError(what: string, limit: string, waitMs: number): GraphQLError {
+  const retryAfterSeconds = Math.ceil(waitMs / 1000);
+  return clientError(ErrorCode.RateLimited, `too many ${what}: try again in ${retryAfterSeconds} s`, {
+    limit,
+    retryAfterSeconds,
+  });
+}
+
+/**
  * Every WebSocket close code Herald sends, in one place: RFC 6455's, graphql-ws's protocol codes
  * (taken from its enum, so they cannot drift from what graphql-ws clients expect) and Herald's
  * own. graphql-ws clients retry 1001, 4403 (a retry with the revoked token then gets 4401), 4408

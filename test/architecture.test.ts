@@ -55,6 +55,7 @@ const BASE_FILES = new Set([
   'config.ts',
   'logger.ts',
   'redis.ts',
+  'rate-limiter.ts',
   'ids.ts',
   'timeouts.ts',
   'metrics.ts',

@@ -1,10 +1,11 @@
 import { ID_PATTERN } from '../ids.js';
-import type { NotificationTarget } from './types.js';
+import type { NotificationTarget, TargetKind } from './types.js';
 
 /**
  * Each target's keys carry the target's own hash tag, so on a Redis Cluster the targets spread
  * over the shards; one script step still numbers, stores, trims and publishes, since it touches
- * one target only. A user's read state and read receipts share the tag of the user's own target.
+ * one target only. A user's read state, read receipts, preferences and removed notifications share the tag of the
+ * user's own target.
  */
 function tagOf(source: string): string {
   return `{notifications:${source.startsWith('receipts:') ? `user:${source.slice('receipts:'.length)}` : source}}`;
@@ -26,6 +27,10 @@ export function notificationKeys(prefix: string) {
     watermarks: (userId: string) => `${base(receiptsSource(userId))}read_upto`,
     /** Set of `<source>|<epoch>|<seq>|<level>` the user marked read above the watermarks. */
     readSet: (userId: string) => `${base(receiptsSource(userId))}read`,
+    /** Hash: `levels` and `kinds`, the levels and target kinds the user muted, comma-separated. */
+    preferences: (userId: string) => `${base(receiptsSource(userId))}preferences`,
+    /** Hash: notification id -> DELETED or ARCHIVED, what the user removed from their own inbox. */
+    removed: (userId: string) => `${base(receiptsSource(userId))}removed`,
   };
 }
 
@@ -34,6 +39,11 @@ export type NotificationKeys = ReturnType<typeof notificationKeys>;
 /** A target's source name: `user:<id>`, `role:<name>`, `project:<id>` or `global`. */
 export function targetSource(target: NotificationTarget): string {
   return target.kind === 'GLOBAL' ? 'global' : `${target.kind.toLowerCase()}:${target.id}`;
+}
+
+/** The kind of target a target source (not a receipts source) belongs to. */
+export function kindOf(source: string): TargetKind {
+  return source === 'global' ? 'GLOBAL' : (source.slice(0, source.indexOf(':')).toUpperCase() as TargetKind);
 }
 
 /** The source of a user's read receipts: only that user's own streams read it. */

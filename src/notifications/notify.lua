@@ -18,16 +18,22 @@
 -- read:   params: min, max (seq bounds as ZRANGEBYSCORE takes them), limit, rev (newest first).
 --         Returns { epoch ("" before the first append), last seq, oldest kept entry or "", newest kept
 --         entry or "", entries... }. Writes nothing but retention, so reading a target creates no key.
--- unread, mark, mark_all: KEYS are the user's receipts source, then KEYS[3] their watermarks and
---         KEYS[4] their read set. params: stats (per target source, read just before: s source,
+-- unread, mark, mark_all: KEYS are the user's receipts source, then KEYS[3] their watermarks,
+--         KEYS[4] their read set, KEYS[5] their preferences (levels, kinds: what they muted,
+--         comma-separated) and KEYS[6] what they removed (notification id -> DELETED or ARCHIVED).
+--         params: stats (per target source, read just before: s source,
 --         e epoch, top seq of the newest kept, lc its counts by level, fs the seq before the oldest
 --         kept, fc the counts by level at fs), source/channel/publish/limit (of the receipts),
---         readTtl (seconds), ids (mark: { s, e, seq, level, notification } of kept notifications),
---         newest (mark_all: the newest notification covered, as JSON)
---   unread:   returns { unread, INFO, SUCCESS, WARNING, ERROR }, in O(targets + read set).
+--         readTtl (seconds), ids (mark: { id, s, e, seq, level, notification } of kept notifications),
+--         remove (mark, optional: DELETED or ARCHIVED), newest (mark_all: the newest notification
+--         covered, as JSON)
+--   unread:   returns { unread, INFO, SUCCESS, WARNING, ERROR }, in O(targets + read set), leaving
+--             out muted levels and targets of muted kinds (removed ones are read: see mark).
 --   mark:     marks the ids; mark_all moves every target's watermark to its newest kept entry.
 --             Both return { newly marked, unread after }, and when something changed append a
---             READ (one per notification) or READ_ALL receipt to the user's receipts.
+--             READ (one per notification) or READ_ALL receipt to the user's receipts. With
+--             `remove`, mark also records each id as removed (a deleted one stays deleted) and
+--             returns { newly removed, unread after }, appending a DELETED or ARCHIVED receipt each.
 --
 -- Every call first drops the source's entries whose age passed retention (a bounded batch): within
 -- a source, stored times never go down, so they are its oldest.
@@ -119,7 +125,16 @@ if op == 'read' then
   return reply
 end
 
-local watermarks, read_key = KEYS[3], KEYS[4]
+local watermarks, read_key, preferences_key, removed_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+
+-- The set of the comma-separated names in one field of the user's preferences.
+local function muted(field)
+  local set = {}
+  for name in string.gmatch(redis.call('HGET', preferences_key, field) or '', '[^,]+') do
+    set[name] = true
+  end
+  return set
+end
 
 -- Per target: what is kept above its watermark (or above what retention dropped), by level,
 -- less what the user marked one by one.
@@ -131,8 +146,9 @@ local function unread_counts()
     table.insert(marked[s], { e = e, seq = tonumber(seq), level = level })
   end
   local counts = { 0, 0, 0, 0 }
+  local muted_kinds = muted('kinds')
   for _, st in ipairs(p.stats) do
-    if st.top > 0 then
+    if st.top > 0 and not muted_kinds[string.upper(string.match(st.s, '^%a+'))] then
       local base, base_counts = st.fs, st.fc
       local w = redis.call('HGET', watermarks, st.s)
       if w then
@@ -157,6 +173,12 @@ local function unread_counts()
       end
     end
   end
+  local muted_levels = muted('levels')
+  for i, level in ipairs(LEVELS) do
+    if muted_levels[level] then
+      counts[i] = 0
+    end
+  end
   return counts[1] + counts[2] + counts[3] + counts[4], counts
 end
 
@@ -165,24 +187,51 @@ if op == 'unread' then
   return { total, counts[1], counts[2], counts[3], counts[4] }
 end
 
+-- Forgets removed notifications that retention dropped (or whose history was lost), so the
+-- hash holds no more than what the user's targets keep.
+local function prune_removed()
+  local kept = {}
+  for _, st in ipairs(p.stats) do
+    kept[st.s] = st
+  end
+  for _, id in ipairs(redis.call('HKEYS', removed_key)) do
+    local e, seq, s = string.match(id, '^([^-]+)-(%d+)-(.+)$')
+    local st = kept[s]
+    if st and (st.e ~= e or tonumber(seq) <= st.fs) then
+      redis.call('HDEL', removed_key, id)
+    end
+  end
+end
+
 if op == 'mark' then
-  local marked = {}
+  local changed = {}
   for _, id in ipairs(p.ids) do
     local w = redis.call('HGET', watermarks, id.s)
     w = w and cjson.decode(w)
     local below = w and w[1] == id.e and id.seq <= w[2]
-    if not below and redis.call('SADD', read_key, id.s .. '|' .. id.e .. '|' .. id.seq .. '|' .. id.level) == 1 then
-      table.insert(marked, id.notification)
+    local newly_read = not below and redis.call('SADD', read_key, id.s .. '|' .. id.e .. '|' .. id.seq .. '|' .. id.level) == 1
+    if p.remove then
+      local was = redis.call('HGET', removed_key, id.id)
+      if was ~= 'DELETED' and was ~= p.remove then
+        redis.call('HSET', removed_key, id.id, p.remove)
+        table.insert(changed, id.notification)
+      end
+    elseif newly_read then
+      table.insert(changed, id.notification)
     end
   end
   local unread = unread_counts()
-  if #marked > 0 then
+  if #changed > 0 then
     redis.call('EXPIRE', read_key, p.readTtl)
-    for _, notification in ipairs(marked) do
-      append('READ', unread, notification)
+    if p.remove then
+      prune_removed()
+      redis.call('EXPIRE', removed_key, p.readTtl)
+    end
+    for _, notification in ipairs(changed) do
+      append(p.remove or 'READ', unread, notification)
     end
   end
-  return { #marked, unread }
+  return { #changed, unread }
 end
 
 if op == 'mark_all' then

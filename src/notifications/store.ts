@@ -3,14 +3,19 @@ import { defineScript, execChecked, publishCommand, readScript } from '../redis.
 import { ID_CHARACTERS } from '../ids.js';
 import { newEpoch } from '../updates/cursor.js';
 import { sameEpoch, type NotificationCursor } from './cursor.js';
-import { notificationKeys, targetSource, type Audience } from './keys.js';
+import { kindOf, notificationKeys, targetSource, type Audience } from './keys.js';
 import {
   compareEntries,
+  isMuted,
   NOTIFICATION_LEVELS,
+  TARGET_KINDS,
   validNotification,
+  validPreferences,
   type NotificationEntry,
   type NotificationInput,
   type NotificationLevel,
+  type NotificationPreferences,
+  type RemovedState,
   type UnreadCounts,
 } from './types.js';
 
@@ -49,6 +54,37 @@ export interface SourceRead {
   entries: NotificationEntry[];
 }
 
+/** Which of the viewer's notifications an inbox page lists; the defaults list what a user expects to see. */
+export interface InboxFilter {
+  /** Only those the viewer has not read. Default false. */
+  unreadOnly?: boolean;
+  /** Also those the viewer's preferences mute. Default false. */
+  includeMuted?: boolean;
+  /** Only those the viewer archived, instead of only those they did not. Default false. */
+  archived?: boolean;
+}
+
+/**
+ * What a viewer removed and muted, as one stream or page sees it. `removed` grows as the stream
+ * sees the viewer's DELETED and ARCHIVED receipts.
+ */
+export interface ViewerChoices {
+  preferences: NotificationPreferences;
+  /** Notification id -> what the viewer did with it. */
+  removed: Map<string, RemovedState>;
+}
+
+/**
+ * Whether `entry` belongs in a list under `filter` (read state aside): never when deleted; when
+ * archived only in the archived list; when muted only with `includeMuted`. Receipts always do.
+ */
+export function isListed(choices: ViewerChoices, entry: NotificationEntry, filter: InboxFilter = {}): boolean {
+  if (entry.event !== 'CREATED') return true;
+  const removed = choices.removed.get(entry.notification.id);
+  if (removed === 'DELETED' || (removed === 'ARCHIVED') !== (filter.archived ?? false)) return false;
+  return (filter.includeMuted ?? false) || !isMuted(choices.preferences, entry.notification);
+}
+
 export interface InboxPage {
   /** False when the `before` cursor names a history of a target that Redis has lost. */
   current: boolean;
@@ -71,6 +107,15 @@ export function parseNotificationId(id: string): NotificationRef | null {
   const match = NOTIFICATION_ID.exec(id);
   const [, epoch, seq, source] = match ?? [];
   return epoch === undefined || source === undefined ? null : { epoch, seq: Number(seq), source };
+}
+
+/** The preferences hash's fields as notify.lua reads them: names, comma-separated. */
+function preferencesOf(levels: string | null, kinds: string | null): NotificationPreferences {
+  const names = (value: string | null) => (value ? value.split(',') : []);
+  return {
+    mutedLevels: NOTIFICATION_LEVELS.filter((level) => names(levels).includes(level)),
+    mutedTargetKinds: TARGET_KINDS.filter((kind) => names(kinds).includes(kind)),
+  };
 }
 
 /** notify.lua's reply to each read-state operation. */
@@ -181,18 +226,32 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
         ...params,
       },
       [],
-      [keys.watermarks(audience.userId), keys.readSet(audience.userId)],
+      [
+        keys.watermarks(audience.userId),
+        keys.readSet(audience.userId),
+        keys.preferences(audience.userId),
+        keys.removed(audience.userId),
+      ],
     );
     return result as ReadStateReply[Op];
   }
 
-  /** The watermarks and the read set, to tell read from unread outside the script. */
+  /**
+   * The watermarks and the read set, to tell read from unread outside the script, and what the
+   * viewer removed and muted; one read of the viewer's slot.
+   */
   async function readMarks(userId: string) {
-    const [watermarks, members] = (await execChecked(
-      redis.multi().hgetall(keys.watermarks(userId)).smembers(keys.readSet(userId)),
-    )) as [Record<string, string>, string[]];
+    const [watermarks, members, [levels, kinds], removed] = (await execChecked(
+      redis
+        .multi()
+        .hgetall(keys.watermarks(userId))
+        .smembers(keys.readSet(userId))
+        .hmget(keys.preferences(userId), 'levels', 'kinds')
+        .hgetall(keys.removed(userId)),
+    )) as [Record<string, string>, string[], [string | null, string | null], Record<string, RemovedState>];
     const read = new Set(members);
     return {
+      choices: { preferences: preferencesOf(levels, kinds), removed: new Map(Object.entries(removed)) } satisfies ViewerChoices,
       read,
       watermark: (source: string) => parseWatermark(watermarks[source]),
       isRead(entry: NotificationEntry): boolean {
@@ -203,6 +262,63 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
       /** How many of the read set belong to `source`: at most that many read entries sit above its watermark. */
       readIn: (source: string) => members.filter((member) => member.startsWith(`${source}|`)).length,
     };
+  }
+
+  /**
+   * A source's entries at or below `upTo`, newest first in batches, until `need` of them are
+   * `listed` or the source (or, above a `floor` watermark of its history, what is unread) runs
+   * out. The entries come back as one run of seqs, oldest first, listed or not, so an inbox
+   * cursor can be taken at any of them; none at or below the floor.
+   */
+  async function readListed(
+    source: string,
+    options: {
+      upTo?: number;
+      need: number;
+      batch: number;
+      floor: { epoch: string; seq: number } | null;
+      listed: (entry: NotificationEntry) => boolean;
+    },
+  ): Promise<SourceRead> {
+    const { need, batch: limit, listed } = options;
+    const first = await read(source, { upTo: options.upTo, limit, newest: true });
+    const floor = options.floor?.epoch === first.epoch ? options.floor.seq : 0;
+    let batch = first.entries.filter((entry) => entry.seq > floor);
+    let entries = batch;
+    let found = batch.filter(listed).length;
+    while (found < need && batch.length === limit && batch[0]!.seq - 1 > floor) {
+      const next = await read(source, { after: floor, upTo: batch[0]!.seq - 1, limit, newest: true });
+      if (next.epoch !== first.epoch) break;
+      batch = next.entries;
+      entries = [...batch, ...entries];
+      found += batch.filter(listed).length;
+    }
+    return { ...first, entries };
+  }
+
+  /** Marks read (and with `remove`, removes) the given notifications that are kept and addressed to the viewer. */
+  async function mark(audience: Audience, refs: NotificationRef[], remove?: RemovedState): Promise<MarkResult> {
+    const mine = refs.filter((ref) => audience.targets.includes(ref.source));
+    const [targets, found] = await Promise.all([
+      stats(audience),
+      Promise.all(mine.map((ref) => read(ref.source, { after: ref.seq - 1, upTo: ref.seq, limit: 1 }))),
+    ]);
+    const ids = found.flatMap(({ epoch, entries: [entry] }, i) =>
+      entry && epoch === mine[i]!.epoch
+        ? [
+            {
+              id: entry.notification.id,
+              s: entry.source,
+              e: epoch,
+              seq: entry.seq,
+              level: entry.notification.level,
+              notification: JSON.stringify(entry.notification),
+            },
+          ]
+        : [],
+    );
+    const [marked, unread] = await readState('mark', audience, targets, { ids, remove });
+    return { marked, unread };
   }
 
   return {
@@ -237,27 +353,38 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
     },
 
     /** Marks the given notifications that are kept and addressed to the viewer; tells their other tabs. */
-    async markRead(audience: Audience, refs: NotificationRef[]): Promise<MarkResult> {
-      const mine = refs.filter((ref) => audience.targets.includes(ref.source));
-      const [targets, found] = await Promise.all([
-        stats(audience),
-        Promise.all(mine.map((ref) => read(ref.source, { after: ref.seq - 1, upTo: ref.seq, limit: 1 }))),
-      ]);
-      const ids = found.flatMap(({ epoch, entries: [entry] }, i) =>
-        entry && epoch === mine[i]!.epoch
-          ? [
-              {
-                s: entry.source,
-                e: epoch,
-                seq: entry.seq,
-                level: entry.notification.level,
-                notification: JSON.stringify(entry.notification),
-              },
-            ]
-          : [],
-      );
-      const [marked, unread] = await readState('mark', audience, targets, { ids });
-      return { marked, unread };
+    markRead(audience: Audience, refs: NotificationRef[]): Promise<MarkResult> {
+      return mark(audience, refs);
+    },
+
+    /**
+     * Deletes or archives the given notifications that are kept and addressed to the viewer, for
+     * the viewer only, and marks them read; tells their other tabs. `marked` counts those newly
+     * removed (a deleted one stays deleted).
+     */
+    remove(audience: Audience, refs: NotificationRef[], state: RemovedState): Promise<MarkResult> {
+      return mark(audience, refs, state);
+    },
+
+    /** The levels and target kinds the user muted. */
+    async preferences(userId: string): Promise<NotificationPreferences> {
+      const [levels, kinds] = await redis.hmget(keys.preferences(userId), 'levels', 'kinds');
+      return preferencesOf(levels ?? null, kinds ?? null);
+    },
+
+    /** Replaces the user's preferences; throws InvalidNotificationError for a name that is not a level or kind. */
+    async setPreferences(userId: string, preferences: NotificationPreferences): Promise<NotificationPreferences> {
+      const valid = validPreferences(preferences);
+      await redis.hset(keys.preferences(userId), {
+        levels: valid.mutedLevels.join(','),
+        kinds: valid.mutedTargetKinds.join(','),
+      });
+      return valid;
+    },
+
+    /** What the viewer removed and muted, for a stream to leave out. */
+    async choices(userId: string): Promise<ViewerChoices> {
+      return (await readMarks(userId)).choices;
     },
 
     /** Marks everything addressed to the viewer so far; tells their other tabs. */
@@ -295,20 +422,23 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
      */
     async inbox(
       audience: Audience,
-      page: { before: NotificationCursor | null; first: number; unreadOnly: boolean },
+      page: { before: NotificationCursor | null; first: number } & InboxFilter,
     ): Promise<InboxPage> {
-      const { before, first, unreadOnly } = page;
+      const { before, first, unreadOnly = false } = page;
       const marks = await readMarks(audience.userId);
+      const listed = (entry: NotificationEntry) => isListed(marks.choices, entry, page) && (!unreadOnly || !marks.isRead(entry));
+      const muted = (source: string) => !page.includeMuted && marks.choices.preferences.mutedTargetKinds.includes(kindOf(source));
       const reads = await Promise.all(
         audience.targets.map(async (source) => {
           const bound = before ? (before.sources.get(source)?.seq ?? 0) - (before.pivot === source ? 1 : 0) : null;
-          if (bound !== null && bound <= 0) return null;
-          const mark = unreadOnly ? marks.watermark(source) : null;
-          const range: SourceRange = { upTo: bound ?? undefined, limit: first + 1 + marks.readIn(source), newest: true };
-          const result = await read(source, range);
-          if (mark && mark.epoch === result.epoch) {
-            result.entries = result.entries.filter((entry) => entry.seq > mark.seq);
-          }
+          if ((bound !== null && bound <= 0) || muted(source)) return null;
+          const result = await readListed(source, {
+            upTo: bound ?? undefined,
+            need: first + 1,
+            batch: first + 1 + marks.readIn(source),
+            floor: unreadOnly ? marks.watermark(source) : null,
+            listed,
+          });
           return result;
         }),
       );
@@ -318,16 +448,14 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
         return !named || !read || sameEpoch(read.epoch, named.epoch);
       });
       const items = reads
-        .flatMap((read) => read?.entries ?? [])
+        .flatMap((read) => read?.entries.filter(listed) ?? [])
         .sort((a, b) => compareEntries(b, a))
-        .map((entry) => ({ entry, read: marks.isRead(entry) }))
-        .filter((item) => !unreadOnly || !item.read)
         .slice(0, first + 1);
       return {
         current,
-        items: items.slice(0, first).map(({ entry, read }) => ({
+        items: items.slice(0, first).map((entry) => ({
           entry,
-          read,
+          read: marks.isRead(entry),
           cursor: inboxCursor(entry, audience.targets, reads),
         })),
         hasNextPage: items.length > first,

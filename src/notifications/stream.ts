@@ -4,7 +4,7 @@ import { LiveStream, type LiveStreamLimits } from '../updates/live-stream.js';
 import { CursorAheadError, type HistoryGap } from '../updates/stream.js';
 import { sameEpoch, type NotificationCursor, type SourcePosition } from './cursor.js';
 import type { Audience } from './keys.js';
-import type { NotificationStore, SourceRange, SourceRead } from './store.js';
+import { isListed, type NotificationStore, type SourceRange, type SourceRead, type ViewerChoices } from './store.js';
 import { compareEntries, type NotificationEntry } from './types.js';
 
 /**
@@ -19,6 +19,12 @@ export interface NotificationStreamOptions extends LiveStreamLimits {
   hub: UpdateHub;
   store: NotificationStore;
   audience: Audience;
+  /**
+   * What the viewer removed and muted when the stream opened: their CREATED entries pass by
+   * unsent (the position still moves past them). Removals the stream sees later join it.
+   * Default: nothing removed or muted.
+   */
+  choices?: ViewerChoices;
   /** Resume after this position; without one, replay the last `replay` entries. */
   after: NotificationCursor | null;
   replay: number;
@@ -31,15 +37,18 @@ export interface NotificationStreamOptions extends LiveStreamLimits {
  * history (a replay, a resume, a catch-up) goes out by stored time, then source, then seq. The
  * position (the cursor) is the last seq delivered of each source, so a resume after any item
  * gives exactly what was not delivered yet. A live entry that skips a seq is preceded by the
- * missing ones read from its source; duplicates are dropped.
+ * missing ones read from its source; duplicates are dropped. Notifications the viewer removed or
+ * muted are passed over, not sent.
  */
 class NotificationStream extends LiveStream<NotificationEntry, NotificationStreamEvent> {
   private readonly positions = new Map<string, SourcePosition>();
   private readonly sources: string[];
+  private readonly choices: ViewerChoices;
 
   constructor(private readonly options: NotificationStreamOptions) {
     super(options.hub, options);
     this.sources = [...options.audience.targets, options.audience.receipts];
+    this.choices = options.choices ?? { preferences: { mutedLevels: [], mutedTargetKinds: [] }, removed: new Map() };
   }
 
   channels(): string[] {
@@ -75,13 +84,14 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
     }
     const reads = await this.read(this.sources, () => ({ limit: Math.max(replay, 0), newest: true }));
     const merged = reads.flatMap((read) => read.entries).sort(compareEntries);
-    const replayed = new Set(replay > 0 ? merged.slice(-replay) : []);
+    const listed = merged.filter((entry) => isListed(this.choices, entry));
+    const replayed = new Set(replay > 0 ? listed.slice(-replay) : []);
     this.sources.forEach((source, i) => {
       const read = reads[i]!;
       const first = read.entries.find((entry) => replayed.has(entry));
       this.positions.set(source, { epoch: read.epoch, seq: first ? first.seq - 1 : read.seq });
     });
-    this.emitMerged([...replayed]);
+    this.emitMerged(merged);
   }
 
   /** The histories of `lost` sources were lost (their positions are back at 0): say so, then go on with everything they keep. */
@@ -151,7 +161,8 @@ class NotificationStream extends LiveStream<NotificationEntry, NotificationStrea
     const position = this.positions.get(entry.source);
     if (!position || entry.epoch !== position.epoch || entry.seq <= position.seq) return;
     position.seq = entry.seq;
-    this.emit({ type: 'entry', entry, position: this.position(entry.source) });
+    if (entry.event === 'DELETED' || entry.event === 'ARCHIVED') this.choices.removed.set(entry.notification.id, entry.event);
+    if (isListed(this.choices, entry)) this.emit({ type: 'entry', entry, position: this.position(entry.source) });
   }
 
   private position(pivot: string | null): NotificationCursor {

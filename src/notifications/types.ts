@@ -35,11 +35,44 @@ export interface NotificationRecord {
   createdAt: string;
 }
 
+/** What a viewer did to one notification in their own inbox; the others who got it are untouched. */
+export type RemovedState = 'DELETED' | 'ARCHIVED';
+
 /**
  * What an entry of a notification stream says: a notification was created, or (only in its
- * user's own receipts) the user marked one, or everything up to one, as read.
+ * user's own receipts) the user marked one, or everything up to one, as read, or deleted or
+ * archived one.
  */
-export type NotificationEvent = 'CREATED' | 'READ' | 'READ_ALL';
+export type NotificationEvent = 'CREATED' | 'READ' | 'READ_ALL' | RemovedState;
+
+/** What a user does not want to hear about: notifications of these levels, or sent to these kinds of target. */
+export interface NotificationPreferences {
+  mutedLevels: NotificationLevel[];
+  mutedTargetKinds: TargetKind[];
+}
+
+/** Whether `preferences` mute `notification`. */
+export function isMuted(preferences: NotificationPreferences, notification: NotificationRecord): boolean {
+  return preferences.mutedLevels.includes(notification.level) || preferences.mutedTargetKinds.includes(notification.target.kind);
+}
+
+/**
+ * Preferences as stored: each list without repeats, in the order of NOTIFICATION_LEVELS and
+ * TARGET_KINDS; throws InvalidNotificationError for a value that is not one of them.
+ */
+export function validPreferences(preferences: NotificationPreferences, argument = 'input'): NotificationPreferences {
+  const pick = <T extends string>(values: readonly T[], given: readonly string[], field: string): T[] => {
+    const unknown = given.find((value) => !(values as readonly string[]).includes(value));
+    if (unknown !== undefined) {
+      throw new InvalidNotificationError(`${argument}.${field}`, `${unknown.slice(0, 40)} is not one of ${values.join(', ')}`);
+    }
+    return values.filter((value) => given.includes(value));
+  };
+  return {
+    mutedLevels: pick(NOTIFICATION_LEVELS, preferences.mutedLevels, 'mutedLevels'),
+    mutedTargetKinds: pick(TARGET_KINDS, preferences.mutedTargetKinds, 'mutedTargetKinds'),
+  };
+}
 
 /**
  * One entry of one source (a target's notifications, or a user's read receipts), exactly as it

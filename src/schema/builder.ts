@@ -10,6 +10,7 @@ import type { PresenceRegistry } from '../presence/registry.js';
 import type { ResourceRegistry } from '../resources/registry.js';
 import type { UpdateHub } from '../updates/hub.js';
 import type { UpdateStore } from '../updates/store.js';
+import type { RateLimiter } from '../rate-limiter.js';
 
 /** What resolvers reach: the stores, never Redis connections or the transport. */
 export interface Services {
@@ -25,6 +26,8 @@ export interface Services {
   verifyToken: TokenVerifier;
   revocations: RevocationList;
   serviceKeys: ServiceKeyStore;
+  /** Counts each user's sendNotification calls (NOTIFY_RATE_LIMIT per NOTIFY_RATE_WINDOW_MS). */
+  sendLimiter: RateLimiter;
 }
 
 /**

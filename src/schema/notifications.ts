@@ -1,9 +1,9 @@
 import { isAdmin, isProjectMember } from '../auth/access.js';
 import type { Viewer } from '../auth/token.js';
-import { clientError, ErrorCode } from '../errors.js';
+import { clientError, ErrorCode, rateLimitedError } from '../errors.js';
 import { decodeNotificationCursor, encodeNotificationCursor, type NotificationCursor } from '../notifications/cursor.js';
 import { audienceOf, type Audience } from '../notifications/keys.js';
-import { parseNotificationId } from '../notifications/store.js';
+import { parseNotificationId, type NotificationRef as StoredRef } from '../notifications/store.js';
 import { openNotificationStream, type NotificationStreamEvent } from '../notifications/stream.js';
 import {
   InvalidNotificationError,
@@ -13,6 +13,7 @@ import {
   type NotificationEntry,
   type NotificationEvent,
   type NotificationLevel,
+  type NotificationPreferences,
   type NotificationRecord,
   type NotificationTarget,
 } from '../notifications/types.js';
@@ -135,6 +136,14 @@ async function asInput<T>(run: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/** Parses the ids given as `argument`: at most MAX_MARK_IDS, each one this server made. */
+function notificationRefs(ids: ReadonlyArray<string | number>, argument: string): StoredRef[] {
+  if (ids.length > MAX_MARK_IDS) badInput(argument, `give at most ${MAX_MARK_IDS} ids`);
+  return ids
+    .map(String)
+    .map((id) => parseNotificationId(id) ?? badInput(argument, `${id.slice(0, 80)} is not a notification id`));
+}
+
 /** Admins send to anyone, members to their project, anyone to a single user. */
 function assertMaySend(viewer: Viewer, target: NotificationTarget): void {
   if (isAdmin(viewer) || target.kind === 'USER') return;
@@ -172,6 +181,16 @@ const EventEnum = builder.enumType('NotificationEvent', {
         'The viewer marked everything read up to and including this notification (the newest it covered). ' +
         '`unreadCount` is their unread count after the change.',
     },
+    DELETED: {
+      description:
+        'The viewer deleted this notification from their inbox (in any tab): it is gone for them only. ' +
+        '`unreadCount` is their unread count after the change.',
+    },
+    ARCHIVED: {
+      description:
+        'The viewer archived this notification (in any tab): it left their inbox and unread count and is listed ' +
+        'by `notificationInbox(archived: true)`. `unreadCount` is their unread count after the change.',
+    },
     HISTORY_GAP: {
       description:
         'Sent before anything else when items after the `after` cursor are gone: older than retention ' +
@@ -207,6 +226,33 @@ const SendInput = builder.inputType('SendNotificationInput', {
     body: t.string({ description: 'At most 10,000 characters.' }),
     level: t.field({ type: LevelEnum, description: 'Default INFO.' }),
     data: t.field({ type: 'JSON', description: 'Anything a client needs to act on it; at most 16 KiB as JSON.' }),
+  }),
+});
+
+const PreferencesRef = builder.objectRef<NotificationPreferences>('NotificationPreferences').implement({
+  description:
+    "What the viewer does not want to hear about. A muted notification is still stored and kept: it is not sent on the viewer's " +
+    '`notifications` subscriptions, not counted as unread (`unreadNotificationCount`, `notificationSummary`) and left out of ' +
+    '`notificationInbox` unless asked for with `includeMuted`.',
+  fields: (t) => ({
+    mutedLevels: t.field({
+      type: [LevelEnum],
+      description: 'In order INFO, SUCCESS, WARNING, ERROR.',
+      resolve: (p) => p.mutedLevels,
+    }),
+    mutedTargetKinds: t.field({
+      type: [TargetKindEnum],
+      description: 'In order USER, ROLE, PROJECT, GLOBAL.',
+      resolve: (p) => p.mutedTargetKinds,
+    }),
+  }),
+});
+
+const PreferencesInput = builder.inputType('NotificationPreferencesInput', {
+  description: 'Each list given replaces the one stored (repeats are ignored); a list left out stays as it was.',
+  fields: (t) => ({
+    mutedLevels: t.field({ type: [LevelEnum] }),
+    mutedTargetKinds: t.field({ type: [TargetKindEnum] }),
   }),
 });
 
@@ -297,9 +343,17 @@ builder.queryField('notificationInbox', (t) =>
     type: ConnectionRef,
     description:
       'Newest first: every notification addressed to the viewer (their user, roles, projects, and global) that ' +
-      'retention still keeps. `first` is 1 to 100 (default 20); `after` is the cursor of a notification (its ' +
-      '`cursor` or `pageInfo.endCursor`) and continues with older ones.',
-    args: { first: t.arg.int(), after: t.arg.string(), unreadOnly: t.arg.boolean() },
+      'retention still keeps, but for those they deleted, archived or muted. `first` is 1 to 100 (default 20); ' +
+      '`after` is the cursor of a notification (its `cursor` or `pageInfo.endCursor`) and continues with older ones.',
+    args: {
+      first: t.arg.int(),
+      after: t.arg.string(),
+      unreadOnly: t.arg.boolean(),
+      includeMuted: t.arg.boolean({
+        description: 'Also list those the viewer muted (see notificationPreferences). Default false.',
+      }),
+      archived: t.arg.boolean({ description: 'List only those the viewer archived instead. Default false.' }),
+    },
     resolve: async (_root, args, context) => {
       const first = args.first ?? DEFAULT_PAGE;
       if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) badInput('first', `first must be 1 to ${MAX_PAGE}`);
@@ -308,6 +362,8 @@ builder.queryField('notificationInbox', (t) =>
         before: notificationCursor(audience, args.after, 'after'),
         first,
         unreadOnly: args.unreadOnly ?? false,
+        includeMuted: args.includeMuted ?? false,
+        archived: args.archived ?? false,
       });
       if (!page.current) badInput('after', 'after belongs to a notification history that is gone; start again without it');
       return { items: page.items.map(({ entry, read, cursor }) => itemOf(entry, read, cursor)), hasNextPage: page.hasNextPage };
@@ -317,7 +373,7 @@ builder.queryField('notificationInbox', (t) =>
 
 builder.queryField('unreadNotificationCount', (t) =>
   t.int({
-    description: 'Notifications addressed to the viewer that they have not read.',
+    description: 'Notifications addressed to the viewer that they have not read, archived, deleted or muted.',
     resolve: async (_root, _args, context) => (await context.services.notifications.unread(audienceOf(context.viewer))).total,
   }),
 );
@@ -329,6 +385,14 @@ builder.queryField('notificationSummary', (t) =>
       const { total, byLevel } = await context.services.notifications.unread(audienceOf(context.viewer));
       return { unread: total, byLevel: NOTIFICATION_LEVELS.map((level) => ({ level, count: byLevel[level] })) };
     },
+  }),
+);
+
+builder.queryField('notificationPreferences', (t) =>
+  t.field({
+    type: PreferencesRef,
+    description: "The viewer's own; nothing is muted until they say so.",
+    resolve: (_root, _args, context) => context.services.notifications.preferences(context.viewer.id),
   }),
 );
 
@@ -349,12 +413,15 @@ builder.mutationField('sendNotification', (t) =>
     description:
       'Stores and publishes a notification in one step; it reaches every connection of everyone addressed, on ' +
       'any instance, and waits in their inbox. Admins may send to anyone, project members to their project, ' +
-      'anyone to a single user; anything else is FORBIDDEN.',
+      'anyone to a single user; anything else is FORBIDDEN. Each user, admins included, may send NOTIFY_RATE_LIMIT ' +
+      'per NOTIFY_RATE_WINDOW_MS over every instance; the rest fail with RATE_LIMITED (`extensions.retryAfterSeconds`).',
     args: { input: t.arg({ type: SendInput, required: true }) },
     resolve: async (_root, { input }, context) => {
       const id = input.target.id === null || input.target.id === undefined ? null : String(input.target.id);
       const target = await asInput(() => validTarget({ kind: input.target.kind, id }, 'input.target'));
       assertMaySend(context.viewer, target);
+      const waitMs = await context.services.sendLimiter.hit(context.viewer.id);
+      if (waitMs > 0) throw rateLimitedError('notifications', 'notifications_per_window', waitMs);
       const entry = await asInput(() => context.services.notifications.send({ ...input, target }));
       return itemOf(entry, null, await sentPosition(context, entry));
     },
@@ -378,10 +445,49 @@ builder.mutationField('markNotificationsRead', (t) =>
         if (args.all !== true) badInput('all', 'all must be true when given');
         return (await notifications.markAllRead(audience)).marked;
       }
-      const ids = args.ids!.map(String);
-      if (ids.length > MAX_MARK_IDS) badInput('ids', `give at most ${MAX_MARK_IDS} ids`);
-      const refs = ids.map((id) => parseNotificationId(id) ?? badInput('ids', `${id.slice(0, 80)} is not a notification id`));
-      return (await notifications.markRead(audience, refs)).marked;
+      return (await notifications.markRead(audience, notificationRefs(args.ids!, 'ids'))).marked;
+    },
+  }),
+);
+
+for (const [field, state, verb] of [
+  ['deleteNotifications', 'DELETED', 'Deletes'],
+  ['archiveNotifications', 'ARCHIVED', 'Archives'],
+] as const) {
+  builder.mutationField(field, (t) =>
+    t.int({
+      description:
+        `${verb} the given notifications (at most 1,000 ids) for the viewer only: everyone else they were sent to still has them. ` +
+        'They leave the inbox and the unread count (they count as read), and are no longer sent on `notifications`, ' +
+        (state === 'ARCHIVED' ? 'but `notificationInbox(archived: true)` lists them. ' : 'for good. ') +
+        `Returns how many were newly ${state.toLowerCase()}; ids not addressed to the viewer, or no longer kept, don't count` +
+        (state === 'ARCHIVED' ? ', nor do deleted ones. ' : '. ') +
+        `The viewer's other connections are told with ${state} items on \`notifications\`.`,
+      args: { ids: t.arg.idList({ required: true }) },
+      resolve: async (_root, args, context) =>
+        (await context.services.notifications.remove(audienceOf(context.viewer), notificationRefs(args.ids, 'ids'), state))
+          .marked,
+    }),
+  );
+}
+
+builder.mutationField('setNotificationPreferences', (t) =>
+  t.field({
+    type: PreferencesRef,
+    description:
+      'Sets what the viewer mutes; returns their preferences after the change. Counts and the inbox follow at once; a `notifications` ' +
+      'subscription follows from when it is opened (or resumed with its last cursor, which loses nothing).',
+    args: { input: t.arg({ type: PreferencesInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const { notifications } = context.services;
+      if (!input.mutedLevels && !input.mutedTargetKinds) badInput('input', 'give mutedLevels, mutedTargetKinds or both');
+      const stored = await notifications.preferences(context.viewer.id);
+      return asInput(() =>
+        notifications.setPreferences(context.viewer.id, {
+          mutedLevels: input.mutedLevels ?? stored.mutedLevels,
+          mutedTargetKinds: input.mutedTargetKinds ?? stored.mutedTargetKinds,
+        }),
+      );
     },
   }),
 );
@@ -396,7 +502,8 @@ builder.subscriptionField('notifications', (t) =>
       'Without `after`, replays the last REPLAY_ON_CONNECT items, then goes on live; with `after` (the cursor ' +
       'of any item), every item not yet seen at that cursor, none twice, then live. A HISTORY_GAP item comes ' +
       'first when items after `after` are gone. A cursor of the former single notification sequence is ' +
-      'refused (BAD_USER_INPUT). Never completes by itself.',
+      'refused (BAD_USER_INPUT). Notifications the viewer deleted, archived or muted (as their preferences ' +
+      'stood when the subscription opened) are not sent; a cursor passes over them. Never completes by itself.',
     args: { after: t.arg.string() },
     extensions: { [EVENT_CURSOR]: notificationEventCursor },
     subscribe: async (_root, args, context) => {
@@ -408,6 +515,7 @@ builder.subscriptionField('notifications', (t) =>
           hub,
           store: notifications,
           audience,
+          choices: await notifications.choices(context.viewer.id),
           after: cursor,
           replay: config.updates.replayOnConnect,
           queueLimit: config.updates.subscriberQueueLimit,

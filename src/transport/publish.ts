@@ -16,7 +16,7 @@ import { UPDATE_STATUSES } from '../updates/types.js';
 import { digest, type IdempotencyStore, type StoredAnswer } from './idempotency.js';
 import { errorJson, sendErrorJson } from './error-codes.js';
 import type { Metrics } from './metrics.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { RateLimiter } from '../rate-limiter.js';
 import { drainRefusedBody } from './refused-body.js';
 
 /** Every path of the publish endpoint starts with this. */

@@ -57,7 +57,7 @@ function itemFor(notification: NotificationItem): HTMLElement {
 
 /**
  * The bell (unread count), the banner, the inbox panel and the toast for live notifications. Read
- * state comes from the stream (READ and READ_ALL items carry the new count), so every tab of the
+ * state comes from the stream (READ, READ_ALL, DELETED and ARCHIVED items carry the new count), so every tab of the
  * viewer agrees; the bell and the banner show one count, set in one place.
  */
 export function setUpNotifications(client: () => HeraldClient, report: (error: unknown) => void): NotificationsView {
@@ -153,6 +153,12 @@ export function setUpNotifications(client: () => HeraldClient, report: (error: u
         setUnread(notification.unreadCount ?? 0);
         return;
       }
+      case 'DELETED':
+      case 'ARCHIVED':
+        itemById(notification.id)?.remove();
+        empty.hidden = list.children.length > 0;
+        setUnread(notification.unreadCount ?? unread);
+        return;
       case 'HISTORY_GAP':
         // Some notifications are gone from the stream: the server's count is the truth.
         setUnread((await herald.query(NotificationSummaryDocument)).notificationSummary.unread);
