@@ -61,9 +61,12 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-/** A Herald of its own per test: global notifications of one test never reach another's users. */
+/**
+ * A Herald of its own per test: global notifications of one test never reach another's users. The
+ * senders here race hundreds of sends: the per-sender rate is tested in notification-preferences.
+ */
 async function fresh(env: Record<string, string> = {}, workers = false): Promise<Herald> {
-  const h = await startHerald(env, { workers });
+  const h = await startHerald({ NOTIFY_RATE_LIMIT: '100000', ...env }, { workers });
   started.push(h);
   return h;
 }
