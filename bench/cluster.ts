@@ -53,18 +53,21 @@ interface NodeFigures {
   calls: Map<string, number>;
 }
 
-async function figures(url: string): Promise<NodeFigures> {
+/** Asks one node on a connection of its own: the bench's questions stay out of the measured connections' traffic. */
+async function askNode<T>(url: string, question: (redis: Redis) => Promise<T>): Promise<T> {
   const redis = createRedis({ mode: 'single', url, tls: null }, 'commands');
   try {
-    const [cpu, stats] = [await redis.info('cpu'), await redis.info('commandstats')];
-    const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
-    const calls = new Map(
-      [...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)].map(([, name, count]) => [name!, Number(count)]),
-    );
-    return { cpuMs: (field('used_cpu_sys') + field('used_cpu_user')) * 1000, calls };
+    return await question(redis);
   } finally {
     redis.disconnect();
   }
+}
+
+async function figures(url: string): Promise<NodeFigures> {
+  const [cpu, stats] = await askNode(url, (redis) => Promise.all([redis.info('cpu'), redis.info('commandstats')]));
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
+  const calls = new Map([...stats.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)].map(([, name, count]) => [name!, Number(count)]));
+  return { cpuMs: (field('used_cpu_sys') + field('used_cpu_user')) * 1000, calls };
 }
 
 const callsOf = (f: NodeFigures, ...names: string[]) => names.reduce((sum, name) => sum + (f.calls.get(name) ?? 0), 0);
@@ -86,13 +89,8 @@ async function startLayout(layout: ClusterRun['layout']): Promise<{ servers: Red
   return { servers, settings: { mode: 'cluster', nodes, failoverWaitMs: 20_000, tls: null } };
 }
 
-async function clusterInfo(url: string): Promise<string> {
-  const redis = createRedis({ mode: 'single', url, tls: null }, 'commands');
-  try {
-    return (await redis.call('CLUSTER', 'INFO')) as string;
-  } finally {
-    redis.disconnect();
-  }
+function clusterInfo(url: string): Promise<string> {
+  return askNode(url, async (redis) => String(await redis.call('CLUSTER', 'INFO')));
 }
 
 async function runLayout(layout: ClusterRun['layout'], params: ClusterParams): Promise<ClusterRun> {
