@@ -12,7 +12,7 @@ import {
 } from '../src/client/generated.js';
 import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
-import { redisUrl } from './helpers/redis.js';
+import { connect, redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
 import { errorCodes, waitFor } from './helpers/streams.js';
 
@@ -20,11 +20,13 @@ type PresenceEvent = PresenceChangedSubscription['presenceChanged'];
 
 const PRESENCE = { PRESENCE_HEARTBEAT_MS: '200', PRESENCE_TTL_MS: '1000' };
 
+const redis = connect();
 const started: Herald[] = [];
 const cleanups: Array<() => unknown> = [];
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
   await Promise.all(started.map((h) => h.stop()));
+  redis.disconnect();
 });
 
 async function instances(env: Record<string, string> = {}): Promise<[Herald, Herald]> {
@@ -140,6 +142,29 @@ describe('presence in projects and resources', () => {
     expect(Date.now() - killedAt).toBeLessThan(bound + 500);
     expect(observer.items.at(-1)!.watchers).toEqual([]);
     expect(await presentIds(a, erin, { projectId: 'gemini' })).toEqual([]);
+  });
+
+  it('keeps each room in its own slot, and reads the room again rather than trust a change that skips one', async () => {
+    const [a] = await instances();
+    const hana = await a.token({ sub: 'hana', projects: ['vostok'] });
+    const observer = watchPresence(a.ws(hana), { projectId: 'vostok' });
+    await waitFor(() => observer.items.length === 1);
+    const room = `${a.config.keyPrefix}presence:{room:project:vostok}`;
+    // A message numbered past the next change: applied as it is, it would show a ghost.
+    const ghost = { version: 5, change: 'JOINED', userId: 'ghost', since: Date.now(), at: Date.now() };
+    await redis.publish(`${room}:changes`, JSON.stringify(ghost));
+    follow(
+      a.ws(await a.token({ sub: 'ivan', projects: ['vostok'] })),
+      ProjectProgressDocument,
+      { projectId: 'vostok' },
+      'projectProgress',
+    );
+    await waitFor(() => changes(observer.items).includes('JOINED ivan'));
+    expect(changes(observer.items)).toEqual(['PRESENT', 'JOINED ivan']);
+    expect(observer.items.at(-1)!.watchers.map((w) => w.id)).toEqual(['ivan']);
+    const keys = await redis.keys(`${a.config.keyPrefix}presence:*`);
+    for (const key of keys) expect(key).toMatch(/presence:\{(room:project:vostok|instance:[^}]+|presence|user:[^}]+)\}/);
+    expect(keys.filter((key) => key.startsWith(room)).length).toBeGreaterThan(0);
   });
 
   it('shows a project only to its members and admins, and a resource only to who may see it', async () => {
