@@ -112,28 +112,28 @@ export function createRoomPresence(redis: Redis, options: RoomPresenceOptions) {
     report(Promise.all([setCount(options.instanceId, room, userId, count), own]));
   }
 
+  /**
+   * Counts `userId` as watching `rooms` until the returned function is called (once; later calls
+   * do nothing). Redis is written in the background: commands on one connection run in the order sent.
+   */
+  function watch(rooms: Room[], userId: string): () => void {
+    const names = rooms.map(nameOf);
+    for (const room of names) change(room, userId, 1);
+    let watching = true;
+    return () => {
+      if (!watching) return;
+      watching = false;
+      for (const room of names) change(room, userId, -1);
+    };
+  }
+
   return {
     /** The channel a room's joins and leaves are published on (a shard channel in its slot on a Cluster). */
     channel: (room: Room) => roomKey(nameOf(room), 'changes'),
 
-    /**
-     * Counts `userId` as watching `rooms` until the returned function is called (once; later calls
-     * do nothing). Redis is written in the background: commands on one connection run in the order sent.
-     */
-    watch(rooms: Room[], userId: string): () => void {
-      const names = rooms.map(nameOf);
-      for (const room of names) change(room, userId, 1);
-      let watching = true;
-      return () => {
-        if (!watching) return;
-        watching = false;
-        for (const room of names) change(room, userId, -1);
-      };
-    },
-
     /** `stream`, counting `userId` as watching `rooms` from now until it ends, however it ends. */
     watching<V>(stream: EventStream<V>, rooms: Room[], userId: string): EventStream<V> {
-      return new WatchingStream(stream, this.watch(rooms, userId));
+      return new WatchingStream(stream, watch(rooms, userId));
     },
 
     /** Who is in `room` now, oldest first, with the number of its last change. */
