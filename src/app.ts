@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,7 @@ import type { Logger } from './logger.js';
 import { labelInstance, watchRedis } from './metrics.js';
 import { createNotificationStore } from './notifications/store.js';
 import { createPresenceRegistry } from './presence/registry.js';
+import { createRoomPresence } from './presence/rooms.js';
 import { createRedisConnections } from './redis.js';
 import { createResourceRegistry } from './resources/registry.js';
 import type { Services } from './schema/builder.js';
@@ -64,10 +66,15 @@ export function buildApp(config: Config, options: AppOptions) {
   const queues = createQueues(connections.bullmq, config);
   watchQueues(metrics.registry, queues.all, config.jobs.stuckAfterMs);
   watchRedis(metrics.registry, { commands: redis, subscriber: connections.subscriber, bullmq: connections.bullmq });
+  const onPresenceError = (error: Error) => logger.warn({ err: error.message }, 'presence write failed');
+  const instanceId = randomUUID();
+  const rooms = createRoomPresence(redis, { keyPrefix: config.keyPrefix, instanceId, onError: onPresenceError });
   const presence = createPresenceRegistry(redis, {
     keyPrefix: config.keyPrefix,
     ...config.presence,
-    onError: (error) => logger.warn({ err: error.message }, 'presence write failed'),
+    instanceId,
+    states: [rooms],
+    onError: onPresenceError,
   });
   const hub = createUpdateHub(connections.subscriber, metrics.deliveries);
   const revocations = createRevocationList(redis, hub, {
@@ -87,6 +94,7 @@ export function buildApp(config: Config, options: AppOptions) {
     jobs: createJobControl({ config, redis, queues, resources, documents, store }),
     notifications: createNotificationStore(redis, { keyPrefix: config.keyPrefix, ...config.notifications }),
     presence,
+    rooms,
     verifyToken: verify,
     revocations,
     serviceKeys: createServiceKeyStore(redis, config.keyPrefix),

@@ -15,7 +15,7 @@ const LAYERS = {
   errors: [],
   auth: ['base'],
   updates: ['base'],
-  presence: ['base'],
+  presence: ['base', 'updates'],
   notifications: ['base', 'updates'],
   resources: ['base', 'updates'],
   jobs: ['base', 'auth', 'updates', 'notifications', 'resources'],

@@ -5,6 +5,14 @@ import { withTimeout } from '../timeouts.js';
 
 const ADMIT_SCRIPT = readScript(new URL('./admit.lua', import.meta.url));
 
+/** State an instance keeps in Redis beside its connection counts, kept alive and cleaned up by the same heartbeat. */
+export interface InstanceState {
+  /** Writes this instance's state again (at start, and after Redis lost it). */
+  announce(): Promise<void>;
+  /** Removes a gone instance's state, or this instance's own when it stops; idempotent. */
+  forget(instanceId: string): Promise<void>;
+}
+
 export interface PresenceOptions {
   keyPrefix: string;
   /** How often the instance rewrites its entry and refreshes its TTL. */
@@ -15,6 +23,8 @@ export interface PresenceOptions {
   instanceId?: string;
   /** Told when Redis refused a write; the next heartbeat rewrites everything anyway. */
   onError?: (error: Error) => void;
+  /** Further per-instance state (who watches which room): announced with the counts, forgotten with them. */
+  states?: InstanceState[];
 }
 
 /** A connected user and their open connections, summed over every live API instance. */
@@ -45,6 +55,7 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
   const usersKey = (id: string) => `${base}{instance:${id}}:users`;
   const userKey = (userId: string) => `${base}{user:${userId}}`;
   const local = new Map<string, number>();
+  const states = options.states ?? [];
   let timer: NodeJS.Timeout | null = null;
 
   function report(promise: Promise<unknown>): void {
@@ -59,13 +70,14 @@ export function createPresenceRegistry(redis: Redis, options: PresenceOptions) {
       execChecked(tx),
       redis.sadd(indexKey, instanceId),
       ...[...local].map(([userId, count]) => redis.hset(userKey(userId), instanceId, count)),
+      ...states.map((state) => state.announce()),
     ]);
   }
 
   /** Removes a gone instance's counts; several instances may do it at once, each step being idempotent. */
   async function forget(id: string): Promise<void> {
     const users = Object.keys(await redis.hgetall(usersKey(id)));
-    await Promise.all(users.map((userId) => redis.hdel(userKey(userId), id)));
+    await Promise.all([...users.map((userId) => redis.hdel(userKey(userId), id)), ...states.map((state) => state.forget(id))]);
     await redis.del(usersKey(id));
     await redis.srem(indexKey, id);
   }

@@ -7,6 +7,7 @@ import type { DocumentStore } from '../jobs/documents.js';
 import type { JobControl } from '../jobs/control.js';
 import type { NotificationStore } from '../notifications/store.js';
 import type { PresenceRegistry } from '../presence/registry.js';
+import type { RoomPresence } from '../presence/rooms.js';
 import type { ResourceRegistry } from '../resources/registry.js';
 import type { UpdateHub } from '../updates/hub.js';
 import type { UpdateStore } from '../updates/store.js';
@@ -22,6 +23,8 @@ export interface Services {
   jobs: JobControl;
   notifications: NotificationStore;
   presence: PresenceRegistry;
+  /** Who is watching which project and resource. */
+  rooms: RoomPresence;
   /** The same verifier the transports use, revocations included. */
   verifyToken: TokenVerifier;
   revocations: RevocationList;

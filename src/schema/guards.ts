@@ -1,4 +1,4 @@
-import { canAccess, isAdmin } from '../auth/access.js';
+import { canAccess, isAdmin, isProjectMember } from '../auth/access.js';
 import { clientError, ErrorCode } from '../errors.js';
 import type { ResourceKind, ResourceRecord } from '../resources/registry.js';
 import { decodeCursor, type Cursor } from '../updates/cursor.js';
@@ -19,6 +19,18 @@ export function assertAdmin(context: Context, what: string): void {
 export function validId(value: string, argument: string): string {
   if (!ID_PATTERN.test(value)) badInput(argument, `${argument} must be ${ID_RULE}`);
   return value;
+}
+
+/**
+ * A valid project id the viewer is a member of (or, with `admins`, any project for an admin):
+ * FORBIDDEN for anyone else, saying which project.
+ */
+export function memberProject(context: Context, value: string, argument: string, admins = false): string {
+  const projectId = validId(value, argument);
+  if (!isProjectMember(context.viewer, projectId) && !(admins && isAdmin(context.viewer))) {
+    throw clientError(ErrorCode.Forbidden, `you are not a member of project ${projectId}`);
+  }
+  return projectId;
 }
 
 export function validCursor(value: string | null | undefined, argument = 'after'): Cursor | null {

@@ -4,6 +4,7 @@ import './viewer.js';
 import './progress.js';
 import './jobs.js';
 import './notifications.js';
+import './presence.js';
 import './session.js';
 import './service-keys.js';
 

@@ -1,5 +1,3 @@
-import { clientError, ErrorCode } from '../errors.js';
-import { isProjectMember } from '../auth/access.js';
 import { NotRetryableError, type JobPage, type JobView, type Started } from '../jobs/control.js';
 import type { AcceptedDocument } from '../jobs/documents.js';
 import { inspectPdf, looksLikePdf, UnreadablePdfError } from '../jobs/text/pdf.js';
@@ -7,7 +5,7 @@ import { ID_PATTERN } from '../ids.js';
 import type { ListPosition } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { builder, type Context } from './builder.js';
-import { accessibleResource, assertAdmin, badInput, validId } from './guards.js';
+import { accessibleResource, assertAdmin, badInput, memberProject } from './guards.js';
 import { PageInfoRef } from './page-info.js';
 import { ResourceKindEnum } from './progress.js';
 
@@ -147,11 +145,7 @@ const PDF_TYPE = 'application/pdf';
 
 function projectOf(context: Context, projectId: string | number | null | undefined, argument: string): string | null {
   if (projectId === null || projectId === undefined) return null;
-  const id = validId(String(projectId), argument);
-  if (!isProjectMember(context.viewer, id)) {
-    throw clientError(ErrorCode.Forbidden, `you are not a member of project ${id}`);
-  }
-  return id;
+  return memberProject(context, String(projectId), argument);
 }
 
 /** What an upload or `content` holds, checked before anything is queued. */

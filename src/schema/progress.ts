@@ -1,5 +1,4 @@
-import { clientError, ErrorCode } from '../errors.js';
-import { isProjectMember } from '../auth/access.js';
+import type { Room } from '../presence/rooms.js';
 import { refOf, type ResourceKind } from '../resources/registry.js';
 import { encodeCursor } from '../updates/cursor.js';
 import { mapStream, type EventStream } from '../updates/event-stream.js';
@@ -22,7 +21,7 @@ import {
   UPDATE_STATUSES,
 } from '../updates/types.js';
 import { builder, EVENT_CURSOR, SHARED_RESULTS, type Context } from './builder.js';
-import { accessibleResource, badInput, resumeCursor, validId } from './guards.js';
+import { accessibleResource, badInput, memberProject, resumeCursor } from './guards.js';
 import { HistoryGapRef } from './history-gap.js';
 
 /**
@@ -205,9 +204,9 @@ const answerBody: BodyOfEntries<UpdateEntry> = { range: (entry) => entry.body, p
 async function subscribeResource(context: Context, kind: ResourceKind, id: string, after: string | null | undefined) {
   const cursor = resumeCursor(context, after);
   const record = await accessibleResource(context, id, kind, kind === 'file' ? 'fileId' : 'queryId');
-  const { store, hub, config } = context.services;
+  const { store, hub, config, rooms } = context.services;
   const ref = refOf(record);
-  return open<UpdateEntry>({
+  const stream = await open<UpdateEntry>({
     hub,
     channel: store.resourceChannel(ref),
     read: store.resourceHistory(ref),
@@ -218,6 +217,9 @@ async function subscribeResource(context: Context, kind: ResourceKind, id: strin
     body: answerBody,
     queueLimit: config.updates.subscriberQueueLimit,
   });
+  const watched: Room[] = [{ kind: 'resource', id: record.id }];
+  if (record.projectId !== null) watched.push({ kind: 'project', id: record.projectId });
+  return rooms.watching(stream, watched, context.viewer.id);
 }
 
 /** The cursor of the item `resourceItem` makes of `event`, without making it. */
@@ -287,13 +289,10 @@ builder.subscriptionField('projectProgress', (t) =>
     args: { projectId: t.arg.id({ required: true }), after: t.arg.string() },
     extensions: { [SHARED_RESULTS]: true, [EVENT_CURSOR]: (item: ProjectItem) => item.cursor },
     subscribe: async (_root, args, context) => {
-      const projectId = validId(String(args.projectId), 'projectId');
       const cursor = resumeCursor(context, args.after);
-      if (!isProjectMember(context.viewer, projectId)) {
-        throw clientError(ErrorCode.Forbidden, `you are not a member of project ${projectId}`);
-      }
-      const { store, hub, config } = context.services;
-      return withGapOnNext(
+      const projectId = memberProject(context, String(args.projectId), 'projectId');
+      const { store, hub, config, rooms } = context.services;
+      const stream = withGapOnNext(
         store,
         projectId,
         await open<ProjectEntry>({
@@ -307,6 +306,7 @@ builder.subscriptionField('projectProgress', (t) =>
           queueLimit: config.updates.subscriberQueueLimit,
         }),
       );
+      return rooms.watching(stream, [{ kind: 'project', id: projectId }], context.viewer.id);
     },
     resolve: (item: ProjectItem) => item,
   }),
