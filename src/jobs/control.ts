@@ -8,7 +8,8 @@ import { isTerminal, type UpdateEntry } from '../updates/types.js';
 import { requestCancel, withdrawCancel } from './cancel.js';
 import type { AcceptedDocument, DocumentStore } from './documents.js';
 import { activeTraceparent } from '../tracing.js';
-import { jobOptions, waitedTooLong, type FileJobData, type QueryJobData, type Queues, type StuckReason } from './queues.js';
+import { jobOptions, type FileJobData, type QueryJobData, type Queues } from './queues.js';
+import { stuckReason, type StuckReason, type StuckSettings } from './stuck.js';
 import {
   refOf,
   type ListPosition,
@@ -28,7 +29,7 @@ export interface JobView {
   progress: number | null;
   attemptsMade: number;
   failedReason: string | null;
-  /** Set while the job looks stuck: waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue. */
+  /** Set while the job looks stuck: waiting with no worker consuming its queue, or active with no heartbeat. */
   stuck: StuckReason | null;
   result: unknown;
   createdAt: string;
@@ -82,13 +83,14 @@ export interface JobControlDeps {
   resources: ResourceRegistry;
   documents: DocumentStore;
   store: UpdateStore;
+  stuck: StuckSettings;
 }
 
 /**
  * The API's side of jobs: start one (record, first update, enqueue), report it, cancel it from
  * any instance. Callers have already validated input and checked who may do what.
  */
-export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
+export function createJobControl({ config, redis, queues, resources, documents, store, stuck: stuckSettings }: JobControlDeps) {
   /**
    * Announces and enqueues a job (recording it first when it is new; reopening its stream when it
    * is retried); returns where its stream starts, so no update is missed.
@@ -121,8 +123,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     const outcome = recent.final && latest && isTerminal(latest.update.status) ? latest.update.status : null;
     const state: JobState = outcome ?? BULL_STATES[bullState] ?? 'WAITING';
     const attemptsMade = outcome && job && bullState === 'active' ? job.attemptsStarted : (job?.attemptsMade ?? 0);
-    const waitingTooLong = job !== undefined && state === 'WAITING' && waitedTooLong(job, config.jobs.stuckAfterMs);
-    const stuck = waitingTooLong && (await queues.of(record.kind, record.id).getWorkersCount()) === 0 ? 'NO_WORKER' : null;
+    const stuck = job ? await stuckReason(queues.of(record.kind, record.id), job, state, stuckSettings) : null;
     const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
     const ended = recent.final && latest ? latest.update.timestamp : null;
     return {

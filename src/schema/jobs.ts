@@ -18,6 +18,12 @@ const JobStateEnum = builder.enumType('JobState', {
 const JobStuckEnum = builder.enumType('JobStuckReason', {
   values: {
     NO_WORKER: { value: 'NO_WORKER', description: 'Waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue.' },
+    NO_HEARTBEAT: {
+      value: 'NO_HEARTBEAT',
+      description:
+        'Active, but its worker has not refreshed its heartbeat for JOB_HEARTBEAT_TIMEOUT_MS: the worker died, is ' +
+        'frozen or hangs, and BullMQ has not handed the job on yet.',
+    },
   } as const,
 });
 
