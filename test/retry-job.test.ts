@@ -113,3 +113,41 @@ it('retries a failed query with its attempts reset; its answer follows on the sa
   const { body: done } = await h.http(jo, JobDocument, { id: queryId });
   expect(done.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1, failedReason: null });
 }, 120_000);
+
+it('retries a query cancelled while it waited (no worker ever took it): its question is asked again on the same stream', async () => {
+  const h = await herald({}, true);
+  const jo = await h.token('jo');
+  const { body } = await h.http(jo, StartFileProcessingDocument, {
+    input: { name: 'cache.md', content: 'Sentences about caching. A cache keeps hot data close.' },
+  });
+  const file = body.data!.startFileProcessing;
+  await collect(h.ws(jo), FileProgressDocument, { fileId: file.fileId, after: file.cursor }, { field: 'fileProgress' });
+  await h.stopWorkers();
+
+  const { body: asked } = await h.http(jo, StartQueryDocument, {
+    input: { question: 'What does a cache keep?', fileIds: [file.fileId] },
+  });
+  const { queryId, cursor } = asked.data!.startQuery;
+  const { body: cancelled } = await h.http(jo, CancelJobDocument, { id: queryId });
+  expect(cancelled.data!.cancelJob).toMatchObject({ state: 'CANCELLED', attemptsMade: 0 });
+  const watch = (after: string) =>
+    collect<QueryUpdate>(h.ws(jo), QueryProgressDocument, { queryId, after }, { field: 'queryProgress', timeoutMs: 60_000 });
+  const first = await watch(cursor);
+  expect(first.items.map((u) => [u.seq, u.event])).toEqual([
+    [1, 'queued'],
+    [2, 'cancelled'],
+  ]);
+
+  const retried = await h.http<Retried>(jo, RETRY, { id: queryId });
+  expect(retried.body.errors).toBeUndefined();
+  expect(retried.body.data!.retryJob.job).toMatchObject({ id: queryId, state: 'WAITING' });
+  await h.startWorkers();
+  const answer = await watch(first.items.at(-1)!.cursor);
+  expect(answer.items[0]).toMatchObject({ seq: 3, event: 'queued', status: 'QUEUED' });
+  expect(answer.items.at(-1)).toMatchObject({ event: 'done', status: 'COMPLETED' });
+  expect(answer.items.at(-1)!.text).toContain('A cache keeps hot data close.');
+  const all = [...first.items, ...answer.items];
+  expect(seqs(all)).toEqual(all.map((_, i) => i + 1));
+  const { body: done } = await h.http(jo, JobDocument, { id: queryId });
+  expect(done.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1 });
+}, 120_000);

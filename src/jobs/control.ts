@@ -6,7 +6,7 @@ import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
 import { isTerminal, type UpdateEntry } from '../updates/types.js';
 import { requestCancel, withdrawCancel } from './cancel.js';
-import type { AcceptedDocument, DocumentStore } from './documents.js';
+import type { AcceptedDocument, DocumentStore, QueryQuestion } from './documents.js';
 import { activeTraceparent } from '../tracing.js';
 import { jobOptions, type FileJobData, type QueryJobData, type Queues } from './queues.js';
 import { stuckReason, type StuckReason, type StuckSettings } from './stuck.js';
@@ -154,6 +154,28 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     return queues.file(record.id).add('process', data, jobOptions(config, record.id));
   }
 
+  function addQuery(record: ResourceRecord, { question, fileIds }: QueryQuestion) {
+    const data: QueryJobData = {
+      queryId: record.id,
+      ownerId: record.ownerId,
+      projectId: record.projectId,
+      question,
+      fileIds,
+      traceparent: activeTraceparent(),
+    };
+    return queues.query(record.id).add('answer', data, jobOptions(config, record.id));
+  }
+
+  /**
+   * Adds a job BullMQ no longer holds again, from what is kept beside its record (a file's text
+   * in the document store, a query's question); null when that has gone.
+   */
+  async function addAgain(record: ResourceRecord): Promise<(() => Promise<unknown>) | null> {
+    if (record.kind === 'file') return () => addFile(record);
+    const question = await documents.loadQuestion(record.id);
+    return question && (() => addQuery(record, question));
+  }
+
   function newRecord(kind: ResourceKind, ownerId: string, projectId: string | null, name: string | null): ResourceRecord {
     return { kind, id: randomUUID(), ownerId, projectId, name, createdAt: new Date().toISOString() };
   }
@@ -196,26 +218,20 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       return enqueue(record, () => addFile(record));
     },
 
-    async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
+    async startQuery(input: { ownerId: string; projectId: string | null } & QueryQuestion) {
       const record = newRecord('query', input.ownerId, input.projectId, null);
-      const data: QueryJobData = {
-        queryId: record.id,
-        ownerId: input.ownerId,
-        projectId: input.projectId,
-        question: input.question,
-        fileIds: input.fileIds,
-        traceparent: activeTraceparent(),
-      };
-      return enqueue(record, () => queues.query(record.id).add('answer', data, jobOptions(config, record.id)));
+      const question = { question: input.question, fileIds: input.fileIds };
+      await documents.saveQuestion(record.id, question);
+      return enqueue(record, () => addQuery(record, question));
     },
 
     /**
      * Runs a failed or cancelled job again: a new attempt on the same stream, whose seq goes on
      * (a `queued` update first, so a subscriber resuming from its last cursor sees the new attempt
      * from its start). BullMQ's failed job is retried with its attempts reset; a job BullMQ no
-     * longer holds (cancelled while waiting, or finished over a day ago) is added again, which a
-     * file allows (its record says all its job needs) and a query does not (its question was in
-     * the job). Returns where the new attempt's updates start.
+     * longer holds (cancelled while waiting, or finished over a day ago) is added again from what
+     * its record keeps (a file's text, a query's question). Returns where the new attempt's
+     * updates start.
      */
     async retry(record: ResourceRecord): Promise<Started> {
       const current = await view(record);
@@ -223,19 +239,13 @@ export function createJobControl({ config, redis, queues, resources, documents, 
         throw new NotRetryableError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
       }
       const job = await bullJob(record);
-      if (!job && record.kind === 'query') {
-        throw new NotRetryableError('this query is no longer kept; ask it again with startQuery');
-      }
       if (job && (await job.getState()) !== 'failed') throw new NotRetryableError('this job is being retried already');
+      const start = job
+        ? () => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+        : await addAgain(record);
+      if (!start) throw new NotRetryableError(`this ${record.kind} is no longer kept; start it again`);
       await withdrawCancel(redis, config.keyPrefix, record.id);
-      return enqueue(
-        record,
-        async () => {
-          if (job) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-          else await addFile(record);
-        },
-        true,
-      );
+      return enqueue(record, start, true);
     },
 
     /**

@@ -299,8 +299,7 @@ builder.mutationField('retryJob', (t) =>
     type: JobRetryRef,
     description:
       'Runs a FAILED or CANCELLED job again: a new attempt on the same stream (a `queued` update, then the ' +
-      'attempt), its seq going on. Any other state, or a query BullMQ no longer holds (cancelled while waiting, ' +
-      'or finished over a day ago), is BAD_USER_INPUT.',
+      'attempt), its seq going on, also when it was cancelled before it started. Any other state is BAD_USER_INPUT.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => {
       const record = await accessibleResource(context, String(args.id), null);
