@@ -66,8 +66,20 @@ export interface Started {
   start: Cursor;
 }
 
-/** A retry asked of a job that cannot be retried: the message says why. */
-export class NotRetryableError extends Error {}
+/** A retry or removal asked of a job whose state does not allow it: the message says why. */
+export class JobStateError extends Error {}
+
+/** The states of a BullMQ queue the dashboard counts. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
+
+/** One queue as operators see it: its workers, its jobs per state, and its latest failed jobs. */
+export interface QueueOverview {
+  name: string;
+  kind: ResourceKind;
+  workers: number;
+  counts: Record<(typeof QUEUE_STATES)[number], number>;
+  failed: JobView[];
+}
 
 const BULL_STATES: Record<string, JobState> = {
   completed: 'COMPLETED',
@@ -211,6 +223,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   return {
     view,
     list,
+    cancel,
 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; document: AcceptedDocument }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
@@ -236,40 +249,79 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     async retry(record: ResourceRecord): Promise<Started> {
       const current = await view(record);
       if (current.state !== 'FAILED' && current.state !== 'CANCELLED') {
-        throw new NotRetryableError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
+        throw new JobStateError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
       }
       const job = await bullJob(record);
-      if (job && (await job.getState()) !== 'failed') throw new NotRetryableError('this job is being retried already');
+      if (job && (await job.getState()) !== 'failed') throw new JobStateError('this job is being retried already');
       const start = job
         ? () => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
         : await addAgain(record);
-      if (!start) throw new NotRetryableError(`this ${record.kind} is no longer kept; start it again`);
+      if (!start) throw new JobStateError(`this ${record.kind} is no longer kept; start it again`);
       await withdrawCancel(redis, config.keyPrefix, record.id);
       return enqueue(record, start, true);
     },
 
     /**
-     * Cancels a job wherever it is: a waiting or delayed one is removed here and its stream
-     * ends with CANCELLED; a running one is told through Redis and its worker publishes CANCELLED
-     * at its next step. Cancelling a finished job changes nothing.
+     * Every queue's workers and counts, with its latest `failedFirst` failed jobs (newest first)
+     * as `job(id)` reports them: for the operators' dashboard.
      */
-    async cancel(record: ResourceRecord): Promise<JobView> {
+    async overview(failedFirst: number): Promise<QueueOverview[]> {
+      return Promise.all(
+        queues.all.map(async (queue) => {
+          const [workers, counts, failedJobs] = await Promise.all([
+            queue.getWorkersCount(),
+            queue.getJobCounts(...QUEUE_STATES),
+            queue.getJobs(['failed'], 0, failedFirst - 1),
+          ]);
+          const records = await Promise.all(failedJobs.map((job) => resources.get(job.id!)));
+          const failed = await Promise.all(records.filter((record) => record !== null).map((record) => view(record)));
+          return {
+            name: queue.name,
+            kind: queues.kindOf(queue),
+            workers,
+            counts: Object.fromEntries(QUEUE_STATES.map((state) => [state, counts[state] ?? 0])) as QueueOverview['counts'],
+            failed,
+          };
+        }),
+      );
+    },
+
+    /**
+     * Takes a job out of its queue: a waiting or delayed one is cancelled (its stream ends with
+     * CANCELLED), a finished one is dropped from BullMQ (its stream and record stay, so `job(id)`
+     * still reports how it ended); a running one must be cancelled first.
+     */
+    async remove(record: ResourceRecord): Promise<JobView> {
       const job = await bullJob(record);
       const state = job ? await job.getState() : 'unknown';
-      if (state === 'completed' || state === 'failed') return view(record);
-      await requestCancel(redis, config.keyPrefix, record.id);
-      if (job && state !== 'active') {
-        const removed = await job.remove().then(
-          () => true,
-          () => false,
-        );
-        if (removed) await markCancelled(record);
-      } else if (!job) {
-        await markCancelled(record);
-      }
+      if (state === 'active') throw new JobStateError('a running job cannot be removed; cancel it first');
+      if (job && (state === 'completed' || state === 'failed')) await job.remove();
+      else await cancel(record);
       return view(record);
     },
   };
+
+  /**
+   * Cancels a job wherever it is: a waiting or delayed one is removed here and its stream
+   * ends with CANCELLED; a running one is told through Redis and its worker publishes CANCELLED
+   * at its next step. Cancelling a finished job changes nothing.
+   */
+  async function cancel(record: ResourceRecord): Promise<JobView> {
+    const job = await bullJob(record);
+    const state = job ? await job.getState() : 'unknown';
+    if (state === 'completed' || state === 'failed') return view(record);
+    await requestCancel(redis, config.keyPrefix, record.id);
+    if (job && state !== 'active') {
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      if (removed) await markCancelled(record);
+    } else if (!job) {
+      await markCancelled(record);
+    }
+    return view(record);
+  }
 
   async function markCancelled(record: ResourceRecord): Promise<void> {
     await store

@@ -75,6 +75,8 @@ export function createQueues(connection: ConnectionOptions, config: Pick<Config,
   return {
     file: (jobId: string) => pick(files, 'file', jobId),
     query: (jobId: string) => pick(queries, 'query', jobId),
+    /** The kind of job a queue of `all` runs. */
+    kindOf: (queue: Queue): JobKind => (files.has(queue.name) ? 'file' : 'query'),
     /** Every queue, for metrics. */
     all: [...files.values(), ...queries.values()] as ReadonlyArray<Queue<FileJobData> | Queue<QueryJobData>>,
     of: (kind: JobKind, jobId: string): Queue<FileJobData> | Queue<QueryJobData> =>

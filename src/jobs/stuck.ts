@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobKind } from '../config.js';
 import type { NotificationStore } from '../notifications/store.js';
 import { hasHeartbeat } from './heartbeat.js';
-import { QUEUE_OF, type Queues } from './queues.js';
+import type { Queues } from './queues.js';
 
 /**
  * Why a job looks stuck: NO_WORKER, it has waited past JOB_STUCK_AFTER_MS in a queue no worker
@@ -120,7 +120,6 @@ export function createStuckWatcher(deps: {
 }) {
   const { settings, queues, notifications } = deps;
   const { redis, keyPrefix } = settings;
-  const kindOf = (queue: string) => (Object.keys(QUEUE_OF) as JobKind[]).find((kind) => queue.startsWith(QUEUE_OF[kind]))!;
   let timer: NodeJS.Timeout | null = null;
 
   async function check(): Promise<void> {
@@ -128,7 +127,7 @@ export function createStuckWatcher(deps: {
       for (const stuck of await stuckJobs(queue, settings)) {
         const flag = `${keyPrefix}stuck_notified:{${stuck.job.id}}:${stuck.reason}`;
         if ((await redis.set(flag, '1', 'EX', 24 * 3600, 'NX')) !== 'OK') continue;
-        const kind = kindOf(queue.name);
+        const kind = queues.kindOf(queue);
         await notifications.send({
           target: { kind: 'ROLE', id: 'admin' },
           level: 'WARNING',
