@@ -64,7 +64,13 @@ export function buildApp(config: Config, options: AppOptions) {
   const resources = createResourceRegistry(redis, config.keyPrefix, config.updates.ttlSeconds);
   const documents = createDocumentStore(redis, config.keyPrefix, config.updates.ttlSeconds);
   const queues = createQueues(connections.bullmq, config);
-  watchQueues(metrics.registry, queues.all, config.jobs.stuckAfterMs);
+  const stuckSettings = {
+    redis,
+    keyPrefix: config.keyPrefix,
+    stuckAfterMs: config.jobs.stuckAfterMs,
+    heartbeatTimeoutMs: config.jobs.heartbeatTimeoutMs,
+  };
+  watchQueues(metrics.registry, queues.all, stuckSettings);
   watchRedis(metrics.registry, { commands: redis, subscriber: connections.subscriber, bullmq: connections.bullmq });
   const onPresenceError = (error: Error) => logger.warn({ err: error.message }, 'presence write failed');
   const instanceId = randomUUID();
@@ -91,7 +97,7 @@ export function buildApp(config: Config, options: AppOptions) {
     hub,
     resources,
     documents,
-    jobs: createJobControl({ config, redis, queues, resources, documents, store }),
+    jobs: createJobControl({ config, redis, queues, resources, documents, store, stuck: stuckSettings }),
     notifications: createNotificationStore(redis, { keyPrefix: config.keyPrefix, ...config.notifications }),
     presence,
     rooms,
@@ -106,9 +112,7 @@ export function buildApp(config: Config, options: AppOptions) {
     }),
   };
   const stuck = createStuckWatcher({
-    redis,
-    keyPrefix: config.keyPrefix,
-    stuckAfterMs: config.jobs.stuckAfterMs,
+    settings: stuckSettings,
     queues,
     notifications: services.notifications,
     onError: (error) => logger.warn({ err: error.message }, 'could not look for stuck jobs'),

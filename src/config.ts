@@ -148,6 +148,7 @@ const schema = z
     JOB_HARD_TIMEOUT_MS_FILE: int(200, 25 * 3_600_000).optional(),
     JOB_HARD_TIMEOUT_MS_QUERY: int(200, 25 * 3_600_000).optional(),
     JOB_STUCK_AFTER_MS: int(1_000, 7 * 24 * 3_600_000).default(60_000),
+    JOB_HEARTBEAT_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
     WORKER_CONCURRENCY: int(1, 1_000).default(4),
     WORKER_LOCK_MS: int(1_000, 3_600_000).default(30_000),
     WORKER_STALLED_INTERVAL_MS: int(500, 3_600_000).default(30_000),
@@ -545,6 +546,11 @@ export interface Config {
     timeouts: Record<JobKind, JobTimeouts>;
     /** A job waiting this long in a queue no worker consumes is reported stuck (JOB_STUCK_AFTER_MS, default 60 s). */
     stuckAfterMs: number;
+    /**
+     * A running job whose worker has not refreshed its heartbeat for this long is reported stuck
+     * (JOB_HEARTBEAT_TIMEOUT_MS, default 30 s); the worker refreshes it every third of it.
+     */
+    heartbeatTimeoutMs: number;
     concurrency: number;
     /**
      * Where a worker process serves /metrics and /healthz (WORKER_METRICS_PORT, on HOST); null, the
@@ -743,6 +749,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backoffMs: e.JOB_BACKOFF_MS,
       timeouts: { file: jobTimeouts(e, 'file'), query: jobTimeouts(e, 'query') },
       stuckAfterMs: e.JOB_STUCK_AFTER_MS,
+      heartbeatTimeoutMs: e.JOB_HEARTBEAT_TIMEOUT_MS,
       concurrency: e.WORKER_CONCURRENCY,
       metricsPort: e.WORKER_METRICS_PORT ?? null,
       lockMs: e.WORKER_LOCK_MS,

@@ -4,6 +4,7 @@ import {
   FileProgressDocument,
   JobDocument,
   QueryProgressDocument,
+  RetryJobDocument,
   StartFileProcessingDocument,
   StartQueryDocument,
   type FileProgressSubscription,
@@ -15,11 +16,6 @@ import { collect } from './helpers/streams.js';
 
 type FileUpdate = FileProgressSubscription['fileProgress'];
 type QueryUpdate = QueryProgressSubscription['queryProgress'];
-
-const RETRY = `mutation ($id: ID!) { retryJob(id: $id) { cursor job { id state attemptsMade } } }`;
-interface Retried {
-  retryJob: { cursor: string; job: { id: string; state: string; attemptsMade: number } };
-}
 
 const redis = connect();
 const started: Herald[] = [];
@@ -52,15 +48,15 @@ it('retries a cancelled file on the same stream: seq goes on, a subscriber resum
     [2, 'cancelled'],
   ]);
 
-  const others = await h.http(mo, RETRY, { id: fileId });
+  const others = await h.http(mo, RetryJobDocument, { id: fileId });
   expect(others.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
-  const unknown = await h.http(jo, RETRY, { id: 'no-such-job' });
+  const unknown = await h.http(jo, RetryJobDocument, { id: 'no-such-job' });
   expect(unknown.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
 
-  const retried = await h.http<Retried>(jo, RETRY, { id: fileId });
+  const retried = await h.http(jo, RetryJobDocument, { id: fileId });
   expect(retried.body.errors).toBeUndefined();
   expect(retried.body.data!.retryJob.job).toMatchObject({ id: fileId, state: 'WAITING' });
-  const again = await h.http(jo, RETRY, { id: fileId });
+  const again = await h.http(jo, RetryJobDocument, { id: fileId });
   expect(again.body.errors?.[0]).toMatchObject({
     message: 'only a failed or cancelled job can be retried; this one is WAITING',
     extensions: { code: 'BAD_USER_INPUT' },
@@ -102,7 +98,7 @@ it('retries a failed query with its attempts reset; its answer follows on the sa
   expect(failed.items.at(-1)).toMatchObject({ event: 'query_failed', status: 'FAILED' });
 
   await redis.set(sentencesKey, saved);
-  const retried = await h.http<Retried>(jo, RETRY, { id: queryId });
+  const retried = await h.http(jo, RetryJobDocument, { id: queryId });
   expect(retried.body.errors).toBeUndefined();
   const answer = await watch(failed.items.at(-1)!.cursor);
   expect(answer.items.map((u) => u.event).slice(0, 3)).toEqual(['queued', 'retrieving', 'generating']);
@@ -112,4 +108,42 @@ it('retries a failed query with its attempts reset; its answer follows on the sa
   expect(seqs(all)).toEqual(all.map((_, i) => i + 1));
   const { body: done } = await h.http(jo, JobDocument, { id: queryId });
   expect(done.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1, failedReason: null });
+}, 120_000);
+
+it('retries a query cancelled while it waited (no worker ever took it): its question is asked again on the same stream', async () => {
+  const h = await herald({}, true);
+  const jo = await h.token('jo');
+  const { body } = await h.http(jo, StartFileProcessingDocument, {
+    input: { name: 'cache.md', content: 'Sentences about caching. A cache keeps hot data close.' },
+  });
+  const file = body.data!.startFileProcessing;
+  await collect(h.ws(jo), FileProgressDocument, { fileId: file.fileId, after: file.cursor }, { field: 'fileProgress' });
+  await h.stopWorkers();
+
+  const { body: asked } = await h.http(jo, StartQueryDocument, {
+    input: { question: 'What does a cache keep?', fileIds: [file.fileId] },
+  });
+  const { queryId, cursor } = asked.data!.startQuery;
+  const { body: cancelled } = await h.http(jo, CancelJobDocument, { id: queryId });
+  expect(cancelled.data!.cancelJob).toMatchObject({ state: 'CANCELLED', attemptsMade: 0 });
+  const watch = (after: string) =>
+    collect<QueryUpdate>(h.ws(jo), QueryProgressDocument, { queryId, after }, { field: 'queryProgress', timeoutMs: 60_000 });
+  const first = await watch(cursor);
+  expect(first.items.map((u) => [u.seq, u.event])).toEqual([
+    [1, 'queued'],
+    [2, 'cancelled'],
+  ]);
+
+  const retried = await h.http(jo, RetryJobDocument, { id: queryId });
+  expect(retried.body.errors).toBeUndefined();
+  expect(retried.body.data!.retryJob.job).toMatchObject({ id: queryId, state: 'WAITING' });
+  await h.startWorkers();
+  const answer = await watch(first.items.at(-1)!.cursor);
+  expect(answer.items[0]).toMatchObject({ seq: 3, event: 'queued', status: 'QUEUED' });
+  expect(answer.items.at(-1)).toMatchObject({ event: 'done', status: 'COMPLETED' });
+  expect(answer.items.at(-1)!.text).toContain('A cache keeps hot data close.');
+  const all = [...first.items, ...answer.items];
+  expect(seqs(all)).toEqual(all.map((_, i) => i + 1));
+  const { body: done } = await h.http(jo, JobDocument, { id: queryId });
+  expect(done.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1 });
 }, 120_000);

@@ -6,9 +6,10 @@ import { ignoreStreamEnded, type UpdateStore } from '../updates/store.js';
 import type { Cursor } from '../updates/cursor.js';
 import { isTerminal, type UpdateEntry } from '../updates/types.js';
 import { requestCancel, withdrawCancel } from './cancel.js';
-import type { AcceptedDocument, DocumentStore } from './documents.js';
+import type { AcceptedDocument, DocumentStore, QueryQuestion } from './documents.js';
 import { activeTraceparent } from '../tracing.js';
-import { jobOptions, waitedTooLong, type FileJobData, type QueryJobData, type Queues, type StuckReason } from './queues.js';
+import { jobOptions, type FileJobData, type QueryJobData, type Queues } from './queues.js';
+import { stuckReason, type StuckReason, type StuckSettings } from './stuck.js';
 import {
   refOf,
   type ListPosition,
@@ -28,7 +29,7 @@ export interface JobView {
   progress: number | null;
   attemptsMade: number;
   failedReason: string | null;
-  /** Set while the job looks stuck: waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue. */
+  /** Set while the job looks stuck: waiting with no worker consuming its queue, or active with no heartbeat. */
   stuck: StuckReason | null;
   result: unknown;
   createdAt: string;
@@ -65,8 +66,20 @@ export interface Started {
   start: Cursor;
 }
 
-/** A retry asked of a job that cannot be retried: the message says why. */
-export class NotRetryableError extends Error {}
+/** A retry or removal asked of a job whose state does not allow it: the message says why. */
+export class JobStateError extends Error {}
+
+/** The states of a BullMQ queue the dashboard counts. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
+
+/** One queue as operators see it: its workers, its jobs per state, and its latest failed jobs. */
+export interface QueueOverview {
+  name: string;
+  kind: ResourceKind;
+  workers: number;
+  counts: Record<(typeof QUEUE_STATES)[number], number>;
+  failed: JobView[];
+}
 
 const BULL_STATES: Record<string, JobState> = {
   completed: 'COMPLETED',
@@ -82,13 +95,14 @@ export interface JobControlDeps {
   resources: ResourceRegistry;
   documents: DocumentStore;
   store: UpdateStore;
+  stuck: StuckSettings;
 }
 
 /**
  * The API's side of jobs: start one (record, first update, enqueue), report it, cancel it from
  * any instance. Callers have already validated input and checked who may do what.
  */
-export function createJobControl({ config, redis, queues, resources, documents, store }: JobControlDeps) {
+export function createJobControl({ config, redis, queues, resources, documents, store, stuck: stuckSettings }: JobControlDeps) {
   /**
    * Announces and enqueues a job (recording it first when it is new; reopening its stream when it
    * is retried); returns where its stream starts, so no update is missed.
@@ -121,8 +135,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
     const outcome = recent.final && latest && isTerminal(latest.update.status) ? latest.update.status : null;
     const state: JobState = outcome ?? BULL_STATES[bullState] ?? 'WAITING';
     const attemptsMade = outcome && job && bullState === 'active' ? job.attemptsStarted : (job?.attemptsMade ?? 0);
-    const waitingTooLong = job !== undefined && state === 'WAITING' && waitedTooLong(job, config.jobs.stuckAfterMs);
-    const stuck = waitingTooLong && (await queues.of(record.kind, record.id).getWorkersCount()) === 0 ? 'NO_WORKER' : null;
+    const stuck = job ? await stuckReason(queues.of(record.kind, record.id), job, state, stuckSettings) : null;
     const progress = recent.entries.findLast((e) => typeof e.update.progress === 'number')?.update.progress ?? null;
     const ended = recent.final && latest ? latest.update.timestamp : null;
     return {
@@ -151,6 +164,28 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       traceparent: activeTraceparent(),
     };
     return queues.file(record.id).add('process', data, jobOptions(config, record.id));
+  }
+
+  function addQuery(record: ResourceRecord, { question, fileIds }: QueryQuestion) {
+    const data: QueryJobData = {
+      queryId: record.id,
+      ownerId: record.ownerId,
+      projectId: record.projectId,
+      question,
+      fileIds,
+      traceparent: activeTraceparent(),
+    };
+    return queues.query(record.id).add('answer', data, jobOptions(config, record.id));
+  }
+
+  /**
+   * Adds a job BullMQ no longer holds again, from what is kept beside its record (a file's text
+   * in the document store, a query's question); null when that has gone.
+   */
+  async function addAgain(record: ResourceRecord): Promise<(() => Promise<unknown>) | null> {
+    if (record.kind === 'file') return () => addFile(record);
+    const question = await documents.loadQuestion(record.id);
+    return question && (() => addQuery(record, question));
   }
 
   function newRecord(kind: ResourceKind, ownerId: string, projectId: string | null, name: string | null): ResourceRecord {
@@ -188,6 +223,7 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   return {
     view,
     list,
+    cancel,
 
     async startFile(input: { ownerId: string; projectId: string | null; name: string; document: AcceptedDocument }) {
       const record = newRecord('file', input.ownerId, input.projectId, input.name);
@@ -195,70 +231,97 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       return enqueue(record, () => addFile(record));
     },
 
-    async startQuery(input: { ownerId: string; projectId: string | null; question: string; fileIds: string[] | null }) {
+    async startQuery(input: { ownerId: string; projectId: string | null } & QueryQuestion) {
       const record = newRecord('query', input.ownerId, input.projectId, null);
-      const data: QueryJobData = {
-        queryId: record.id,
-        ownerId: input.ownerId,
-        projectId: input.projectId,
-        question: input.question,
-        fileIds: input.fileIds,
-        traceparent: activeTraceparent(),
-      };
-      return enqueue(record, () => queues.query(record.id).add('answer', data, jobOptions(config, record.id)));
+      const question = { question: input.question, fileIds: input.fileIds };
+      await documents.saveQuestion(record.id, question);
+      return enqueue(record, () => addQuery(record, question));
     },
 
     /**
      * Runs a failed or cancelled job again: a new attempt on the same stream, whose seq goes on
      * (a `queued` update first, so a subscriber resuming from its last cursor sees the new attempt
      * from its start). BullMQ's failed job is retried with its attempts reset; a job BullMQ no
-     * longer holds (cancelled while waiting, or finished over a day ago) is added again, which a
-     * file allows (its record says all its job needs) and a query does not (its question was in
-     * the job). Returns where the new attempt's updates start.
+     * longer holds (cancelled while waiting, or finished over a day ago) is added again from what
+     * its record keeps (a file's text, a query's question). Returns where the new attempt's
+     * updates start.
      */
     async retry(record: ResourceRecord): Promise<Started> {
       const current = await view(record);
       if (current.state !== 'FAILED' && current.state !== 'CANCELLED') {
-        throw new NotRetryableError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
+        throw new JobStateError(`only a failed or cancelled job can be retried; this one is ${current.state}`);
       }
       const job = await bullJob(record);
-      if (!job && record.kind === 'query') {
-        throw new NotRetryableError('this query is no longer kept; ask it again with startQuery');
-      }
-      if (job && (await job.getState()) !== 'failed') throw new NotRetryableError('this job is being retried already');
+      if (job && (await job.getState()) !== 'failed') throw new JobStateError('this job is being retried already');
+      const start = job
+        ? () => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+        : await addAgain(record);
+      if (!start) throw new JobStateError(`this ${record.kind} is no longer kept; start it again`);
       await withdrawCancel(redis, config.keyPrefix, record.id);
-      return enqueue(
-        record,
-        async () => {
-          if (job) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-          else await addFile(record);
-        },
-        true,
+      return enqueue(record, start, true);
+    },
+
+    /**
+     * Every queue's workers and counts, with its latest `failedFirst` failed jobs (newest first)
+     * as `job(id)` reports them: for the operators' dashboard.
+     */
+    async overview(failedFirst: number): Promise<QueueOverview[]> {
+      return Promise.all(
+        queues.all.map(async (queue) => {
+          const [workers, counts, failedJobs] = await Promise.all([
+            queue.getWorkersCount(),
+            queue.getJobCounts(...QUEUE_STATES),
+            queue.getJobs(['failed'], 0, failedFirst - 1),
+          ]);
+          const records = await Promise.all(failedJobs.map((job) => resources.get(job.id!)));
+          const failed = await Promise.all(records.filter((record) => record !== null).map((record) => view(record)));
+          return {
+            name: queue.name,
+            kind: queues.kindOf(queue),
+            workers,
+            counts: Object.fromEntries(QUEUE_STATES.map((state) => [state, counts[state] ?? 0])) as QueueOverview['counts'],
+            failed,
+          };
+        }),
       );
     },
 
     /**
-     * Cancels a job wherever it is: a waiting or delayed one is removed here and its stream
-     * ends with CANCELLED; a running one is told through Redis and its worker publishes CANCELLED
-     * at its next step. Cancelling a finished job changes nothing.
+     * Takes a job out of its queue: a waiting or delayed one is cancelled (its stream ends with
+     * CANCELLED), a finished one is dropped from BullMQ (its stream and record stay, so `job(id)`
+     * still reports how it ended); a running one must be cancelled first.
      */
-    async cancel(record: ResourceRecord): Promise<JobView> {
+    async remove(record: ResourceRecord): Promise<JobView> {
       const job = await bullJob(record);
       const state = job ? await job.getState() : 'unknown';
-      if (state === 'completed' || state === 'failed') return view(record);
-      await requestCancel(redis, config.keyPrefix, record.id);
-      if (job && state !== 'active') {
-        const removed = await job.remove().then(
-          () => true,
-          () => false,
-        );
-        if (removed) await markCancelled(record);
-      } else if (!job) {
-        await markCancelled(record);
-      }
+      if (state === 'active') throw new JobStateError('a running job cannot be removed; cancel it first');
+      if (job && (state === 'completed' || state === 'failed')) await job.remove();
+      else await cancel(record);
       return view(record);
     },
   };
+
+  /**
+   * Cancels a job wherever it is: a waiting or delayed one is removed here and its stream
+   * ends with CANCELLED; a running one is told through Redis and its worker publishes CANCELLED
+   * at its next step. Cancelling a finished job changes nothing.
+   */
+  async function cancel(record: ResourceRecord): Promise<JobView> {
+    const job = await bullJob(record);
+    const state = job ? await job.getState() : 'unknown';
+    if (state === 'completed' || state === 'failed') return view(record);
+    await requestCancel(redis, config.keyPrefix, record.id);
+    if (job && state !== 'active') {
+      const removed = await job.remove().then(
+        () => true,
+        () => false,
+      );
+      if (removed) await markCancelled(record);
+    } else if (!job) {
+      await markCancelled(record);
+    }
+    return view(record);
+  }
 
   async function markCancelled(record: ResourceRecord): Promise<void> {
     await store

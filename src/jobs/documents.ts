@@ -15,15 +15,24 @@ export interface StoredSentence {
   chunk: number;
 }
 
+/** What a query asks: kept beside its record, so that it can be asked again once BullMQ no longer holds its job. */
+export interface QueryQuestion {
+  question: string;
+  /** Null means every processed file of the owner. */
+  fileIds: string[] | null;
+}
+
 /**
- * The documents side of the store: a file's text waiting for its job, the sentences a processed
- * file yielded, and which processed files each user has (what a query without fileIds searches).
+ * The documents side of the store: a file's text waiting for its job, a query's question, the
+ * sentences a processed file yielded, and which processed files each user has (what a query
+ * without fileIds searches).
  */
 export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds: number) {
   const contentKey = (fileId: string) => `${keyPrefix}file_content:{${fileId}}`;
   const formatKey = (fileId: string) => `${keyPrefix}file_format:{${fileId}}`;
   const sentencesKey = (fileId: string) => `${keyPrefix}file_sentences:{${fileId}}`;
   const userFilesKey = (userId: string) => `${keyPrefix}user_files:{${userId}}`;
+  const questionKey = (queryId: string) => `${keyPrefix}query_question:{${queryId}}`;
   return {
     /**
      * A document waiting for its job (and for a retry of it): its bytes as they came, and beside
@@ -46,6 +55,17 @@ export function createDocumentStore(redis: Redis, keyPrefix: string, ttlSeconds:
         string | null,
       ];
       return content === null ? null : { format: format === 'pdf' ? 'pdf' : 'text', content };
+    },
+
+    /** Kept as long as the query's record, whatever becomes of its job (a retry asks it again). */
+    async saveQuestion(queryId: string, question: QueryQuestion): Promise<void> {
+      await redis.set(questionKey(queryId), JSON.stringify(question), 'EX', ttlSeconds);
+    },
+
+    /** Null for a query started before questions were kept, or expired. */
+    async loadQuestion(queryId: string): Promise<QueryQuestion | null> {
+      const json = await redis.get(questionKey(queryId));
+      return json === null ? null : (JSON.parse(json) as QueryQuestion);
     },
 
     /** Keeps a processed file's sentences and lists it among its owner's searchable files. */

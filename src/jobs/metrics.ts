@@ -4,7 +4,7 @@ import { RESOURCE_KINDS } from '../resources/registry.js';
 import { withTimeout } from '../timeouts.js';
 import { activeTraceparent, inSpan, SpanKind } from '../tracing.js';
 import type { UpdateStore } from '../updates/store.js';
-import { stuckJobs } from './queues.js';
+import { STUCK_REASONS, stuckJobs, type StuckSettings } from './stuck.js';
 
 /**
  * The store, with each update this process appends counted by resource kind once Redis has
@@ -60,7 +60,7 @@ const SCRAPE_WAIT_MS = 2_000;
  * HeraldNoWorkers alert (deploy/prometheus/alerts.yml) looks for. Every instance reports the same
  * figures; rules aggregate with max by (queue).
  */
-export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, stuckAfterMs: number): void {
+export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, stuck: StuckSettings): void {
   new Gauge({
     name: 'herald_queue_jobs',
     help: 'Jobs in each BullMQ queue by state (waiting, active, delayed, failed), read when /metrics is scraped.',
@@ -92,14 +92,19 @@ export function watchQueues(registry: Registry, queues: ReadonlyArray<Queue>, st
   new Gauge({
     name: 'herald_jobs_stuck',
     help:
-      'Jobs waiting longer than JOB_STUCK_AFTER_MS in a BullMQ queue no worker consumes (of its oldest 1,000 waiting), ' +
-      'read when /metrics is scraped.',
-    labelNames: ['queue'] as const,
+      'Jobs that look stuck, by BullMQ queue and reason: NO_WORKER, waiting longer than JOB_STUCK_AFTER_MS in a queue ' +
+      'no worker consumes; NO_HEARTBEAT, active with no heartbeat from its worker for JOB_HEARTBEAT_TIMEOUT_MS ' +
+      '(of the oldest 1,000 of each), read when /metrics is scraped.',
+    labelNames: ['queue', 'reason'] as const,
     registers: [registry],
     async collect() {
       this.reset();
-      const stuck = await withTimeout(Promise.all(queues.map((queue) => stuckJobs(queue, stuckAfterMs))), SCRAPE_WAIT_MS, null);
-      stuck?.forEach((jobs, i) => this.set({ queue: queues[i]!.name }, jobs.length));
+      const found = await withTimeout(Promise.all(queues.map((queue) => stuckJobs(queue, stuck))), SCRAPE_WAIT_MS, null);
+      found?.forEach((jobs, i) => {
+        for (const reason of STUCK_REASONS) {
+          this.set({ queue: queues[i]!.name, reason }, jobs.filter((job) => job.reason === reason).length);
+        }
+      });
     },
   });
 }

@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { crc32 } from 'node:zlib';
 import type { Config, JobKind } from '../config.js';
 
@@ -50,28 +50,6 @@ export function bullPrefix(config: Pick<Config, 'keyPrefix' | 'redis'>, queue: s
   return config.redis.mode === 'cluster' ? `{${prefix}:${queue}}` : prefix;
 }
 
-/** Why a job looks stuck: it has waited past JOB_STUCK_AFTER_MS in a queue no worker consumes. */
-export type StuckReason = 'NO_WORKER';
-
-/** Whether a waiting job has waited longer than `stuckAfterMs` (now being `now`). */
-export function waitedTooLong(job: { timestamp: number }, stuckAfterMs: number, now = Date.now()): boolean {
-  return now - job.timestamp > stuckAfterMs;
-}
-
-/** Waiting jobs stuckJobs looks at per queue, the oldest first. */
-const STUCK_SCAN = 1_000;
-
-/**
- * The jobs of `queue` that have waited past `stuckAfterMs` while no worker consumes it (among its
- * 1,000 oldest waiting); none while a worker does.
- */
-export async function stuckJobs(queue: Queue, stuckAfterMs: number): Promise<Job[]> {
-  if ((await queue.getWorkersCount()) > 0) return [];
-  const now = Date.now();
-  const oldest = await queue.getJobs(['waiting'], 0, STUCK_SCAN - 1, true);
-  return oldest.filter((job) => waitedTooLong(job, stuckAfterMs, now));
-}
-
 /** Retries with exponential backoff; finished jobs are kept a day so `job(id)` can report them. */
 export function jobOptions(config: Pick<Config, 'jobs'>, jobId: string): JobsOptions {
   return {
@@ -97,6 +75,8 @@ export function createQueues(connection: ConnectionOptions, config: Pick<Config,
   return {
     file: (jobId: string) => pick(files, 'file', jobId),
     query: (jobId: string) => pick(queries, 'query', jobId),
+    /** The kind of job a queue of `all` runs. */
+    kindOf: (queue: Queue): JobKind => (files.has(queue.name) ? 'file' : 'query'),
     /** Every queue, for metrics. */
     all: [...files.values(), ...queries.values()] as ReadonlyArray<Queue<FileJobData> | Queue<QueryJobData>>,
     of: (kind: JobKind, jobId: string): Queue<FileJobData> | Queue<QueryJobData> =>

@@ -11,6 +11,7 @@ import { createUpdateHub } from '../updates/hub.js';
 import { createUpdateStore, StreamEndedError } from '../updates/store.js';
 import { createCancelWatcher } from './cancel.js';
 import { createDocumentStore } from './documents.js';
+import { startHeartbeat } from './heartbeat.js';
 import { createJobThreads } from './job-threads.js';
 import { countPublished, tracePublished } from './metrics.js';
 import { bullPrefix, QUEUE_OF, queueNames, type FileJobData, type QueryJobData } from './queues.js';
@@ -161,6 +162,9 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
       queue,
       (job: Job<D>) => {
         const resource = spec.resource(job.data);
+        const heartbeat = startHeartbeat(redis.commands, config.keyPrefix, job.id!, config.jobs.heartbeatTimeoutMs, (error) =>
+          logger.warn({ queue, jobId: job.id, err: error.message }, 'could not refresh the heartbeat'),
+        );
         return runAttempt({
           job,
           store,
@@ -170,7 +174,7 @@ export async function startWorkers(config: Config, logger: Logger, options: Work
           failedEvent: spec.failedEvent,
           work: (context, stop) => threads.run(spec.kind, job.data, context, stop),
           onFinished: notifyOwner({ kind: spec.kind, ...resource }),
-        });
+        }).finally(() => heartbeat.stop());
       },
       {
         connection: redis.bullmq,

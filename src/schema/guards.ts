@@ -52,18 +52,22 @@ export function resumeCursor<C = Cursor>(
   return context.lastEventId === undefined ? parse(after, 'after') : parse(context.lastEventId, 'Last-Event-ID');
 }
 
-/** Loads a resource the viewer may see: NOT_FOUND for an unknown id, FORBIDDEN for someone else's. */
+/**
+ * Loads a resource the viewer may see: NOT_FOUND for an unknown id, FORBIDDEN for someone else's
+ * (unless `adminsToo` and the viewer is an admin: operators retry anyone's jobs).
+ */
 export async function accessibleResource(
   context: Context,
   id: string,
   kind: ResourceKind | null,
   argument = 'id',
+  adminsToo = false,
 ): Promise<ResourceRecord> {
   const record = await context.services.resources.get(validId(id, argument));
   if (!record || (kind !== null && record.kind !== kind)) {
     throw clientError(ErrorCode.NotFound, `no ${kind ?? 'job'} with id ${id}`);
   }
-  if (!canAccess(context.viewer, record)) {
+  if (!canAccess(context.viewer, record) && !(adminsToo && isAdmin(context.viewer))) {
     throw clientError(ErrorCode.Forbidden, `${record.kind} ${id} belongs to someone else`);
   }
   return record;

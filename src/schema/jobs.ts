@@ -1,4 +1,4 @@
-import { NotRetryableError, type JobPage, type JobView, type Started } from '../jobs/control.js';
+import { JobStateError, type JobPage, type JobView, type QueueOverview, type Started } from '../jobs/control.js';
 import type { AcceptedDocument } from '../jobs/documents.js';
 import { inspectPdf, looksLikePdf, UnreadablePdfError } from '../jobs/text/pdf.js';
 import { ID_PATTERN } from '../ids.js';
@@ -16,6 +16,12 @@ const JobStateEnum = builder.enumType('JobState', {
 const JobStuckEnum = builder.enumType('JobStuckReason', {
   values: {
     NO_WORKER: { value: 'NO_WORKER', description: 'Waiting past JOB_STUCK_AFTER_MS with no worker consuming its queue.' },
+    NO_HEARTBEAT: {
+      value: 'NO_HEARTBEAT',
+      description:
+        'Active, but its worker has not refreshed its heartbeat for JOB_HEARTBEAT_TIMEOUT_MS: the worker died, is ' +
+        'frozen or hangs, and BullMQ has not handed the job on yet.',
+    },
   } as const,
 });
 
@@ -282,22 +288,89 @@ builder.mutationField('cancelJob', (t) =>
   }),
 );
 
+/** Runs a job operation, refusing a state that does not allow it with BAD_USER_INPUT on `id`. */
+async function inAllowedState<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof JobStateError) badInput('id', error.message);
+    throw error;
+  }
+}
+
 builder.mutationField('retryJob', (t) =>
   t.field({
     type: JobRetryRef,
     description:
       'Runs a FAILED or CANCELLED job again: a new attempt on the same stream (a `queued` update, then the ' +
-      'attempt), its seq going on. Any other state, or a query BullMQ no longer holds (cancelled while waiting, ' +
-      'or finished over a day ago), is BAD_USER_INPUT.',
+      'attempt), its seq going on, also when it was cancelled before it started. Any other state is BAD_USER_INPUT. ' +
+      "The job's owner, its project's members and admins may retry it.",
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => {
-      const record = await accessibleResource(context, String(args.id), null);
-      try {
-        return await context.services.jobs.retry(record);
-      } catch (error) {
-        if (error instanceof NotRetryableError) badInput('id', error.message);
-        throw error;
+      const record = await accessibleResource(context, String(args.id), null, 'id', true);
+      return inAllowedState(() => context.services.jobs.retry(record));
+    },
+  }),
+);
+
+const JobQueueCountsRef = builder.objectRef<QueueOverview['counts']>('JobQueueCounts').implement({
+  description: 'Jobs in a queue by BullMQ state (finished jobs are kept a day).',
+  fields: (t) => ({
+    waiting: t.exposeInt('waiting'),
+    active: t.exposeInt('active'),
+    delayed: t.exposeInt('delayed', { description: 'Waiting out the backoff before another attempt.' }),
+    failed: t.exposeInt('failed'),
+    completed: t.exposeInt('completed'),
+  }),
+});
+
+const JobQueueRef = builder.objectRef<QueueOverview>('JobQueue').implement({
+  description: "A BullMQ queue, as the operators' dashboard shows it.",
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    kind: t.field({ type: ResourceKindEnum, resolve: (queue) => queue.kind }),
+    workers: t.exposeInt('workers', { description: 'Worker connections consuming it, as BullMQ counts them.' }),
+    counts: t.field({ type: JobQueueCountsRef, resolve: (queue) => queue.counts }),
+    failed: t.field({
+      type: [JobRef],
+      description: 'Its latest failed jobs, newest first, each with its failedReason.',
+      resolve: (queue) => queue.failed,
+    }),
+  }),
+});
+
+const MAX_FAILED_SHOWN = 100;
+
+builder.queryField('jobQueues', (t) =>
+  t.field({
+    type: [JobQueueRef],
+    description:
+      "Admins only: every job queue's workers, counts per state and latest failed jobs (`failedFirst`, 1 to 100, " +
+      'default 20, per queue). Anyone else gets FORBIDDEN.',
+    args: { failedFirst: t.arg.int() },
+    resolve: async (_root, args, context) => {
+      assertAdmin(context, 'see the job queues');
+      const failedFirst = args.failedFirst ?? DEFAULT_PAGE;
+      if (!Number.isInteger(failedFirst) || failedFirst < 1 || failedFirst > MAX_FAILED_SHOWN) {
+        badInput('failedFirst', `failedFirst must be 1 to ${MAX_FAILED_SHOWN}`);
       }
+      return context.services.jobs.overview(failedFirst);
+    },
+  }),
+);
+
+builder.mutationField('removeJob', (t) =>
+  t.field({
+    type: JobRef,
+    description:
+      'Admins only: takes a job out of its queue. A waiting or delayed one is cancelled (its stream ends with ' +
+      'CANCELLED); a finished one is dropped from the queue, while its stream and job(id) still say how it ended. ' +
+      'A running one is BAD_USER_INPUT (cancel it first); anyone else gets FORBIDDEN.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, context) => {
+      assertAdmin(context, 'remove jobs');
+      const record = await accessibleResource(context, String(args.id), null, 'id', true);
+      return inAllowedState(() => context.services.jobs.remove(record));
     },
   }),
 );

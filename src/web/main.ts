@@ -9,6 +9,7 @@ import { showConnection } from './connection.js';
 import { setUpDocuments } from './documents.js';
 import { find, messageOf, onSubmit } from './dom.js';
 import { setUpNotifications } from './notifications.js';
+import { setUpQueues } from './queues.js';
 
 /** Where the token is kept, for this tab only, so a reload stays signed in. */
 const TOKEN_KEY = 'herald.token';
@@ -33,6 +34,7 @@ const setSignedIn = (signedIn: boolean) => {
 setUpDocuments(client, report);
 setUpAnswers(client, report);
 const notifications = setUpNotifications(client, report);
+const queues = setUpQueues(client, report);
 
 /** The graphql-ws endpoint of the server that served this page. */
 function endpoint(): string {
@@ -48,6 +50,7 @@ async function connect(token: string): Promise<void> {
   viewer.textContent = '';
   await current?.dispose();
   notifications.reset();
+  queues.hide();
   for (const cards of document.querySelectorAll('.cards')) cards.replaceChildren();
   const herald = createHeraldClient({ url: endpoint(), getToken: () => token, keepAliveMs: KEEP_ALIVE_MS });
   current = herald;
@@ -66,7 +69,7 @@ async function connect(token: string): Promise<void> {
   viewer.textContent = `Signed in as ${me.id}`;
   sessionStorage.setItem(TOKEN_KEY, token);
   setSignedIn(true);
-  await notifications.watch(herald).catch(report);
+  await Promise.all([notifications.watch(herald).catch(report), queues.show(me.roles).catch(report)]);
 }
 
 onSubmit(find('#sign-in', HTMLFormElement), report, () => connect(tokenInput.value.trim()));
