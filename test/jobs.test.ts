@@ -14,6 +14,7 @@ import { createLogger } from '../src/logger.js';
 import { makeDocument } from './helpers/documents.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { fileWithoutSentences } from './helpers/jobs.js';
 import { metricValue, scrape } from './helpers/metrics.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
 import { freePort } from './helpers/redis-server.js';
@@ -166,11 +167,7 @@ describe('jobs', () => {
 
   it('retries a failed attempt with backoff, says so in the stream, and succeeds on the next one', async () => {
     const { h, token } = await herald({ JOB_BACKOFF_MS: '300', WORKER_METRICS_PORT: '0' });
-    const file = await startFile(h, token, 'Sentences about caching. A cache keeps hot data close.');
-    await watchFile(h, token, file.fileId, file.cursor);
-    const sentencesKey = `${h.config.keyPrefix}file_sentences:{${file.fileId}}`;
-    const saved = await redis.get(sentencesKey);
-    await redis.del(sentencesKey);
+    const file = await fileWithoutSentences(h, redis, token);
 
     const { body } = await h.http(token, StartQueryDocument, {
       input: { question: 'What does a cache keep?', fileIds: [file.fileId] },
@@ -183,7 +180,7 @@ describe('jobs', () => {
       {
         field: 'queryProgress',
         until: (items) => {
-          if (items.at(-1)?.event === 'attempt_failed') void redis.set(sentencesKey, saved!);
+          if (items.at(-1)?.event === 'attempt_failed') void file.restore();
           return items.at(-1)?.event === 'done';
         },
       },
@@ -204,9 +201,7 @@ describe('jobs', () => {
 
   it('fails for good after the last attempt, with the reason in the stream and the job', async () => {
     const { h, token } = await herald({ JOB_ATTEMPTS: '2', WORKER_METRICS_PORT: '0' });
-    const file = await startFile(h, token, 'Some text here.');
-    await watchFile(h, token, file.fileId, file.cursor);
-    await redis.del(`${h.config.keyPrefix}file_sentences:{${file.fileId}}`);
+    const file = await fileWithoutSentences(h, redis, token, 'Some text here.');
     const { body } = await h.http(token, StartQueryDocument, { input: { question: 'anything?', fileIds: [file.fileId] } });
     const { queryId, cursor } = body.data!.startQuery;
     const run = await collect<QueryUpdate>(

@@ -1,13 +1,8 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import {
-  FileProgressDocument,
-  JobDocument,
-  QueryProgressDocument,
-  StartFileProcessingDocument,
-  StartQueryDocument,
-} from '../src/client/generated.js';
+import { JobDocument, QueryProgressDocument, StartQueryDocument } from '../src/client/generated.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { fileWithoutSentences } from './helpers/jobs.js';
 import { connect } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
@@ -41,14 +36,7 @@ async function signIn(token: string): Promise<Page> {
 
 /** Two queries of jo's that fail for good: the file they ask about has lost its sentences (put back afterwards). */
 async function failedQueries(jo: string): Promise<string[]> {
-  const { body } = await h.http(jo, StartFileProcessingDocument, {
-    input: { name: 'cache.md', content: 'Sentences about caching. A cache keeps hot data close.' },
-  });
-  const file = body.data!.startFileProcessing;
-  await collect(h.ws(jo), FileProgressDocument, { fileId: file.fileId, after: file.cursor }, { field: 'fileProgress' });
-  const sentencesKey = `${h.config.keyPrefix}file_sentences:{${file.fileId}}`;
-  const saved = (await redis.get(sentencesKey))!;
-  await redis.del(sentencesKey);
+  const file = await fileWithoutSentences(h, redis, jo);
   const ids: string[] = [];
   for (const question of ['What does a cache keep?', 'Where is hot data?']) {
     const { body: asked } = await h.http(jo, StartQueryDocument, { input: { question, fileIds: [file.fileId] } });
@@ -56,7 +44,7 @@ async function failedQueries(jo: string): Promise<string[]> {
     await collect(h.ws(jo), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' });
     ids.push(queryId);
   }
-  await redis.set(sentencesKey, saved);
+  await file.restore();
   return ids;
 }
 

@@ -11,6 +11,7 @@ import {
   type QueryProgressSubscription,
 } from '../src/client/generated.js';
 import { startHerald, type Herald } from './helpers/herald.js';
+import { fileWithoutSentences } from './helpers/jobs.js';
 import { connect } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
@@ -79,14 +80,7 @@ it('retries a cancelled file on the same stream: seq goes on, a subscriber resum
 it('retries a failed query with its attempts reset; its answer follows on the same stream', async () => {
   const h = await herald({ JOB_ATTEMPTS: '1' }, true);
   const jo = await h.token('jo');
-  const { body } = await h.http(jo, StartFileProcessingDocument, {
-    input: { name: 'cache.md', content: 'Sentences about caching. A cache keeps hot data close.' },
-  });
-  const file = body.data!.startFileProcessing;
-  await collect(h.ws(jo), FileProgressDocument, { fileId: file.fileId, after: file.cursor }, { field: 'fileProgress' });
-  const sentencesKey = `${h.config.keyPrefix}file_sentences:{${file.fileId}}`;
-  const saved = (await redis.get(sentencesKey))!;
-  await redis.del(sentencesKey);
+  const file = await fileWithoutSentences(h, redis, jo);
 
   const { body: asked } = await h.http(jo, StartQueryDocument, {
     input: { question: 'What does a cache keep?', fileIds: [file.fileId] },
@@ -97,7 +91,7 @@ it('retries a failed query with its attempts reset; its answer follows on the sa
   const failed = await watch(cursor);
   expect(failed.items.at(-1)).toMatchObject({ event: 'query_failed', status: 'FAILED' });
 
-  await redis.set(sentencesKey, saved);
+  await file.restore();
   const retried = await h.http(jo, RetryJobDocument, { id: queryId });
   expect(retried.body.errors).toBeUndefined();
   const answer = await watch(failed.items.at(-1)!.cursor);
