@@ -105,7 +105,11 @@ function connect(settings: RedisSettings, role: RedisRole): Redis {
           retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
           maxRedirections: Math.max(16, Math.ceil(settings.failoverWaitMs / CLUSTER_RETRY_DELAY_MS)),
           shardedSubscribers: role === 'subscriber',
-          redisOptions: { ...roleOptions(role), password: settings.password, tls },
+          // lazyConnect is read by the shard subscribers alone (ioredis connects to nodes lazily
+          // whatever it says): the subscriber's connect to every primary at once, so a
+          // resubscription after a slot map change finds them ready instead of queuing a 'ready'
+          // listener per slot (and Node's "possible EventEmitter memory leak" warning past ten).
+          redisOptions: { ...roleOptions(role), password: settings.password, tls, lazyConnect: role !== 'subscriber' },
         }),
       );
   }
