@@ -1,4 +1,5 @@
 import { apiCrash, apiShutdown } from './api-stop.js';
+import { clusterJobPrimaryKill, clusterSubscriberNodeKill } from './cluster-failover.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
 import { sentinelFailover } from './sentinel-failover.js';
@@ -6,4 +7,13 @@ import { slowConsumer } from './slow-consumer.js';
 import { workerCrash } from './worker-crash.js';
 
 /** Every fault scenario, in report order: test/faults.test.ts and `npm run faults` both run this list. */
-export const faultScenarios: FaultScenario[] = [redisRestart, apiCrash, workerCrash, apiShutdown, slowConsumer, sentinelFailover];
+export const faultScenarios: FaultScenario[] = [
+  redisRestart,
+  apiCrash,
+  workerCrash,
+  apiShutdown,
+  slowConsumer,
+  sentinelFailover,
+  clusterJobPrimaryKill,
+  clusterSubscriberNodeKill,
+];
