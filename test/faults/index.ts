@@ -1,5 +1,5 @@
 import { apiCrash, apiShutdown } from './api-stop.js';
-import { clusterJobPrimaryKill, clusterSubscriberNodeKill } from './cluster-failover.js';
+import { clusterJobPrimaryKill, clusterNotificationPrimaryKill, clusterSubscriberNodeKill } from './cluster-failover.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
 import { sentinelFailover } from './sentinel-failover.js';
@@ -16,4 +16,5 @@ export const faultScenarios: FaultScenario[] = [
   sentinelFailover,
   clusterJobPrimaryKill,
   clusterSubscriberNodeKill,
+  clusterNotificationPrimaryKill,
 ];
