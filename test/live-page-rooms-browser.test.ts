@@ -48,6 +48,9 @@ it("lists the viewer's jobs with their final state, and who else watches the fil
   const watchers = () => page.locator('#watchers li').allTextContents();
   await expect.poll(watchers, PAGE_WAIT).toEqual(['jo']);
   expect(await page.locator('#presence').getAttribute('data-resource-id')).toBe(fileId);
+  const projectWatchers = () => page.locator('#project-watchers li').allTextContents();
+  await expect.poll(projectWatchers, PAGE_WAIT).toEqual(['jo']);
+  expect(await page.locator('#presence-project-id').textContent()).toBe('apollo');
   const job = page.locator(`#job-list li[data-job-id="${fileId}"]`);
   await expect.poll(() => job.locator('.state').textContent(), PAGE_WAIT).toBe('WAITING');
   expect(await job.locator('.kind').textContent()).toBe('Document');
@@ -61,8 +64,10 @@ it("lists the viewer's jobs with their final state, and who else watches the fil
       { next: () => undefined, error: () => undefined, complete: () => undefined },
     );
   await expect.poll(async () => (await watchers()).sort(), PAGE_WAIT).toEqual(['ada', 'jo']);
+  expect((await projectWatchers()).sort()).toEqual(['ada', 'jo']);
   stop();
   await expect.poll(watchers, PAGE_WAIT).toEqual(['jo']);
+  await expect.poll(projectWatchers, PAGE_WAIT).toEqual(['jo']);
 
   // Processed: the card's new status refreshes the list at once, not at the next timer.
   await h.startWorkers();

@@ -72,6 +72,7 @@ export function setUpDocuments(client: () => HeraldClient, report: (error: unkno
     form.reset();
     const card = addCard(cards, 'document-card', input.name);
     card.dataset.fileId = startFileProcessing.fileId;
+    if (input.projectId) card.dataset.projectId = input.projectId;
     await follow(card, herald.fileProgress(startFileProcessing.fileId, startFileProcessing.cursor), renderDocument(card));
   });
 }
