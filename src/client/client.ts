@@ -6,10 +6,13 @@ import { createChannel } from './channel.js';
 import {
   FileProgressDocument,
   NotificationsDocument,
+  PresenceChangedDocument,
   ProjectProgressDocument,
   QueryProgressDocument,
   type FileProgressSubscription,
   type NotificationsSubscription,
+  type PresenceChangedSubscription,
+  type PresenceTarget,
   type ProjectProgressSubscription,
   type QueryProgressSubscription,
 } from './generated.js';
@@ -19,6 +22,7 @@ export type FileUpdate = FileProgressSubscription['fileProgress'];
 export type QueryUpdate = QueryProgressSubscription['queryProgress'];
 export type ProjectUpdate = ProjectProgressSubscription['projectProgress'];
 export type NotificationItem = NotificationsSubscription['notifications'];
+export type PresenceEvent = PresenceChangedSubscription['presenceChanged'];
 
 export interface HeraldClientOptions {
   /** The graphql-ws endpoint, e.g. `wss://herald.example.com/graphql`. */
@@ -103,6 +107,12 @@ export interface HeraldClient {
   queryProgress(queryId: string, after?: string): AsyncIterableIterator<QueryUpdate>;
   projectProgress(projectId: string, after?: string): AsyncIterableIterator<ProjectUpdate>;
   notifications(after?: string): AsyncIterableIterator<NotificationItem>;
+  /**
+   * Who is watching a project or a resource: first the full list (PRESENT), then each join and
+   * leave with the list after it. After a reconnect it starts again with a fresh PRESENT, since
+   * presence is a state rather than a history to resume.
+   */
+  presenceChanged(target: PresenceTarget): AsyncIterableIterator<PresenceEvent>;
   /** Runs a query; one interrupted by a reconnect is sent again. */
   query<TData, TVariables>(
     document: TypedDocumentNode<TData, TVariables>,
@@ -318,8 +328,7 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
       marks.set(position.key, position.seq);
       return true;
     };
-    const channel = createChannel<Item<TData>>(() => stop());
-    const stop = run(
+    return stream<TData>(
       {
         query: print(document),
         // Read at every send, so the subscription graphql-ws sends again after a reconnect resumes
@@ -328,22 +337,31 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
           return { ...variables, after };
         },
       },
-      {
-        next(result) {
-          if (result.errors?.length) {
-            stop();
-            channel.end(toHeraldError(result.errors));
-            return;
-          }
-          const item = result.data ? (Object.values(result.data)[0] as Item<TData> | undefined) : undefined;
-          if (item === undefined || item === null || !accept(item)) return;
-          after = resume.cursorOf(item);
-          channel.push(item);
-        },
-        error: (error) => channel.end(error),
-        complete: () => channel.end(),
+      (item) => {
+        if (!accept(item)) return false;
+        after = resume.cursorOf(item);
+        return true;
       },
     );
+  }
+
+  /** The root field's items of a subscription, those `accept` lets through, until it ends or fails. */
+  function stream<TData>(payload: SubscribePayload, accept: (item: Item<TData>) => boolean): AsyncIterableIterator<Item<TData>> {
+    const channel = createChannel<Item<TData>>(() => stop());
+    const stop = run(payload, {
+      next(result) {
+        if (result.errors?.length) {
+          stop();
+          channel.end(toHeraldError(result.errors));
+          return;
+        }
+        const item = result.data ? (Object.values(result.data)[0] as Item<TData> | undefined) : undefined;
+        if (item === undefined || item === null || !accept(item)) return;
+        channel.push(item);
+      },
+      error: (error) => channel.end(error),
+      complete: () => channel.end(),
+    });
     return channel;
   }
 
@@ -374,6 +392,8 @@ export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
     queryProgress: (queryId, after) => subscribe(QueryProgressDocument, { queryId, after }, progressResume),
     projectProgress: (projectId, after) => subscribe(ProjectProgressDocument, { projectId, after }, projectResume),
     notifications: (after) => subscribe(NotificationsDocument, { after }, notificationResume),
+    presenceChanged: (target) =>
+      stream<PresenceChangedSubscription>({ query: print(PresenceChangedDocument), variables: { target } }, () => true),
     query: (document, ...[variables]) => execute(document, variables, false),
     mutate: (document, ...[variables]) => execute(document, variables, true),
     get state() {

@@ -54,6 +54,7 @@ export function setUpDocuments(client: () => HeraldClient, report: (error: unkno
   const file = find('#document-file', HTMLInputElement);
   const text = find('#document-text', HTMLTextAreaElement);
   const name = find('#document-name', HTMLInputElement);
+  const project = find('#document-project', HTMLInputElement);
   const cards = find('#documents', HTMLElement);
   file.addEventListener('change', () => {
     const chosen = file.files?.[0];
@@ -62,11 +63,16 @@ export function setUpDocuments(client: () => HeraldClient, report: (error: unkno
   onSubmit(form, report, async () => {
     const herald = client();
     const chosen = file.files?.[0];
-    const input = { name: name.value.trim(), content: chosen ? await chosen.text() : text.value };
+    const input = {
+      name: name.value.trim(),
+      content: chosen ? await chosen.text() : text.value,
+      projectId: project.value.trim() || null,
+    };
     const { startFileProcessing } = await herald.mutate(StartFileProcessingDocument, { input });
     form.reset();
     const card = addCard(cards, 'document-card', input.name);
     card.dataset.fileId = startFileProcessing.fileId;
+    if (input.projectId) card.dataset.projectId = input.projectId;
     await follow(card, herald.fileProgress(startFileProcessing.fileId, startFileProcessing.cursor), renderDocument(card));
   });
 }

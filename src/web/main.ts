@@ -8,7 +8,9 @@ import { setUpAnswers } from './answers.js';
 import { showConnection } from './connection.js';
 import { setUpDocuments } from './documents.js';
 import { find, messageOf, onSubmit } from './dom.js';
+import { setUpJobs } from './jobs.js';
 import { setUpNotifications } from './notifications.js';
+import { setUpPresence } from './presence.js';
 import { setUpQueues } from './queues.js';
 
 /** Where the token is kept, for this tab only, so a reload stays signed in. */
@@ -35,6 +37,8 @@ setUpDocuments(client, report);
 setUpAnswers(client, report);
 const notifications = setUpNotifications(client, report);
 const queues = setUpQueues(client, report);
+const jobs = setUpJobs(client, report);
+const presence = setUpPresence(client, report);
 
 /** The graphql-ws endpoint of the server that served this page. */
 function endpoint(): string {
@@ -51,6 +55,8 @@ async function connect(token: string): Promise<void> {
   await current?.dispose();
   notifications.reset();
   queues.hide();
+  jobs.hide();
+  await presence.stop();
   for (const cards of document.querySelectorAll('.cards')) cards.replaceChildren();
   const herald = createHeraldClient({ url: endpoint(), getToken: () => token, keepAliveMs: KEEP_ALIVE_MS });
   current = herald;
@@ -69,7 +75,7 @@ async function connect(token: string): Promise<void> {
   viewer.textContent = `Signed in as ${me.id}`;
   sessionStorage.setItem(TOKEN_KEY, token);
   setSignedIn(true);
-  await Promise.all([notifications.watch(herald).catch(report), queues.show(me.roles).catch(report)]);
+  await Promise.all([notifications.watch(herald).catch(report), queues.show(me.roles).catch(report), jobs.show().catch(report)]);
 }
 
 onSubmit(find('#sign-in', HTMLFormElement), report, () => connect(tokenInput.value.trim()));

@@ -10,6 +10,14 @@ export function addCard(list: HTMLElement, template: string, title: string): HTM
   return card;
 }
 
+/**
+ * Events a card sends up the page, so panels can react to what the page follows without the forms
+ * knowing them: FOLLOWING when it starts (the card carries `data-file-id` or `data-query-id`),
+ * STATUS_CHANGED each time its status changes.
+ */
+export const FOLLOWING = 'herald:following';
+export const STATUS_CHANGED = 'herald:status-changed';
+
 /** What a card shows of every update, file or query alike. */
 type ProgressUpdate = FileUpdate | QueryUpdate;
 
@@ -29,6 +37,7 @@ export async function follow<T extends ProgressUpdate>(
   const bar = card.querySelector('progress');
   const percent = card.querySelector('.percent');
   const seqs: number[] = [];
+  card.dispatchEvent(new Event(FOLLOWING, { bubbles: true }));
   try {
     for await (const update of updates) {
       if (update.gap === null) seqs.push(update.seq);
@@ -37,10 +46,12 @@ export async function follow<T extends ProgressUpdate>(
         bar.value = update.progress;
         percent.textContent = `${Math.round(update.progress)} %`;
       }
-      if (update.status !== card.dataset.status || update.gap || update.event === 'attempt_interrupted') {
+      const changed = update.status !== card.dataset.status;
+      if (changed || update.gap || update.event === 'attempt_interrupted') {
         status.textContent = update.message ?? update.event;
       }
       card.dataset.status = update.status;
+      if (changed) card.dispatchEvent(new Event(STATUS_CHANGED, { bubbles: true }));
       detail.textContent = update.message ?? '';
       render(update);
     }
