@@ -1,19 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page, type Request } from 'playwright-core';
+import type { Browser, Locator, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { NotificationSummaryDocument, SendNotificationDocument, type NotificationLevel } from '../src/client/generated.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { makeDocument } from './helpers/documents.js';
+import { launchChromium, PAGE_WAIT } from './helpers/browser.js';
 import { clientsFor, TEST_SECRET, type HeraldClients } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { redisUrl, uniquePrefix } from './helpers/redis.js';
 
 const artifacts = fileURLToPath(new URL('./artifacts/', import.meta.url));
-/** Long enough for a job on a busy two-core machine; every wait ends as soon as the page shows what it waits for. */
-const PAGE_WAIT = { timeout: 20_000 };
 /** GraphiQL is about 9 MB of script for the browser to parse: 15 to 26 s on this two-core machine when it is busy. */
 const GRAPHIQL_WAIT = { timeout: 60_000 };
 
@@ -27,12 +26,8 @@ beforeAll(async () => {
       { CHUNK_CHARS: '100', HISTORY_LIMIT: '5000', TOKEN_FLUSH_TOKENS: '2', PROGRESS_UPDATES: '1000' },
       { apis: 1, workers: 1 },
     ),
-    // Names that are not loopback resolve to nothing, so no request can leave the machine even where
-    // routing does not see it; openPage's routing is what records that one was attempted.
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
-    }),
+    // openPage's routing records any request that tried to leave the machine.
+    launchChromium(),
   ]);
   api = clientsFor(cluster.apiUrls[0]);
 }, 60_000);

@@ -1,15 +1,13 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPublisher, type Publisher } from '../src/publisher.js';
 import { SSE_SESSION_PATH } from '../src/transport/event-source.js';
 import { encodeCursor } from '../src/updates/cursor.js';
 import type { UpdateEntry } from '../src/updates/types.js';
+import { launchChromium, PAGE_WAIT } from './helpers/browser.js';
 import { clientsFor, type HeraldClients } from './helpers/herald.js';
 import { startCluster, type Cluster } from './helpers/processes.js';
 import { redisUrl, uniquePrefix } from './helpers/redis.js';
-
-/** Every wait ends as soon as the page has what it waits for; this long only on a busy two-core machine. */
-const PAGE_WAIT = { timeout: 20_000 };
 
 const keyPrefix = uniquePrefix();
 let cluster: Cluster<1, 0>;
@@ -18,14 +16,7 @@ let api: HeraldClients;
 let publisher: Publisher;
 
 beforeAll(async () => {
-  [cluster, browser] = await Promise.all([
-    startCluster({ KEY_PREFIX: keyPrefix }, { apis: 1, workers: 0 }),
-    // As in browser.test.ts: names that are not loopback resolve to nothing.
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'],
-    }),
-  ]);
+  [cluster, browser] = await Promise.all([startCluster({ KEY_PREFIX: keyPrefix }, { apis: 1, workers: 0 }), launchChromium()]);
   api = clientsFor(cluster.apiUrls[0]);
   publisher = createPublisher({ env: { REDIS_URL: redisUrl(), KEY_PREFIX: keyPrefix } });
 }, 60_000);

@@ -1,33 +1,24 @@
 import { print } from 'graphql';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileProgressDocument } from '../src/client/generated.js';
+import { launchChromium, PAGE_WAIT, signedInPage } from './helpers/browser.js';
 import { startHerald, type Herald } from './helpers/herald.js';
-
-/** A job on a busy two-core machine, and the page's own refreshes. */
-const PAGE_WAIT = { timeout: 20_000 };
 
 let h: Herald;
 let browser: Browser;
 
 beforeAll(async () => {
-  [h, browser] = await Promise.all([
-    startHerald(),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'] }),
-  ]);
+  [h, browser] = await Promise.all([startHerald(), launchChromium()]);
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
   await h?.stop();
 });
 
-async function signIn(token: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.goto(h.url);
-  await page.fill('#token', token);
-  await page.click('#sign-in button');
-  await page.locator('#viewer').getByText('Signed in as').waitFor(PAGE_WAIT);
-  return page;
+/** The live page, signed in as `token`'s user. */
+function signIn(token: string): Promise<Page> {
+  return signedInPage(browser, h.url, token);
 }
 
 it("lists the viewer's jobs with their final state, and who else watches the file the page follows", async () => {

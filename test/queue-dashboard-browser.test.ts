@@ -1,6 +1,7 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { JobDocument, QueryProgressDocument, StartQueryDocument } from '../src/client/generated.js';
+import { launchChromium, signedInPage } from './helpers/browser.js';
 import { startHerald, type Herald } from './helpers/herald.js';
 import { fileWithoutSentences } from './helpers/jobs.js';
 import { connect } from './helpers/redis.js';
@@ -14,10 +15,7 @@ let browser: Browser;
 const redis = connect();
 
 beforeAll(async () => {
-  [h, browser] = await Promise.all([
-    startHerald({ JOB_ATTEMPTS: '1' }),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'] }),
-  ]);
+  [h, browser] = await Promise.all([startHerald({ JOB_ATTEMPTS: '1' }), launchChromium()]);
 }, 60_000);
 afterAll(async () => {
   await browser?.close();
@@ -25,13 +23,9 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function signIn(token: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.goto(h.url);
-  await page.fill('#token', token);
-  await page.click('#sign-in button');
-  await page.locator('#viewer').getByText('Signed in as').waitFor(PAGE_WAIT);
-  return page;
+/** The live page, signed in as `token`'s user. */
+function signIn(token: string): Promise<Page> {
+  return signedInPage(browser, h.url, token, PAGE_WAIT);
 }
 
 /** Two queries of jo's that fail for good: the file they ask about has lost its sentences (put back afterwards). */
