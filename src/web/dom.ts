@@ -32,3 +32,34 @@ export function onSubmit(form: HTMLFormElement, report: (error: unknown) => void
     handler().catch(report);
   });
 }
+
+/**
+ * A panel kept current while it is shown: `refresh` at once and every `everyMs`, on one timer that
+ * `hide` stops. What a refresh throws goes to `report`.
+ */
+export function refreshedPanel(
+  panel: HTMLElement,
+  refresh: () => Promise<void>,
+  everyMs: number,
+  report: (error: unknown) => void,
+) {
+  let timer: ReturnType<typeof setInterval> | null = null;
+  const hide = (): void => {
+    if (timer) clearInterval(timer);
+    timer = null;
+    panel.hidden = true;
+  };
+  return {
+    hide,
+    /** Whether the panel is shown (and so refreshing). */
+    get shown(): boolean {
+      return timer !== null;
+    },
+    show: async (): Promise<void> => {
+      hide();
+      panel.hidden = false;
+      timer = setInterval(() => void refresh().catch(report), everyMs);
+      await refresh();
+    },
+  };
+}

@@ -1,5 +1,5 @@
 import { MyJobsDocument, RetryJobDocument, type HeraldClient, type MyJobsQuery } from '../client/index.js';
-import { find, fromTemplate } from './dom.js';
+import { find, fromTemplate, refreshedPanel } from './dom.js';
 import { STATUS_CHANGED } from './progress.js';
 
 /** How often the panel reads the viewer's jobs again, for jobs started elsewhere. */
@@ -18,7 +18,6 @@ export function setUpJobs(client: () => HeraldClient, report: (error: unknown) =
   const panel = find('#jobs', HTMLElement);
   const list = find('#job-list', HTMLOListElement);
   const empty = find('#jobs-empty', HTMLElement);
-  let timer: ReturnType<typeof setInterval> | null = null;
 
   function item(job: Job): HTMLElement {
     const row = fromTemplate('job-item');
@@ -42,24 +41,14 @@ export function setUpJobs(client: () => HeraldClient, report: (error: unknown) =
     empty.hidden = myJobs.edges.length > 0;
   }
 
+  const shown = refreshedPanel(panel, refresh, REFRESH_MS, report);
   document.addEventListener(STATUS_CHANGED, () => {
-    if (timer) void refresh().catch(report);
+    if (shown.shown) void refresh().catch(report);
   });
 
-  function hide(): void {
-    if (timer) clearInterval(timer);
-    timer = null;
-    panel.hidden = true;
-  }
-
   return {
-    hide,
+    hide: shown.hide,
     /** Shows the panel and keeps it current until `hide`. */
-    async show(): Promise<void> {
-      hide();
-      panel.hidden = false;
-      timer = setInterval(() => void refresh().catch(report), REFRESH_MS);
-      await refresh();
-    },
+    show: shown.show,
   };
 }

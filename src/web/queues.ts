@@ -5,7 +5,7 @@ import {
   type HeraldClient,
   type JobQueuesQuery,
 } from '../client/index.js';
-import { find, fromTemplate } from './dom.js';
+import { find, fromTemplate, refreshedPanel } from './dom.js';
 
 /** How often an open dashboard reads the queues again. */
 const REFRESH_MS = 5_000;
@@ -25,7 +25,6 @@ export function setUpQueues(client: () => HeraldClient, report: (error: unknown)
   const rows = find('#queue-counts tbody', HTMLTableSectionElement);
   const failedList = find('#failed-jobs', HTMLOListElement);
   const failedEmpty = find('#failed-empty', HTMLElement);
-  let timer: ReturnType<typeof setInterval> | null = null;
 
   function countRow(queue: JobQueue): HTMLTableRowElement {
     const row = document.createElement('tr');
@@ -68,21 +67,13 @@ export function setUpQueues(client: () => HeraldClient, report: (error: unknown)
     failedEmpty.hidden = failed.length > 0;
   }
 
-  function hide(): void {
-    if (timer) clearInterval(timer);
-    timer = null;
-    panel.hidden = true;
-  }
-
+  const shown = refreshedPanel(panel, refresh, REFRESH_MS, report);
   return {
-    hide,
+    hide: shown.hide,
     /** Shows the dashboard and keeps it current, for an admin; hides it for anyone else. */
     async show(roles: readonly string[]): Promise<void> {
-      hide();
-      if (!roles.includes('admin')) return;
-      panel.hidden = false;
-      await refresh();
-      timer = setInterval(() => void refresh().catch(report), REFRESH_MS);
+      if (roles.includes('admin')) await shown.show();
+      else shown.hide();
     },
   };
 }
