@@ -112,9 +112,10 @@ local function append(k, a, project, body)
   local append_id = ARGV[a + 5]
   local state = redis.call('HMGET', meta, 'seq', 'epoch', 'expires', 'final', 'ids')
   local seq = next_seq(state[1])
-  -- The id is recorded with the seq it is about to get; when it is there already, this is a retry.
-  if append_id ~= '' and redis.call('ZADD', ids, 'NX', seq, append_id) == 0 then
-    local seen = redis.call('ZSCORE', ids, append_id)
+  -- The id is recorded with the seq it is about to get, scored -seq; when it is there already,
+  -- this is a retry.
+  if append_id ~= '' and redis.call('ZADD', ids, 'NX', '-' .. seq, append_id) == 0 then
+    local seen = math.abs(tonumber(redis.call('ZSCORE', ids, append_id)))
     return redis.call('ZRANGEBYSCORE', history, seen, seen)[1]
   end
   if state[4] then
@@ -133,7 +134,7 @@ local function append(k, a, project, body)
   end
   -- Ids are kept as long as their entries: the history holds seqs above seq - limit.
   if trimmed and append_id ~= '' then
-    redis.call('ZREMRANGEBYSCORE', ids, '-inf', tonumber(seq) - limit)
+    redis.call('ZREMRANGEBYSCORE', ids, limit - tonumber(seq), '(0')
   end
   if expiry_due(state[3]) or (append_id ~= '' and not state[5]) then
     expire(meta, { meta, history, ids }, append_id ~= '')
