@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import calculateSlot from 'cluster-key-slot';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { RedisAddress, RedisSettings, RedisTls } from './config.js';
@@ -182,6 +183,16 @@ export async function execChecked(transaction: ChainableCommander): Promise<unkn
  */
 export function publishCommand(connection: Redis): 'SPUBLISH' | 'PUBLISH' {
   return connection.isCluster ? 'SPUBLISH' : 'PUBLISH';
+}
+
+/**
+ * On a Redis Cluster, the primary (`host:port`) that serves `key`'s slot as far as `connection`
+ * knows; null outside a Cluster or before it has the slot map. It may be out of date: a command
+ * routed by it must cope with the slot having moved.
+ */
+export function slotPrimary(connection: Redis, key: string): string | null {
+  if (!connection.isCluster) return null;
+  return (connection as unknown as Cluster).slots[calculateSlot(key)]?.[0] ?? null;
 }
 
 /** Publishes `message` as the hub subscribed to it: see {@link publishCommand}. */

@@ -128,6 +128,51 @@ it('appends several updates of several streams in one documented call, and a re-
   expect(await producer.zrange(`${P}recent_updates:{file:${b}}`, 0, -1)).toEqual([entries[1]]);
 });
 
+it("takes the keys past the first slot's after the arguments, as a call for several slots of one Cluster node sends them", async () => {
+  const P = herald.config.keyPrefix;
+  const [c, d, project] = [randomUUID(), randomUUID(), randomUUID()];
+  const tag = (id: string) => `{project:${project}}:file:${id}`;
+  const keysOf = (t: string) => [`${P}update_meta:${t}`, `${P}recent_updates:${t}`, `${P}update_ids:${t}`];
+  const args = (t: string, id: string, event: string, projectChannel = '') => [
+    randomBytes(8).toString('hex'),
+    `"kind":"file","id":"${id}"`,
+    JSON.stringify({ event, status: 'PROCESSING', timestamp: new Date().toISOString() }),
+    '0',
+    `${P}updates:${t}`,
+    randomUUID(),
+    projectChannel,
+    projectChannel && randomBytes(8).toString('hex'),
+    '',
+    '',
+  ];
+  const projectKeys = [`${P}update_meta:{project:${project}}`, `${P}recent_updates:{project:${project}}`];
+  const sha = (await producer.script('LOAD', script)) as string;
+  const entries = (await producer.evalsha(
+    sha,
+    3,
+    ...keysOf(`{file:${c}}`),
+    '100',
+    '3600',
+    'SPUBLISH',
+    ...args(`{file:${c}}`, c, 'c1'),
+    ...args(tag(d), d, 'd1', `${P}updates:{project:${project}}`),
+    ...args(`{file:${c}}`, c, 'c2'),
+    ...keysOf(tag(d)),
+    ...projectKeys,
+    ...keysOf(`{file:${c}}`),
+  )) as string[];
+  expect(entries.map((e) => JSON.parse(e) as object)).toMatchObject([
+    { seq: 1, id: c, update: { event: 'c1' } },
+    { seq: 1, id: d, update: { event: 'd1' } },
+    { seq: 2, id: c, update: { event: 'c2' } },
+  ]);
+  expect(await producer.zrange(`${P}recent_updates:{file:${c}}`, 0, -1)).toEqual([entries[0], entries[2]]);
+  expect(await producer.zrange(`${P}recent_updates:${tag(d)}`, 0, -1)).toEqual([entries[1]]);
+  expect((await producer.zrange(projectKeys[1]!, 0, -1)).map((e) => JSON.parse(e) as object)).toMatchObject([
+    { seq: 1, item: JSON.parse(entries[1]!) as object },
+  ]);
+});
+
 it("builds a query's text from the body pieces a producer appends, as the protocol says", async () => {
   const P = herald.config.keyPrefix;
   const id = randomUUID();

@@ -1,4 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
+import type { Cluster as IORedisCluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CancelJobDocument,
@@ -19,9 +20,12 @@ import {
   type QueryProgressSubscription,
 } from '../src/client/generated.js';
 import { audienceOf, notificationKeys, targetSource } from '../src/notifications/keys.js';
+import { loadConfig } from '../src/config.js';
 import { createPublisher } from '../src/publisher.js';
+import { createRedis } from '../src/redis.js';
 import { withTimeout } from '../src/timeouts.js';
 import { resourceStream } from '../src/updates/keys.js';
+import { createUpdateStore } from '../src/updates/store.js';
 import type { ResourceRef } from '../src/updates/types.js';
 import { makeDocument } from './helpers/documents.js';
 import { nth } from './helpers/elements.js';
@@ -61,6 +65,22 @@ afterAll(async () => {
   await herald?.stop();
   await redis?.stop();
 }, 60_000);
+
+/** How many times the cluster's nodes ran `commands` (INFO commandstats), all together. */
+async function commandCalls(...commands: string[]): Promise<number> {
+  const stats = await Promise.all(
+    redis.servers.map(async (server) => {
+      const client = connect(server.url);
+      try {
+        return await client.info('commandstats');
+      } finally {
+        client.disconnect();
+      }
+    }),
+  );
+  const calls = (info: string, name: string) => Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  return stats.reduce((sum, info) => sum + commands.reduce((n, name) => n + calls(info, name), 0), 0);
+}
 
 /** The environment a producer outside Herald's processes reads: the cluster and the API's key prefix. */
 function producerEnv(nodes = redis.env.REDIS_CLUSTER_NODES) {
@@ -250,20 +270,52 @@ describe('on a Redis Cluster of three primaries and three replicas', () => {
   });
 
   it('publishes every message with SPUBLISH to one shard: no node ran a plain PUBLISH', async () => {
-    const stats = await Promise.all(
-      redis.servers.map(async (server) => {
-        const client = connect(server.url);
-        try {
-          return await client.info('commandstats');
-        } finally {
-          client.disconnect();
-        }
-      }),
-    );
-    const calls = (name: string) =>
-      stats.reduce((sum, info) => sum + Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0), 0);
-    expect(calls('publish')).toBe(0);
-    expect(calls('spublish')).toBeGreaterThan(0);
+    expect(await commandCalls('publish')).toBe(0);
+    expect(await commandCalls('spublish')).toBeGreaterThan(0);
+  });
+
+  it('appends the updates of all the slots a primary serves in one script call, and slot by slot when its slot map is out of date', async () => {
+    const config = loadConfig({ ...producerEnv(), KEY_PREFIX: uniquePrefix() }, { role: 'worker' });
+    const connection = createRedis(config.redis, 'commands');
+    const store = createUpdateStore(connection, { keyPrefix: config.keyPrefix, ...config.updates });
+    const scriptCalls = () => commandCalls('evalsha', 'eval');
+    const appendRounds = async (refs: ResourceRef[], rounds: number) => {
+      const entries = await Promise.all(
+        Array.from({ length: rounds }, (_, round) =>
+          refs.map((ref) => store.append(ref, { event: `round-${round}`, status: 'PROCESSING' })),
+        ).flat(),
+      );
+      for (const [i, ref] of refs.entries()) {
+        const mine = entries.filter((_, k) => k % refs.length === i);
+        expect(mine.map((e) => [e.id, e.seq, e.update.event])).toEqual(
+          mine.map((_, round) => [ref.id, round + 1, `round-${round}`]),
+        );
+      }
+    };
+    try {
+      const refs = Array.from({ length: 400 }, (_, i): ResourceRef => ({ kind: 'file', id: `spread-${i}`, projectId: null }));
+      const slots = new Set(refs.map((ref) => calculateSlot(resourceStream(config.keyPrefix, ref).meta)));
+      await store.append(nth(refs, 0), { event: 'warm-up', status: 'QUEUED' });
+      const before = await scriptCalls();
+      await appendRounds(refs.slice(1), 3);
+      // One call per slot would be at least one per distinct slot; per primary it is a handful.
+      expect(slots.size).toBeGreaterThan(300);
+      expect((await scriptCalls()) - before).toBeLessThan(30);
+
+      // A slot map that says a slot is served by another primary than its own: the call sent there
+      // meets the slot's keys elsewhere, and its updates go again slot by slot, each stored once.
+      const slotMap = (connection as unknown as IORedisCluster).slots;
+      const slotOf = (ref: ResourceRef) => calculateSlot(resourceStream(config.keyPrefix, ref).meta);
+      const primaryOf = (ref: ResourceRef) => slotMap[slotOf(ref)]?.[0];
+      const fresh = Array.from({ length: 20 }, (_, i): ResourceRef => ({ kind: 'file', id: `stale-${i}`, projectId: null }));
+      const a = nth(fresh, 0);
+      const b = fresh.find((ref) => primaryOf(ref) !== primaryOf(a))!;
+      slotMap[slotOf(a)] = [...slotMap[slotOf(b)]!];
+      await appendRounds([b, a], 3);
+      expect((await store.resourceHistory(a)({ after: 0 })).entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+    } finally {
+      connection.disconnect();
+    }
   });
 
   it('spreads notifications and presence over the shards: each target and each user in a slot of its own', async () => {

@@ -29,8 +29,14 @@
 --   body piece ("" for none); body mode: "" without a body, "0" to append to it, "1" to start a new one.
 --   The last update may leave out trailing arguments that would be "".
 -- KEYS, per update in order: resource meta hash, resource history sorted set, resource append ids
---   sorted set (append id -> seq, trimmed with the history); then, only with a project channel, the
+--   sorted set (append id -> -seq, trimmed with the history); then, only with a project channel, the
 --   project meta hash and history sorted set; then, only with a body mode, the body string.
+--   A Redis Cluster routes a call by its declared keys, which must share a slot; there (with
+--   SPUBLISH) a call carrying updates of several slots that one node serves declares only the keys
+--   of its first update(s) and passes the others, in the same order, after the last update's
+--   arguments (each update then has all 10). Redis lets a script without flags use keys of other
+--   slots its node serves; one it does not serve fails the script at that update, and the caller
+--   sends the rest again.
 --
 -- Returns, for a call with one update, the stored resource entry (a JSON string), or false when the
 -- resource already ended; for several, the list of those, in the order of the updates.
@@ -42,6 +48,29 @@ local slack = math.max(1, math.floor(limit / 8))
 redis.replicate_commands()
 local now = tonumber(redis.call('TIME')[1])
 local keep_until = now + ttl
+
+-- The updates' keys, in order (see KEYS above), and where their arguments end: on a Cluster
+-- (SPUBLISH), undeclared keys may follow them. While updates remain, what is left of ARGV exceeds
+-- the undeclared keys counted so far (an update has 10 arguments and at least 3 keys), so the first
+-- position where the two are equal ends the updates.
+local keys, last_arg = KEYS, #ARGV
+if publish_command == 'SPUBLISH' then
+  local a, needed = 4, 0
+  while a <= #ARGV and #ARGV - a + 1 ~= math.max(0, needed - #KEYS) do
+    needed = needed + 3 + ((ARGV[a + 6] or '') ~= '' and 2 or 0) + ((ARGV[a + 9] or '') ~= '' and 1 or 0)
+    a = a + 10
+  end
+  if needed > #KEYS then
+    last_arg = a - 1
+    keys = {}
+    for i = 1, #KEYS do
+      keys[i] = KEYS[i]
+    end
+    for i = a, #ARGV do
+      keys[#keys + 1] = ARGV[i]
+    end
+  end
+end
 
 local function publish(channel, entry)
   redis.call(publish_command, channel, entry)
@@ -108,7 +137,7 @@ end
 -- Appends one update: its KEYS from `k` (`project`, `body`: the indexes of its optional keys), its
 -- arguments from `a`. Returns the entry (false when the resource already ended).
 local function append(k, a, project, body)
-  local meta, history, ids = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local meta, history, ids = keys[k], keys[k + 1], keys[k + 2]
   local append_id = ARGV[a + 5]
   local state = redis.call('HMGET', meta, 'seq', 'epoch', 'expires', 'final', 'ids')
   local seq = next_seq(state[1])
@@ -126,7 +155,7 @@ local function append(k, a, project, body)
   end
   local members = ARGV[a + 1] .. ',"update":' .. ARGV[a + 2]
   if body then
-    members = members .. append_body(meta, KEYS[body], ARGV[a + 8] or '', ARGV[a + 9])
+    members = members .. append_body(meta, keys[body], ARGV[a + 8] or '', ARGV[a + 9])
   end
   local entry, trimmed = store(meta, history, seq, state[2], ARGV[a], members)
   if ARGV[a + 3] == '1' then
@@ -141,7 +170,7 @@ local function append(k, a, project, body)
   end
   publish(ARGV[a + 4], entry)
   if project then
-    local project_meta, project_history = KEYS[project], KEYS[project + 1]
+    local project_meta, project_history = keys[project], keys[project + 1]
     local stream = redis.call('HMGET', project_meta, 'seq', 'epoch', 'expires')
     local item = store(project_meta, project_history, next_seq(stream[1]), stream[2], ARGV[a + 7], '"item":' .. entry)
     if expiry_due(stream[3]) then
@@ -154,7 +183,7 @@ end
 
 local entries = {}
 local k = 1
-for a = 4, #ARGV, 10 do
+for a = 4, last_arg, 10 do
   local next_key = k + 3
   local project, body
   if (ARGV[a + 6] or '') ~= '' then

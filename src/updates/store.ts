@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { defineScript, publishCommand, readScript, scriptThenWait } from '../redis.js';
+import { defineScript, publishCommand, readScript, scriptThenWait, slotPrimary } from '../redis.js';
 import { BodyPrefix, type BodyPiece, type BodyRange } from './body.js';
 import { newEpoch } from './cursor.js';
 import { projectStream, resourceStream, type StreamAddress } from './keys.js';
@@ -91,12 +91,30 @@ const MAX_APPEND_BATCH = 256;
 
 /** One update waiting for its append.lua call: its keys and its 10 arguments (see append.lua). */
 interface PendingAppend {
-  /** Updates in one call must share a slot in Cluster mode: the hash tag of their keys ('' when any may share a call). */
-  group: string;
+  /** On a Redis Cluster, the hash tag its keys share (so their slot); '' elsewhere. */
+  tag: string;
   keys: string[];
   args: string[];
   resolve: (entry: string | null) => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * What a Cluster node answers a script that used a key of a slot it does not serve (the slot map
+ * changed since the call was grouped), or what ioredis reports after following redirections.
+ */
+const SERVED_ELSEWHERE = /non local key|CROSSSLOT|Too many Cluster redirections/;
+
+/** `items` by `keyOf`, each group in the items' order. */
+function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
 }
 
 /** The part of a key in braces: keys with the same hash tag live in the same Cluster slot. */
@@ -117,14 +135,10 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
   let callsInFlight = 0;
 
   // An update appended while no call is in flight is sent at once; those appended meanwhile wait
-  // for the calls in flight to answer, then go together, a call per slot group, in their order.
+  // for the calls in flight to answer, then go together in their order: on a Cluster, a call per
+  // primary, carrying the updates of every slot it serves.
   function sendQueued(): void {
-    const groups = new Map<string, PendingAppend[]>();
-    for (const pending of queued) {
-      const group = groups.get(pending.group);
-      if (group) group.push(pending);
-      else groups.set(pending.group, [pending]);
-    }
+    const groups = groupBy(queued, (pending) => pending.tag && (slotPrimary(connection, pending.keys[0]!) ?? pending.tag));
     queued = [];
     for (const group of groups.values()) {
       for (let i = 0; i < group.length; i += MAX_APPEND_BATCH) send(group.slice(i, i + MAX_APPEND_BATCH));
@@ -152,30 +166,59 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     }
   }
 
-  function send(batch: PendingAppend[]): void {
-    callsInFlight += 1;
+  // One append.lua call for `batch`. A Cluster routes it by its declared keys, which must share a
+  // slot: those of the leading updates of the first slot; the others follow the arguments.
+  async function call(batch: PendingAppend[]): Promise<Array<string | null>> {
+    const firstTag = batch[0]!.tag;
+    const otherSlot = batch.findIndex((pending) => pending.tag !== firstTag);
     const keys = batch.flatMap((p) => p.keys);
-    const args = batch.flatMap((p) => p.args);
+    const declared = otherSlot === -1 ? keys.length : batch.slice(0, otherSlot).reduce((n, p) => n + p.keys.length, 0);
     const call: [number, ...string[]] = [
-      keys.length,
-      ...keys,
+      declared,
+      ...keys.slice(0, declared),
       String(historyLimit),
       String(ttlSeconds),
       publishCommand(connection),
-      ...args,
+      ...batch.flatMap((p) => p.args),
+      ...keys.slice(declared),
     ];
-    void (appendWaitReplicas > 0 ? appendReplicated(call) : appendScript(...call))
-      .then(
-        (reply) => {
-          const entries = Array.isArray(reply) ? reply : [reply];
-          batch.forEach((pending, i) => pending.resolve(entries[i] ?? null));
-        },
-        (error: unknown) => batch.forEach((pending) => pending.reject(error)),
-      )
-      .finally(() => {
-        callsInFlight -= 1;
-        if (callsInFlight === 0 && queued.length > 0) sendQueued();
-      });
+    const reply = await (appendWaitReplicas > 0 ? appendReplicated(call) : appendScript(...call));
+    return Array.isArray(reply) ? reply : [reply];
+  }
+
+  function settle(batch: PendingAppend[], entries: Array<string | null>): void {
+    batch.forEach((pending, i) => pending.resolve(entries[i] ?? null));
+  }
+
+  async function appendAll(batch: PendingAppend[]): Promise<void> {
+    try {
+      settle(batch, await call(batch));
+    } catch (error) {
+      const slots = groupBy(batch, (pending) => pending.tag);
+      if (slots.size === 1 || !SERVED_ELSEWHERE.test(String(error))) {
+        for (const pending of batch) pending.reject(error);
+        return;
+      }
+      // The slot map changed under the call: its primary no longer serves every slot it carried.
+      // The updates it stored before finding out are known by their append ids, so each slot's
+      // updates go again on their own, routed by the cluster as one-slot calls are.
+      await Promise.all(
+        [...slots.values()].map((group) =>
+          call(group).then(
+            (entries) => settle(group, entries),
+            (groupError: unknown) => group.forEach((pending) => pending.reject(groupError)),
+          ),
+        ),
+      );
+    }
+  }
+
+  function send(batch: PendingAppend[]): void {
+    callsInFlight += 1;
+    void appendAll(batch).finally(() => {
+      callsInFlight -= 1;
+      if (callsInFlight === 0 && queued.length > 0) sendQueued();
+    });
   }
 
   function appendEntry(pending: Omit<PendingAppend, 'resolve' | 'reject'>): Promise<string | null> {
@@ -251,7 +294,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       } else {
         args.push('', '');
       }
-      const entry = await appendEntry({ group: connection.isCluster ? hashTag(resource.meta) : '', keys, args });
+      const entry = await appendEntry({ tag: connection.isCluster ? hashTag(resource.meta) : '', keys, args });
       if (entry === null) throw new StreamEndedError(`${ref.kind} ${ref.id} has already ended`);
       return JSON.parse(entry) as UpdateEntry;
     },
