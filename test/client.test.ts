@@ -8,6 +8,7 @@ import {
   type FileUpdate,
   type HeraldClient,
   type HeraldClientOptions,
+  type PresenceEvent,
 } from '../src/client/index.js';
 import { freePort } from '../src/dev/redis-server.js';
 import { makeDocument } from './helpers/documents.js';
@@ -166,6 +167,33 @@ describe('herald/client', () => {
     } finally {
       await late.stop();
     }
+  });
+
+  it("follows a project's presence: who is there, then who joins and leaves", async () => {
+    const member = (sub: string) => () => herald.token({ sub, projects: ['orion'] });
+    const observer = connect(herald.url, member('uma')).client;
+    const events: PresenceEvent[] = [];
+    const following = (async () => {
+      for await (const event of observer.presenceChanged({ projectId: 'orion' })) {
+        events.push(event);
+        if (event.change === 'LEFT') return;
+      }
+    })();
+    await waitFor(() => events.length === 1);
+    expect(events[0]).toMatchObject({ change: 'PRESENT', user: null, watchers: [] });
+
+    const watcher = connect(herald.url, member('vic')).client;
+    const watching = watcher.projectProgress('orion')[Symbol.asyncIterator]();
+    // Subscribed (and so present) from the first next(); disposing ends it either way.
+    void watching.next().catch(() => undefined);
+    await waitFor(() => events.length === 2);
+    expect(events[1]).toMatchObject({ change: 'JOINED', user: { id: 'vic' } });
+    expect(events[1]!.watchers.map((w) => w.id)).toEqual(['vic']);
+
+    await watcher.dispose();
+    await following;
+    expect(events.map((e) => `${e.change} ${e.user?.id ?? ''}`.trim())).toEqual(['PRESENT', 'JOINED vic', 'LEFT vic']);
+    expect(events[2]!.watchers).toEqual([]);
   });
 
   it('gives up with UNAUTHENTICATED when the fresh token the provider hands over is refused too', async () => {
