@@ -28,14 +28,14 @@ function signIn(token: string): Promise<Page> {
   return signedInPage(browser, h.url, token, PAGE_WAIT);
 }
 
-/** Two queries of jo's that fail for good: the file they ask about has lost its sentences (put back afterwards). */
-async function failedQueries(jo: string): Promise<string[]> {
-  const file = await fileWithoutSentences(h, redis, jo);
+/** Queries of the token's user that fail for good: the file they ask about has lost its sentences (put back afterwards). */
+async function failedQueries(token: string, questions = ['What does a cache keep?', 'Where is hot data?']): Promise<string[]> {
+  const file = await fileWithoutSentences(h, redis, token);
   const ids: string[] = [];
-  for (const question of ['What does a cache keep?', 'Where is hot data?']) {
-    const { body: asked } = await h.http(jo, StartQueryDocument, { input: { question, fileIds: [file.fileId] } });
+  for (const question of questions) {
+    const { body: asked } = await h.http(token, StartQueryDocument, { input: { question, fileIds: [file.fileId] } });
     const { queryId, cursor } = asked.data!.startQuery;
-    await collect(h.ws(jo), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' });
+    await collect(h.ws(token), QueryProgressDocument, { queryId, after: cursor }, { field: 'queryProgress' });
     ids.push(queryId);
   }
   await file.restore();
@@ -86,4 +86,20 @@ it('shows an admin the counts per queue and the failed jobs with their reasons; 
     return [await ask('{ jobQueues { name } }'), await ask('mutation { removeJob(id: "x") { id } }')];
   }, jo);
   expect(codes).toEqual(['FORBIDDEN', 'FORBIDDEN']);
+}, 120_000);
+
+it('lets a user retry a failed job of their own from the My jobs panel, which then shows it completed', async () => {
+  const kai = await h.token('kai');
+  const [failed] = await failedQueries(kai, ['What does a cache keep?']);
+  const page = await signIn(kai);
+  const job = page.locator(`#job-list li[data-job-id="${failed}"]`);
+  await expect.poll(() => job.getAttribute('data-state'), PAGE_WAIT).toBe('FAILED');
+  await job.locator('.retry').click();
+  await expect.poll(() => job.getAttribute('data-state'), PAGE_WAIT).toBe('COMPLETED');
+  expect(await job.locator('.retry').isHidden()).toBe(true);
+  expect((await h.http(kai, JobDocument, { id: failed! })).body.data!.job).toMatchObject({
+    state: 'COMPLETED',
+    failedReason: null,
+  });
+  expect(await page.locator('#error').textContent()).toBe('');
 }, 120_000);
