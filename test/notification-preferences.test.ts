@@ -123,16 +123,23 @@ describe('muting', () => {
   });
 
   it('lists many muted notifications past the first batch: a page is full and says when more follow', async () => {
-    const h = await fresh();
+    const h = await fresh({ NOTIFY_RATE_LIMIT: '1000', MUTATIONS_PER_MINUTE: '1000' });
     const [admin, alice] = await Promise.all([h.token(ADMIN), h.token(ALICE)]);
     dataOf(await setPreferences(h, alice, { mutedLevels: ['INFO'] }));
-    await send(h, admin, { target: { kind: 'USER', id: 'alice' }, title: 'old', level: 'ERROR' });
-    for (let i = 0; i < 25; i++) await send(h, admin, { target: { kind: 'USER', id: 'alice' }, title: `noise ${i}` });
-    await send(h, admin, { target: { kind: 'USER', id: 'alice' }, title: 'new', level: 'ERROR' });
+    const toAlice = (title: string, level?: 'ERROR') => send(h, admin, { target: { kind: 'USER', id: 'alice' }, title, level });
+    await toAlice('oldest', 'ERROR');
+    for (let i = 0; i < 300; i++) await toAlice(`noise ${i}`);
+    await toAlice('old', 'ERROR');
+    for (let i = 300; i < 600; i++) await toAlice(`noise ${i}`);
+    await toAlice('new', 'ERROR');
     const page = await inbox(h, alice, { first: 2 });
     expect(page.edges.map((edge) => edge.node.title)).toEqual(['new', 'old']);
-    expect(page.pageInfo.hasNextPage).toBe(false);
-    expect((await summary(h, alice)).count).toBe(2);
+    expect(page.pageInfo.hasNextPage).toBe(true);
+    const rest = await inbox(h, alice, { first: 2, after: page.pageInfo.endCursor });
+    expect(rest.edges.map((edge) => edge.node.title)).toEqual(['oldest']);
+    expect(rest.pageInfo.hasNextPage).toBe(false);
+    expect(await inboxTitles(h, alice, { first: 2, includeMuted: true })).toHaveLength(603);
+    expect((await summary(h, alice)).count).toBe(3);
   });
 });
 

@@ -22,6 +22,9 @@ import {
 /** The store's one script, shipped as a file so producers in other languages can load the same one. */
 export const NOTIFY_SCRIPT = readScript(new URL('./notify.lua', import.meta.url));
 
+/** The largest batch an inbox page reads from one source at once (see readListed). */
+const MAX_READ_BATCH = 1_000;
+
 export interface NotificationStoreOptions {
   keyPrefix: string;
   /** Notifications kept per target. */
@@ -268,7 +271,9 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
    * A source's entries at or below `upTo`, newest first in batches, until `need` of them are
    * `listed` or the source (or, above a `floor` watermark of its history, what is unread) runs
    * out. The entries come back as one run of seqs, oldest first, listed or not, so an inbox
-   * cursor can be taken at any of them; none at or below the floor.
+   * cursor can be taken at any of them; none at or below the floor. Each batch is twice the one
+   * before (up to MAX_READ_BATCH): a page behind many muted or removed entries takes a few reads,
+   * not one per page's worth of them.
    */
   async function readListed(
     source: string,
@@ -280,20 +285,22 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
       listed: (entry: NotificationEntry) => boolean;
     },
   ): Promise<SourceRead> {
-    const { need, batch: limit, listed } = options;
+    const { need, listed } = options;
+    let limit = options.batch;
     const first = await read(source, { upTo: options.upTo, limit, newest: true });
     const floor = options.floor?.epoch === first.epoch ? options.floor.seq : 0;
     let batch = first.entries.filter((entry) => entry.seq > floor);
-    let entries = batch;
+    const newestFirst = [batch];
     let found = batch.filter(listed).length;
     while (found < need && batch.length === limit && batch[0]!.seq - 1 > floor) {
+      limit = Math.min(limit * 2, Math.max(MAX_READ_BATCH, options.batch));
       const next = await read(source, { after: floor, upTo: batch[0]!.seq - 1, limit, newest: true });
       if (next.epoch !== first.epoch) break;
       batch = next.entries;
-      entries = [...batch, ...entries];
+      newestFirst.push(batch);
       found += batch.filter(listed).length;
     }
-    return { ...first, entries };
+    return { ...first, entries: newestFirst.reverse().flat() };
   }
 
   /** Marks read (and with `remove`, removes) the given notifications that are kept and addressed to the viewer. */
