@@ -31,6 +31,9 @@ import {
 
 const PAYLOAD = Symbol('payload');
 
+/** `T` with its properties assignable. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** What the connections of one server share: the server's half of each of their hooks. */
 interface ConnectionServer {
   admit(connection: Connection, authorization: unknown): Promise<boolean>;
@@ -290,17 +293,21 @@ function createOperationRunner(options: OperationOptions) {
       payload: SubscribePayload,
     ): Promise<OperationOutcome> {
       const viewer = connection.viewer!;
-      const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params: payload });
+      const params: Writable<SubscribePayload> = { ...payload };
+      const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params });
       const { schema, execute, contextFactory, parse, validate } = enveloped;
       let document;
       try {
-        document = parse(options.persisted ? options.persisted(payload) : payload.query);
+        document = parse(options.persisted ? options.persisted(params) : params.query);
       } catch (error) {
         return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
       }
       const errors = validate(schema, document);
       if (errors.length > 0) return refused(errors);
-      const operation = getOperationAST(document, payload.operationName);
+      // A subscription keeps its context, and with it `params`, while it runs: the text of the
+      // document Yoga's parser cache gave is one string for every subscriber sending the same text.
+      if (params.query === document.loc?.source.body) params.query = document.loc.source.body;
+      const operation = getOperationAST(document, params.operationName);
       if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
       if (operation.operation === OperationTypeNode.SUBSCRIPTION) {
         if (connection.subscriptions >= maxSubscriptionsPerConnection) {
@@ -320,8 +327,8 @@ function createOperationRunner(options: OperationOptions) {
       const args: ExecutionArgs = {
         schema,
         document,
-        operationName: payload.operationName,
-        variableValues: payload.variables,
+        operationName: params.operationName,
+        variableValues: params.variables,
         contextValue: await contextFactory(),
       };
       // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
