@@ -12,7 +12,8 @@ import {
 } from '../src/client/generated.js';
 import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
-import { connect, redisUrl } from './helpers/redis.js';
+import { openLiveStreams } from '../src/updates/live-stream.js';
+import { connect, monitorCommands, redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
 import { errorCodes, waitFor } from './helpers/streams.js';
 
@@ -142,6 +143,91 @@ describe('presence in projects and resources', () => {
     expect(Date.now() - killedAt).toBeLessThan(bound + 500);
     expect(observer.items.at(-1)!.watchers).toEqual([]);
     expect(await presentIds(a, erin, { projectId: 'gemini' })).toEqual([]);
+  });
+
+  it("writes a user's presence in a room to Redis only for their first subscription there and when their last one ends", async () => {
+    const [a] = await instances();
+    const [kim, lev] = await Promise.all([
+      a.token({ sub: 'kim', projects: ['soyuz'] }),
+      a.token({ sub: 'lev', projects: ['soyuz'] }),
+    ]);
+    const { body } = await a.http(kim, StartFileProcessingDocument, {
+      input: { name: 'plan.md', content: 'Three tabs, one presence.', projectId: 'soyuz' },
+    });
+    const fileId = body.data!.startFileProcessing.fileId;
+    const file = { resourceId: fileId };
+    const observer = watchPresence(a.ws(lev), file);
+    await waitFor(() => observer.items.length === 1);
+
+    const monitor = await monitorCommands();
+    cleanups.push(() => monitor.stop());
+    const prefix = `${a.config.keyPrefix}presence:`;
+    /** The presence writes of rooms (room.lua runs, the instance's list of what it watches), one label each. */
+    const roomWrites = () =>
+      monitor.commands.flatMap(({ command, args }) => {
+        const key = args.find((arg) => arg.startsWith(prefix) && (arg.includes('{room:') || arg.endsWith(':watching')));
+        if (!key || /^(hgetall|get)$/.test(command)) return [];
+        return [/^eval/.test(command) ? `room.lua ${/\{room:[^}]+\}/.exec(key)![0]}` : `${command} watching`];
+      });
+    const since = `${prefix}{room:resource:${fileId}}:since`;
+    /** Reads the room through `a`, then waits for MONITOR to report it: by then it has reported everything `a` sent Redis before. */
+    const sent = async () => {
+      const reads = () => monitor.commands.filter(({ command, args }) => command === 'hgetall' && args[0] === since).length;
+      const before = reads();
+      await presentIds(a, lev, file);
+      await waitFor(() => reads() > before);
+    };
+    const joins = ['hset watching', 'room.lua {room:project:soyuz}', `room.lua {room:resource:${fileId}}`];
+
+    const tabs = a.ws(kim);
+    const first = follow(tabs, FileProgressDocument, { fileId }, 'fileProgress');
+    await waitFor(() => changes(observer.items).includes('JOINED kim'));
+    await sent();
+    expect([...new Set(roomWrites())].sort()).toEqual(joins);
+    const written = roomWrites().length;
+
+    // A second and a third subscription of Kim's to the same file on the same instance: nothing more.
+    const streams = openLiveStreams();
+    const more = [
+      follow(tabs, FileProgressDocument, { fileId }, 'fileProgress'),
+      follow(tabs, FileProgressDocument, { fileId }, 'fileProgress'),
+    ];
+    await waitFor(() => more.every((subscription) => subscription.items.length > 0));
+    await sent();
+    expect(roomWrites()).toHaveLength(written);
+    for (const subscription of more) subscription.stop();
+    await waitFor(() => openLiveStreams() === streams);
+    await sent();
+    expect(roomWrites()).toHaveLength(written);
+    expect(changes(observer.items)).toEqual(['PRESENT', 'JOINED kim']);
+
+    // The last one closes: Kim leaves, and Redis is written again.
+    first.stop();
+    await waitFor(() => changes(observer.items).includes('LEFT kim'));
+    await sent();
+    expect(changes(observer.items)).toEqual(['PRESENT', 'JOINED kim', 'LEFT kim']);
+    expect([...new Set(roomWrites().slice(written))].sort()).toEqual(['hdel watching', ...joins.slice(1)]);
+    expect(await presentIds(a, lev, file)).toEqual([]);
+  });
+
+  it('announces the rooms again, once each, when Redis has lost them', async () => {
+    const [a] = await instances();
+    const mia = await a.token({ sub: 'mia', projects: ['salyut'] });
+    const { body } = await a.http(mia, StartFileProcessingDocument, { input: { name: 'log.md', content: 'Lost and found.' } });
+    const fileId = body.data!.startFileProcessing.fileId;
+    const file = { resourceId: fileId };
+    const tabs = a.ws(mia);
+    const watches = [0, 1].map(() => follow(tabs, FileProgressDocument, { fileId }, 'fileProgress'));
+    await waitFor(async () => (await presentIds(a, mia, file)).length === 1);
+
+    // Redis loses every presence key (a restart without persistence): the next heartbeat writes them again.
+    await redis.del(await redis.keys(`${a.config.keyPrefix}presence:*`));
+    await waitFor(async () => (await presentIds(a, mia, file)).length === 1);
+    const entries = await redis.hgetall(`${a.config.keyPrefix}presence:{room:resource:${fileId}}:entries`);
+    expect(Object.values(entries)).toEqual(['1']);
+
+    for (const watch of watches) watch.stop();
+    await waitFor(async () => (await presentIds(a, mia, file)).length === 0);
   });
 
   it('keeps each room in its own slot, and reads the room again rather than trust a change that skips one', async () => {

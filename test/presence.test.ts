@@ -1,10 +1,9 @@
 import type { Client } from 'graphql-ws';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startInstances, TEST_SECRET, wsClient, type Herald } from './helpers/herald.js';
 import type { Tuple } from './helpers/elements.js';
 import { spawnEntry, waitForOutput } from './helpers/processes.js';
-import { connect, redisUrl } from './helpers/redis.js';
+import { connect, monitorCommands, redisUrl } from './helpers/redis.js';
 import { freePort } from './helpers/redis-server.js';
 import { waitFor } from './helpers/streams.js';
 
@@ -132,24 +131,16 @@ describe('presence', () => {
     const [a] = await instances(1);
     // The instance announces itself once at start (the index is written then, and by heartbeats that heal).
     await waitFor(async () => (await redis.scard(`${a.config.keyPrefix}presence:{presence}:instances`)) === 1);
-    // A MONITOR connection of its own: one duplicated from a used connection loses track of its replies.
-    const monitor = new Redis(redisUrl(), { monitor: true, disableClientInfo: true });
-    // A line that arrives while ioredis is not in its monitoring state (just before it, or after
-    // disconnect()) is reported as an error, "Command queue state error"; such lines are of no interest here.
-    monitor.on('error', () => undefined);
-    await new Promise((resolve) => monitor.once('monitoring', resolve));
-    const written: string[] = [];
-    const prefix = `${a.config.keyPrefix}presence:`;
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      const [command = '', ...rest] = args;
-      if (/^(smembers|exists|hgetall|script)$/i.test(command)) return;
-      written.push(...rest.filter((arg) => arg.startsWith(prefix)).map((key) => `${command.toLowerCase()} ${key}`));
-    });
+    const monitor = await monitorCommands();
     const erin = await tab(a.wsUrl, await a.token('erin'));
     await eventuallyOnline(a, [{ id: 'erin', connections: 1 }]);
     await erin.dispose();
     await eventuallyOnline(a, []);
-    monitor.disconnect();
+    monitor.stop();
+    const prefix = `${a.config.keyPrefix}presence:`;
+    const written = monitor.commands
+      .filter(({ command }) => !/^(smembers|exists|hgetall|script)$/.test(command))
+      .flatMap(({ command, args }) => args.filter((arg) => arg.startsWith(prefix)).map((key) => `${command} ${key}`));
     expect(written.some((write) => write.includes('{user:erin}'))).toBe(true);
     for (const write of written) expect(write).toMatch(/\{user:erin\}|\{instance:[^}]+\}:/);
   });

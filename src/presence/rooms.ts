@@ -7,6 +7,13 @@ const ROOM_SCRIPT = readScript(new URL('./room.lua', import.meta.url));
 /** How long a room's change counter outlives its last join or leave: long enough that no subscriber mistakes a fresh counter for an old one. */
 const VERSION_TTL_MS = 24 * 3_600_000;
 
+/**
+ * What an instance writes to Redis for a user it counts in a room, however many of the user's
+ * subscriptions it holds there: whether the user is there is all a room needs, and the exact
+ * count stays in the instance, which spares Redis a write per further subscription.
+ */
+const WATCHING = 1;
+
 /** Separates an instance, or a room, from a user in hash fields: no id may contain it (see ID_CHARACTERS). */
 const SEPARATOR = '/';
 
@@ -69,8 +76,8 @@ export function byArrival(a: Watcher, b: Watcher): number {
 
 /**
  * Who is watching which project and resource, across API instances. A room's state lives in its
- * own slot (hash tag `{room:project:ID}` or `{room:resource:ID}`): each instance's count of each
- * user's subscriptions, each user's total and when they joined, and a change counter; room.lua
+ * own slot (hash tag `{room:project:ID}` or `{room:resource:ID}`): which instances count each user
+ * (WATCHING), each user's total over them and when they joined, and a change counter; room.lua
  * changes them in one step and publishes joins and leaves on the room's channel. Each instance
  * also keeps, in its own slot, which rooms and users it counts, so that when it dies (its presence
  * registry entry expires) another instance removes its counts and the room hears its users leave.
@@ -81,14 +88,14 @@ export function createRoomPresence(redis: Redis, options: RoomPresenceOptions) {
   const roomKey = (room: string, part: string) => `${base}{room:${room}}:${part}`;
   const watchingKey = (instanceId: string) => `${base}{instance:${instanceId}}:watching`;
   const publish = publishCommand(redis);
-  /** This instance's open subscriptions, per room and user: "room/user" -> count. */
+  /** This instance's open subscriptions, per room and user: "room/user" -> count (Redis has WATCHING for each). */
   const local = new Map<string, number>();
 
   function report(promise: Promise<unknown>): void {
     promise.catch((error: Error) => options.onError?.(error));
   }
 
-  /** Sets `instanceId`'s count of `userId`'s subscriptions in `room`. */
+  /** Sets `instanceId`'s count of `userId` in `room`: WATCHING, or 0 once the user has no subscription there. */
   function setCount(instanceId: string, room: string, userId: string, count: number): Promise<number> {
     const keys = ['entries', 'totals', 'since', 'version'].map((part) => roomKey(room, part));
     const args = [
@@ -102,14 +109,21 @@ export function createRoomPresence(redis: Redis, options: RoomPresenceOptions) {
     return roomScript(keys.length, ...keys, ...args);
   }
 
+  /**
+   * Counts one more or one fewer of `userId`'s subscriptions to `room` here; Redis hears of it only
+   * when the user's first one opens or the last one closes, so a user's further tabs on the same
+   * file cost Redis nothing.
+   */
   function change(room: string, userId: string, delta: number): void {
     const field = `${room}${SEPARATOR}${userId}`;
-    const count = Math.max(0, (local.get(field) ?? 0) + delta);
+    const before = local.get(field) ?? 0;
+    const count = Math.max(0, before + delta);
     if (count > 0) local.set(field, count);
     else local.delete(field);
-    const own =
-      count > 0 ? redis.hset(watchingKey(options.instanceId), field, count) : redis.hdel(watchingKey(options.instanceId), field);
-    report(Promise.all([setCount(options.instanceId, room, userId, count), own]));
+    if (before > 0 === count > 0) return;
+    const key = watchingKey(options.instanceId);
+    const own = count > 0 ? redis.hset(key, field, WATCHING) : redis.hdel(key, field);
+    report(Promise.all([setCount(options.instanceId, room, userId, count > 0 ? WATCHING : 0), own]));
   }
 
   /**
@@ -149,9 +163,10 @@ export function createRoomPresence(redis: Redis, options: RoomPresenceOptions) {
     /** Writes every count of this instance again: after Redis lost them, or another instance took it for dead. */
     async announce(): Promise<void> {
       const key = watchingKey(options.instanceId);
+      const fields = [...local.keys()];
       const tx = redis.multi().del(key);
-      if (local.size > 0) tx.hset(key, Object.fromEntries(local));
-      const writes = [...local].map(([field, count]) => setCount(options.instanceId, ...split(field), count));
+      if (fields.length > 0) tx.hset(key, Object.fromEntries(fields.map((field) => [field, WATCHING])));
+      const writes = fields.map((field) => setCount(options.instanceId, ...split(field), WATCHING));
       await Promise.all([execChecked(tx), ...writes]);
     },
 

@@ -23,6 +23,7 @@ import type { HeraldYoga } from './yoga.js';
 import {
   ProtocolSession,
   speaksGraphqlWs,
+  type OperationHandle,
   type OperationOutcome,
   type SessionHooks,
   type SessionOptions,
@@ -30,10 +31,13 @@ import {
 
 const PAYLOAD = Symbol('payload');
 
+/** `T` with its properties assignable. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** What the connections of one server share: the server's half of each of their hooks. */
 interface ConnectionServer {
   admit(connection: Connection, authorization: unknown): Promise<boolean>;
-  start(connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome>;
+  start(connection: Connection, operation: OperationHandle, payload: SubscribePayload): Promise<OperationOutcome>;
   serialize(result: ExecutionResult): string;
   failed(connection: Connection, id: string, error: unknown): GraphQLFormattedError[];
   reauthenticate(connection: Connection, viewer: Viewer): void;
@@ -55,8 +59,8 @@ class Connection implements SessionHooks, ConnectionHandle {
   /** Set once the connection counts in presence (and the gauge), so it is taken off exactly once. */
   present = false;
   isClosed = false;
-  /** Ids of the subscription operations running on it, for the per-connection cap. */
-  readonly subscriptions = new Set<string>();
+  /** Subscription operations running on it, for the per-connection cap (each marked `counted`). */
+  subscriptions = 0;
   /** The second (Unix time) it is closed for idling at, while it has no subscription; 0 otherwise. */
   idleUntil = 0;
 
@@ -74,12 +78,15 @@ class Connection implements SessionHooks, ConnectionHandle {
     return true;
   }
 
-  start(id: string, payload: SubscribePayload): Promise<OperationOutcome> {
-    return this.server.start(this, id, payload);
+  start(operation: OperationHandle, payload: SubscribePayload): Promise<OperationOutcome> {
+    return this.server.start(this, operation, payload);
   }
 
-  ended(id: string): void {
-    if (this.subscriptions.delete(id) && this.subscriptions.size === 0 && !this.isClosed) this.server.idle(this);
+  ended(operation: OperationHandle): void {
+    if (!operation.counted) return;
+    operation.counted = false;
+    this.subscriptions -= 1;
+    if (this.subscriptions === 0 && !this.isClosed) this.server.idle(this);
   }
 
   serialize(result: ExecutionResult): string {
@@ -279,22 +286,31 @@ function createOperationRunner(options: OperationOptions) {
   });
 
   return {
-    async start(this: void, connection: Connection, id: string, payload: SubscribePayload): Promise<OperationOutcome> {
+    async start(
+      this: void,
+      connection: Connection,
+      handle: OperationHandle,
+      payload: SubscribePayload,
+    ): Promise<OperationOutcome> {
       const viewer = connection.viewer!;
-      const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params: payload });
+      const params: Writable<SubscribePayload> = { ...payload };
+      const enveloped: Enveloped = yoga.getEnveloped({ viewer, connection, params });
       const { schema, execute, contextFactory, parse, validate } = enveloped;
       let document;
       try {
-        document = parse(options.persisted ? options.persisted(payload) : payload.query);
+        document = parse(options.persisted ? options.persisted(params) : params.query);
       } catch (error) {
         return refused([error instanceof GraphQLError ? error : new GraphQLError(String(error))]);
       }
       const errors = validate(schema, document);
       if (errors.length > 0) return refused(errors);
-      const operation = getOperationAST(document, payload.operationName);
+      // A subscription keeps its context, and with it `params`, while it runs: the text of the
+      // document Yoga's parser cache gave is one string for every subscriber sending the same text.
+      if (params.query === document.loc?.source.body) params.query = document.loc.source.body;
+      const operation = getOperationAST(document, params.operationName);
       if (!operation) return refused([clientError(ErrorCode.BadUserInput, 'Unable to identify operation')]);
       if (operation.operation === OperationTypeNode.SUBSCRIPTION) {
-        if (connection.subscriptions.size >= maxSubscriptionsPerConnection) {
+        if (connection.subscriptions >= maxSubscriptionsPerConnection) {
           metrics.limitsHit.inc({ limit: 'subscriptions_per_connection' });
           const error = clientError(
             ErrorCode.RateLimited,
@@ -303,15 +319,16 @@ function createOperationRunner(options: OperationOptions) {
           );
           return refused([error]);
         }
-        connection.subscriptions.add(id);
+        connection.subscriptions += 1;
+        handle.counted = true;
         options.subscribed(connection);
       }
       metrics.operations.inc({ type: operation.operation, transport: 'websocket' });
       const args: ExecutionArgs = {
         schema,
         document,
-        operationName: payload.operationName,
-        variableValues: payload.variables,
+        operationName: params.operationName,
+        variableValues: params.variables,
         contextValue: await contextFactory(),
       };
       // Subscriptions skip the envelop's per-result hooks, which would cost each subscriber a promise
@@ -459,7 +476,7 @@ export function attachWebSocketServer(options: WebSocketOptions) {
       socket.close(code, refusal.reason);
       return;
     }
-    socket.once('close', () => caps.release(address));
+    socket.on('close', () => caps.release(address));
     if (!speaksGraphqlWs(socket)) {
       socket.close(CloseCode.SubprotocolNotAcceptable, 'Subprotocol not acceptable');
       return;

@@ -16,14 +16,21 @@ import type { EventStream, Sink } from '../updates/event-stream.js';
 export type OperationOutcome =
   { errors: GraphQLFormattedError[] } | { result: ExecutionResult } | { stream: EventStream<ExecutionResult> };
 
+/** What the hooks see of a running operation: its id, and a mark of their own. */
+export interface OperationHandle {
+  readonly id: string;
+  /** False until the hooks set it: for them to tell, when it ends, whether they counted it (a per-connection cap). */
+  counted: boolean;
+}
+
 /** Herald's side of a session: who may connect, how an operation runs, how a result is written. */
 export interface SessionHooks {
   /** connection_init: true to acknowledge; false once the hook has closed the socket. */
   init(payload: Record<string, unknown> | undefined): Promise<boolean>;
   /** A subscribe message: validate and start the operation. */
-  start(id: string, payload: SubscribePayload): Promise<OperationOutcome>;
-  /** The operation started under `id` is over, whoever ended it. */
-  ended(id: string): void;
+  start(operation: OperationHandle, payload: SubscribePayload): Promise<OperationOutcome>;
+  /** The operation is over, whoever ended it; called once per operation started. */
+  ended(operation: OperationHandle): void;
   /** The socket is about to be closed because the client stopped reading (slowConsumerCloseCode). */
   slowConsumer(): void;
   /** The socket closed (after its operations were stopped). */
@@ -49,8 +56,9 @@ export interface SessionOptions {
  * One running operation; compared by identity, so an id reused after `complete` is a new one. A
  * stream's results are piped to it, so an idle subscription holds no pending promise or closures.
  */
-class Operation implements Sink<ExecutionResult> {
+class Operation implements Sink<ExecutionResult>, OperationHandle {
   stream: EventStream<ExecutionResult> | null = null;
+  counted = false;
   /** Its `next` frames up to the payload. */
   readonly frameStart: string;
   private over = false;
@@ -164,7 +172,8 @@ export class ProtocolSession {
     socket.on('message', (data: Buffer) => {
       this.receive(data.toString()).catch(() => this.close(CloseCode.InternalServerError, 'Internal server error'));
     });
-    socket.once('close', (code: number) => {
+    // `on`, not `once`: ws emits 'close' once, and `once` costs every socket a wrapper object and a bound function.
+    socket.on('close', (code: number) => {
       this.stopAll();
       hooks.closed(code);
     });
@@ -236,7 +245,7 @@ export class ProtocolSession {
     const operation = new Operation(this, id);
     this.running.set(id, operation);
     try {
-      const outcome = await this.hooks.start(id, payload);
+      const outcome = await this.hooks.start(operation, payload);
       if ('stream' in outcome) {
         const { stream } = outcome;
         operation.stream = stream;
@@ -278,7 +287,7 @@ export class ProtocolSession {
         : { id, type: MessageType.Complete as const };
       this.write(stringifyMessage(message));
     }
-    this.hooks.ended(id);
+    this.hooks.ended(operation);
   }
 
   /** Sends a `next` frame; false once the socket has too much unsent (see write). */

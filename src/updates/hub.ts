@@ -74,7 +74,8 @@ const RECONFIRM_WAIT_MS = 2_000;
 export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmetered()) {
   const cluster = subscriber.isCluster ? (subscriber as unknown as Cluster) : null;
   const channels = new Map<string, Channel>();
-  const resyncListeners = new Map<() => void, ReadonlySet<string> | null>();
+  /** Each resync listener and the channels it watches (null: all); a list, as most watch one or two. */
+  const resyncListeners = new Map<() => void, readonly string[] | null>();
   let down = false;
   let retryTimer: NodeJS.Timeout | null = null;
 
@@ -103,7 +104,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
       if (channel) channel.suspended = false;
     }
     for (const [listener, watched] of resyncListeners) {
-      if (watched === null || [...watched].some((name) => names.has(name))) listener();
+      if (watched === null || watched.some((name) => names.has(name))) listener();
     }
   }
 
@@ -225,8 +226,8 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
      * Registers a listener for "the subscriber reconnected: read what you may have missed"; with
      * `channels`, only when one of them was affected. Call the result to stop.
      */
-    onResync(listener: () => void, watched?: string[]): () => void {
-      resyncListeners.set(listener, watched ? new Set(watched) : null);
+    onResync(listener: () => void, watched?: readonly string[]): () => void {
+      resyncListeners.set(listener, watched ?? null);
       return () => resyncListeners.delete(listener);
     },
   };

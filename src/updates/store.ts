@@ -307,9 +307,15 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       await connection.hdel(resourceStream(keyPrefix, ref).meta, 'final');
     },
 
+    /**
+     * A subscription holds its reader for as long as it runs, and reads only when it opens or falls
+     * behind, so the reader holds the ref and names the keys on each read rather than keep them.
+     */
     resourceHistory(ref: ResourceRef): HistoryReader<UpdateEntry> {
-      const address = resourceStream(keyPrefix, ref);
-      return (range) => read<UpdateEntry>(address, range, address.body);
+      return (range) => {
+        const address = resourceStream(keyPrefix, ref);
+        return read<UpdateEntry>(address, range, address.body);
+      };
     },
 
     /** The text of one range of a resource's body, for an entry read without its body (a project stream's). */
@@ -319,9 +325,9 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
       return connection.getrange(resourceStream(keyPrefix, ref).body, start, end - 1);
     },
 
+    /** Names the keys on each read, as resourceHistory does. */
     projectHistory(projectId: string): HistoryReader<ProjectEntry> {
-      const address = projectStream(keyPrefix, projectId);
-      return (range) => read<ProjectEntry>(address, range);
+      return (range) => read<ProjectEntry>(projectStream(keyPrefix, projectId), range);
     },
 
     resourceChannel(ref: ResourceRef): string {

@@ -23,3 +23,30 @@ export function connect(url = redisUrl()): Redis {
   // disableClientInfo: see roleOptions in src/redis.ts (redis/ioredis#2037).
   return new Redis(url, { maxRetriesPerRequest: null, disableClientInfo: true });
 }
+
+/** A command the shared Redis ran, as MONITOR reports it. */
+export interface MonitoredCommand {
+  /** In lower case. */
+  command: string;
+  args: string[];
+}
+
+/**
+ * Every command clients send the shared Redis from now on (not the calls scripts make), in the
+ * order Redis ran them, until `stop()`. Over a MONITOR connection of its own: one duplicated from a
+ * used connection loses track of its replies.
+ */
+export async function monitorCommands(): Promise<{ commands: MonitoredCommand[]; stop(): void }> {
+  const monitor = new Redis(redisUrl(), { monitor: true, disableClientInfo: true });
+  // A line that arrives while ioredis is not in its monitoring state (just before it, or after
+  // disconnect()) is reported as an error, "Command queue state error"; such lines are of no interest here.
+  monitor.on('error', () => undefined);
+  await new Promise((resolve) => monitor.once('monitoring', resolve));
+  const commands: MonitoredCommand[] = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source === 'lua') return;
+    const [command = '', ...rest] = args;
+    commands.push({ command: command.toLowerCase(), args: rest });
+  });
+  return { commands, stop: () => monitor.disconnect() };
+}
