@@ -226,7 +226,8 @@ const REROUTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
  * Runs the script command `name` (see defineScript) and then `WAIT replicas timeoutMs` in one
  * pipeline, so the WAIT goes right after it to the node that ran it (in a Cluster, the primary of
  * its keys' slot). Resolves with the script's reply and the number of replicas that acknowledged
- * every write of the connection so far; rejects with the script's error.
+ * every write of the connection so far (0 when the connection closed while WAIT waited); rejects
+ * with the script's error.
  *
  * In a Cluster, ioredis follows a redirection or waits out a failover for a pipeline only when
  * every command in it met the same error, and the keyless WAIT never does: after a failover or a
@@ -247,8 +248,14 @@ export async function scriptThenWait<Reply>(
       Partial<Record<string, (numberOfKeys: number, ...keysAndArgs: string[]) => ChainableCommander>>;
     const script = pipeline[name];
     if (!script) throw new Error(`ioredis did not define the script command ${name}`);
-    const [reply, acknowledged] = await execChecked(script.apply(pipeline, call).wait(replicas, timeoutMs));
-    return [reply as Reply, Number(acknowledged)] as [Reply, number];
+    const [ran, waited] = (await script.apply(pipeline, call).wait(replicas, timeoutMs).exec()) ?? [];
+    if (!ran || !waited) throw new Error('Redis discarded the pipeline');
+    if (ran[0]) throw ran[0];
+    // The script ran, then its node's connection closed while WAIT waited (the primary died):
+    // ioredis aborts the rest of a pipeline so cut. No replica is known to have confirmed it.
+    if (waited[0]?.name === 'AbortError') return [ran[1] as Reply, 0] as [Reply, number];
+    if (waited[0]) throw waited[0];
+    return [ran[1] as Reply, Number(waited[1])] as [Reply, number];
   };
   try {
     return await send();

@@ -104,6 +104,36 @@ it('does not acknowledge an append while the replica is frozen, then stores it o
   }
 }, 120_000);
 
+it('re-sends an append whose connection closed while its WAIT waited, and stores it once', async () => {
+  const connection = connect(primary.url);
+  try {
+    // WAIT waits for the frozen replica for as long as the test needs it to.
+    const store = createUpdateStore(connection, { ...durableOptions, appendWaitTimeoutMs: 60_000 });
+    const onAdmin = createUpdateStore(admin, durableOptions);
+    const ref: ResourceRef = { kind: 'file', id: 'cut-off' };
+    const id = await connection.client('ID');
+    let settled = false;
+    const appending = await withReplicaFrozen(async () => {
+      const cut = store.append(ref, { event: 'cut', status: 'PROCESSING' });
+      void cut.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // The script has run: the call's WAIT is waiting on the frozen replica when its connection closes.
+      await waitFor(async () => (await onAdmin.resourceHistory(ref)({ after: 0 })).lastSeq === 1, 30_000);
+      await admin.client('KILL', 'ID', id);
+      // Re-sent on the new connection, it waits for the replica again instead of failing.
+      await waitFor(async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')).includes(' cmd=wait '), 30_000);
+      expect(settled).toBe(false);
+      return { cut };
+    });
+    expect(await appending.cut).toMatchObject({ seq: 1, update: { event: 'cut' } });
+    expect((await store.resourceHistory(ref)({ after: 0 })).entries.map((e) => e.seq)).toEqual([1]);
+  } finally {
+    connection.disconnect();
+  }
+}, 120_000);
+
 it('fails an append no replica confirmed within REDIS_FAILOVER_WAIT_MS, with a clear error', async () => {
   const connection = connect(primary.url);
   try {
