@@ -141,6 +141,8 @@ function jobPrimaryKill(name: string, durable: boolean): FaultScenario {
               fromKilled = received.slice();
               if (durable) assert.notEqual(await redis.replicatedPrimary(slot, FOLLOW_TIMEOUT_MS), primary);
             });
+            // Awaited once the stream ends; a failure before then must not go unhandled meanwhile.
+            failedOver.catch(() => undefined);
           },
         });
         await failedOver;
