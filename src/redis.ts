@@ -217,16 +217,35 @@ export function readScript(url: URL): string {
  */
 export function defineScript<Reply>(connection: Redis, name: string, lua: string): ScriptCommand<Reply> {
   if (!(name in connection)) connection.defineCommand(name, { lua });
+  return scriptCommand(connection, name);
+}
+
+/** The script command `name` that defineScript defined on `connection`. */
+function scriptCommand<Reply>(connection: Redis, name: string): ScriptCommand<Reply> {
   const command = (connection as unknown as Record<string, ScriptCommand<Reply> | undefined>)[name];
   if (!command) throw new Error(`ioredis did not define the script command ${name}`);
   return command.bind(connection);
 }
 
 /**
+ * Errors with which a Cluster node refuses a keyed command unrun: the slot is elsewhere (MOVED,
+ * ASK) or its shard is failing over (TRYAGAIN, CLUSTERDOWN).
+ */
+const REROUTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+
+/**
  * Runs the script command `name` (see defineScript) and then `WAIT replicas timeoutMs` in one
  * pipeline, so the WAIT goes right after it to the node that ran it (in a Cluster, the primary of
  * its keys' slot). Resolves with the script's reply and the number of replicas that acknowledged
- * every write of the connection so far; rejects with the script's error.
+ * every write of the connection so far (0 when the connection closed while WAIT waited); rejects
+ * with the script's error.
+ *
+ * In a Cluster, ioredis follows a redirection or waits out a failover for a pipeline only when
+ * every command in it met the same error, and the keyless WAIT never does: after a failover or a
+ * slot move, a connection whose slot map is stale got MOVED back and the append failed. Then the
+ * script, refused unrun, is sent alone, which ioredis routes, redirects and retries (correcting its
+ * slot map), and the pipeline once more, to the right node: the script must be safe to run twice,
+ * as the append script is (its append ids).
  */
 export async function scriptThenWait<Reply>(
   connection: Redis,
@@ -235,12 +254,27 @@ export async function scriptThenWait<Reply>(
   replicas: number,
   timeoutMs: number,
 ): Promise<[reply: Reply, acknowledged: number]> {
-  const pipeline = connection.pipeline() as ChainableCommander &
-    Partial<Record<string, (numberOfKeys: number, ...keysAndArgs: string[]) => ChainableCommander>>;
-  const script = pipeline[name];
-  if (!script) throw new Error(`ioredis did not define the script command ${name}`);
-  const [reply, acknowledged] = await execChecked(script.apply(pipeline, call).wait(replicas, timeoutMs));
-  return [reply as Reply, Number(acknowledged)];
+  const send = async () => {
+    const pipeline = connection.pipeline() as ChainableCommander &
+      Partial<Record<string, (numberOfKeys: number, ...keysAndArgs: string[]) => ChainableCommander>>;
+    const script = pipeline[name];
+    if (!script) throw new Error(`ioredis did not define the script command ${name}`);
+    const [ran, waited] = (await script.apply(pipeline, call).wait(replicas, timeoutMs).exec()) ?? [];
+    if (!ran || !waited) throw new Error('Redis discarded the pipeline');
+    if (ran[0]) throw ran[0];
+    // The script ran, then its node's connection closed while WAIT waited (the primary died):
+    // ioredis aborts the rest of a pipeline so cut. No replica is known to have confirmed it.
+    if (waited[0]?.name === 'AbortError') return [ran[1] as Reply, 0] as [Reply, number];
+    if (waited[0]) throw waited[0];
+    return [ran[1] as Reply, Number(waited[1])] as [Reply, number];
+  };
+  try {
+    return await send();
+  } catch (error) {
+    if (!connection.isCluster || !(error instanceof Error) || !REROUTED.test(error.message)) throw error;
+    await scriptCommand<Reply>(connection, name)(...call);
+    return send();
+  }
 }
 
 /**

@@ -1,9 +1,11 @@
-import type { Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, type Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { resourceStream } from '../src/updates/keys.js';
 import { AppendNotReplicatedError, createUpdateStore } from '../src/updates/store.js';
 import type { ResourceRef } from '../src/updates/types.js';
 import { connect, uniquePrefix } from './helpers/redis.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { startRedisCluster, startRedisServer, type RedisServer } from './helpers/redis-server.js';
 import { waitFor } from './helpers/streams.js';
 
 // APPEND_WAIT_REPLICAS against a real primary and its replica; the replica is frozen with SIGSTOP.
@@ -102,6 +104,36 @@ it('does not acknowledge an append while the replica is frozen, then stores it o
   }
 }, 120_000);
 
+it('re-sends an append whose connection closed while its WAIT waited, and stores it once', async () => {
+  const connection = connect(primary.url);
+  try {
+    // WAIT waits for the frozen replica for as long as the test needs it to.
+    const store = createUpdateStore(connection, { ...durableOptions, appendWaitTimeoutMs: 60_000 });
+    const onAdmin = createUpdateStore(admin, durableOptions);
+    const ref: ResourceRef = { kind: 'file', id: 'cut-off' };
+    const id = await connection.client('ID');
+    let settled = false;
+    const appending = await withReplicaFrozen(async () => {
+      const cut = store.append(ref, { event: 'cut', status: 'PROCESSING' });
+      void cut.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // The script has run: the call's WAIT is waiting on the frozen replica when its connection closes.
+      await waitFor(async () => (await onAdmin.resourceHistory(ref)({ after: 0 })).lastSeq === 1, 30_000);
+      await admin.client('KILL', 'ID', id);
+      // Re-sent on the new connection, it waits for the replica again instead of failing.
+      await waitFor(async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'normal')).includes(' cmd=wait '), 30_000);
+      expect(settled).toBe(false);
+      return { cut };
+    });
+    expect(await appending.cut).toMatchObject({ seq: 1, update: { event: 'cut' } });
+    expect((await store.resourceHistory(ref)({ after: 0 })).entries.map((e) => e.seq)).toEqual([1]);
+  } finally {
+    connection.disconnect();
+  }
+}, 120_000);
+
 it('fails an append no replica confirmed within REDIS_FAILOVER_WAIT_MS, with a clear error', async () => {
   const connection = connect(primary.url);
   try {
@@ -132,3 +164,27 @@ it('sends no WAIT and waits for no replica when APPEND_WAIT_REPLICAS is 0, the d
     connection.disconnect();
   }
 });
+
+it('on a Redis Cluster, follows a slot that moved away from a stale slot map: acknowledged where it went, stored once', async () => {
+  const cluster = await startRedisCluster({ nodeTimeoutMs: 5_000 });
+  // No periodic slot map refresh: the map stays stale after the move, as Herald's does for up to 2 s.
+  const connection = new Cluster(cluster.env.REDIS_CLUSTER_NODES!.split(','), { slotsRefreshInterval: 0 });
+  try {
+    // A Cluster answers what the store asks of a Redis, as in src/redis.ts.
+    const store = createUpdateStore(connection as unknown as Redis, durableOptions);
+    const ref: ResourceRef = { kind: 'file', id: 'moved' };
+    await store.append(ref, { event: 'before', status: 'PROCESSING' });
+    await cluster.moveSlot(calculateSlot(resourceStream(keyPrefix, ref).channel));
+    // The pipeline of script and WAIT goes to the former primary first, which answers MOVED.
+    const entry = await store.append(ref, { event: 'after', status: 'PROCESSING' });
+    expect(entry).toMatchObject({ seq: 2, update: { event: 'after' } });
+    const read = await store.resourceHistory(ref)({ after: 0 });
+    expect(read.entries.map((e) => [e.seq, e.update.event])).toEqual([
+      [1, 'before'],
+      [2, 'after'],
+    ]);
+  } finally {
+    connection.disconnect();
+    await cluster.stop();
+  }
+}, 120_000);

@@ -2,8 +2,9 @@ import { expect, it } from 'vitest';
 import { DeliveryLog, judge } from './faults/fault.js';
 import { faultScenarios } from './faults/index.js';
 
-// Each scenario starts its own processes under its own key prefix (the Redis restart and the
-// Sentinel failover their own redis-servers too), so they run side by side. A scenario throws when
+// Each scenario starts its own processes under its own key prefix (the Redis restart, the
+// Sentinel failover and the Cluster rows their own redis-servers too, nine for the durable
+// Cluster row), so they run side by side. A scenario throws when
 // its own expectations fail. The longest, the Sentinel failover, follows its job for up to 90 s
 // after starting six Redis servers and two processes, all slower under the whole suite's load.
 const SCENARIO_TIMEOUT_MS = 150_000;

@@ -125,9 +125,12 @@ export function createJobControl({ config, redis, queues, resources, documents, 
   }
 
   async function view(record: ResourceRecord): Promise<JobView> {
+    // The state first, then the job: a job read after its state has at least that state's counts.
+    // Read the other way round, a job that completed in between was shown with the counts it had
+    // while active (no attempt made yet) and the state completed.
+    const bullState = await queues.of(record.kind, record.id).getJobState(record.id);
     const [job, recent] = await Promise.all([bullJob(record), store.resourceHistory(refOf(record))({ last: 10 })]);
     const latest: UpdateEntry | undefined = recent.entries.at(-1);
-    const bullState = job ? await job.getState() : 'unknown';
     // The stream's terminal update is the job's outcome: a worker publishes it as an attempt's last
     // step, a moment before BullMQ records the attempt's end (longer while that write waits out a
     // failover), and a cancelled job's record may still say active. Until BullMQ catches up, the

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
 import {
   JobDocument,
@@ -19,7 +20,7 @@ import { uniquePrefix } from '../helpers/redis.js';
 import { startRedisCluster, type RedisClusterGroup, type RedisServer } from '../helpers/redis-server.js';
 import { collect } from '../helpers/streams.js';
 import { DeliveryLog, judge, type FaultResult, type FaultScenario } from './fault.js';
-import { finalHistory, followFile, startFile } from './follow.js';
+import { finalHistory, followFile, startFile, type FileUpdate } from './follow.js';
 
 type Notification = NotificationsSubscription['notifications'];
 
@@ -34,16 +35,26 @@ interface OnCluster {
   herald: Cluster<1, 1>;
   api: HeraldClients;
   keyPrefix: string;
+  /** The slot of `resource`'s stream and channel. */
+  slotOf: (resource: ResourceRef) => number;
   /** The primary that holds `resource`'s stream and publishes its channel. */
   primaryOf: (resource: ResourceRef) => Promise<RedisServer>;
 }
 
-/** Runs `scenario` against one API instance and one worker on a Redis Cluster of three primaries with a replica each. */
-async function onCluster(scenario: (cluster: OnCluster) => Promise<FaultResult>): Promise<FaultResult> {
+/** What a row changes of the common setup. */
+interface ClusterSetup {
+  /** Replicas of each primary (default 1). */
+  replicasPerPrimary?: number;
+  /** Herald settings added to the common ones. */
+  settings?: Record<string, string>;
+}
+
+/** Runs `scenario` against one API instance and one worker on a Redis Cluster of three primaries with their replicas. */
+async function onCluster(scenario: (cluster: OnCluster) => Promise<FaultResult>, setup: ClusterSetup = {}): Promise<FaultResult> {
   let redis: RedisClusterGroup | undefined;
   let herald: Cluster<1, 1> | undefined;
   try {
-    redis = await startRedisCluster({ nodeTimeoutMs: NODE_TIMEOUT_MS });
+    redis = await startRedisCluster({ nodeTimeoutMs: NODE_TIMEOUT_MS, replicasPerPrimary: setup.replicasPerPrimary });
     const keyPrefix = uniquePrefix();
     herald = await startCluster(
       {
@@ -52,19 +63,22 @@ async function onCluster(scenario: (cluster: OnCluster) => Promise<FaultResult>)
         PROGRESS_UPDATES: '100000',
         HISTORY_LIMIT: '10000',
         NOTIFY_RATE_LIMIT: '100000',
+        ...setup.settings,
       },
       { apis: 1, workers: 1 },
       redis.env,
     );
     const group = redis;
     const api = clientsFor(herald.apiUrls[0]);
+    const slotOf = (resource: ResourceRef) => calculateSlot(resourceStream(keyPrefix, resource).channel);
     try {
       return await scenario({
         redis: group,
         herald,
         api,
         keyPrefix,
-        primaryOf: async (resource) => (await group.shardOf(calculateSlot(resourceStream(keyPrefix, resource).channel))).primary,
+        slotOf,
+        primaryOf: async (resource) => (await group.shardOf(slotOf(resource))).primary,
       });
     } finally {
       await api.dispose();
@@ -76,46 +90,85 @@ async function onCluster(scenario: (cluster: OnCluster) => Promise<FaultResult>)
 }
 
 /**
- * The primary that holds a running job's stream is SIGKILLed: its replica is promoted, the
- * worker's appends wait it out (REDIS_FAILOVER_WAIT_MS) and carry on there, and the job ends in its
- * first attempt. Recovery is the first update written after the primary exited. As with Sentinel, an update
- * the dead primary acknowledged but had not replicated may be lost and its seq reused: judged is
- * that the final history is seqs 1..n and the client got each once and in order.
+ * The durable row's settings: every append call is confirmed by a replica (`WAIT 1 200`) or re-sent.
+ * Appends stall from the kill until a replica has re-attached to the promoted primary and synced,
+ * longer than a promotion alone on a loaded machine: they may keep re-sending for up to a minute.
  */
-export const clusterJobPrimaryKill: FaultScenario = {
-  name: "Cluster primary holding a running job's stream SIGKILLed",
-  run: () =>
-    onCluster(async ({ redis, api, primaryOf }) => {
-      const token = await api.token('cyd');
-      const { fileId, cursor } = await startFile(api, token, 400);
-      const primary = await primaryOf({ kind: 'file', id: fileId, projectId: null });
-      const log = new DeliveryLog();
-      // Once it has exited: an update stamped later was stored by the promoted replica, not by
-      // the primary in its last milliseconds.
-      let goneAt = Infinity;
-      const { updates, errors, drops } = await followFile({
-        urls: [api.url],
-        token,
-        fileId,
-        cursor,
-        log,
-        timeoutMs: FOLLOW_TIMEOUT_MS,
-        onUpdate: (update, received) => {
-          if (Date.parse(update.timestamp) >= goneAt) log.recovered();
-          if (received.length !== 50) return;
-          log.fault();
-          void redis.kill(primary).then(() => (goneAt = Date.now()));
-        },
-      });
-      assert.deepEqual(errors, [], 'the stream reported no error');
-      assert.deepEqual(drops, [], 'the subscriber never had to reconnect');
-      assert.equal(nth(updates, -1).event, 'processing_completed');
-      assert.ok(!updates.some((u) => u.event === 'attempt_failed'), 'no attempt failed');
-      const { body } = await api.http(token, JobDocument, { id: fileId });
-      assert.equal(body.data?.job?.attemptsMade, 1, 'the job ended in its first attempt');
-      return judge(await finalHistory(api, token, fileId), log);
-    }),
-};
+const DURABLE_SETTINGS = { APPEND_WAIT_REPLICAS: '1', APPEND_WAIT_TIMEOUT_MS: '200', REDIS_FAILOVER_WAIT_MS: '60000' };
+
+/**
+ * The primary that holds a running job's stream is SIGKILLed after 50 updates: a replica is
+ * promoted, the worker's appends wait it out (REDIS_FAILOVER_WAIT_MS) and carry on there, and the
+ * job ends in its first attempt. Recovery is the first update written after the primary exited.
+ *
+ * The updates the subscriber got from the killed primary were all acknowledged to the worker but
+ * the last (it awaits each before it appends the next): `acknowledgedLost` counts those that the
+ * promoted primary's history, read by the resume path, does not hold as they were. Without
+ * `durable`, replication is asynchronous and it may be above 0: the update then lost gave its seq
+ * to the next one, and the final history is still seqs 1..n, against which the client is judged.
+ * With `durable` (APPEND_WAIT_REPLICAS=1, two replicas per primary, so the promoted one has a
+ * replica again once the other re-attaches) it must be 0.
+ */
+function jobPrimaryKill(name: string, durable: boolean): FaultScenario {
+  const setup: ClusterSetup = durable ? { replicasPerPrimary: 2, settings: DURABLE_SETTINGS } : {};
+  return {
+    name,
+    run: () =>
+      onCluster(async ({ redis, api, slotOf }) => {
+        const token = await api.token('cyd');
+        const { fileId, cursor } = await startFile(api, token, 400);
+        const slot = slotOf({ kind: 'file', id: fileId, projectId: null });
+        const { primary } = await redis.shardOf(slot);
+        const log = new DeliveryLog();
+        // Once it has exited: an update stamped later was stored by the promoted replica, not by
+        // the primary in its last milliseconds.
+        let goneAt = Infinity;
+        let fromKilled: FileUpdate[] = [];
+        let failedOver: Promise<unknown> = Promise.resolve();
+        const { updates, errors, drops } = await followFile({
+          urls: [api.url],
+          token,
+          fileId,
+          cursor,
+          log,
+          timeoutMs: FOLLOW_TIMEOUT_MS,
+          onUpdate: (update, received) => {
+            if (Date.parse(update.timestamp) >= goneAt) log.recovered();
+            if (received.length !== 50) return;
+            log.fault();
+            failedOver = redis.kill(primary).then(async () => {
+              goneAt = Date.now();
+              fromKilled = received.slice();
+              if (durable) assert.notEqual(await redis.replicatedPrimary(slot, FOLLOW_TIMEOUT_MS), primary);
+            });
+            // Awaited once the stream ends; a failure before then must not go unhandled meanwhile.
+            failedOver.catch(() => undefined);
+          },
+        });
+        await failedOver;
+        assert.deepEqual(errors, [], 'the stream reported no error');
+        assert.deepEqual(drops, [], 'the subscriber never had to reconnect');
+        assert.equal(nth(updates, -1).event, 'processing_completed');
+        const failures = updates.filter((u) => u.event === 'attempt_failed').map((u) => u.message);
+        assert.deepEqual(failures, [], 'no attempt failed');
+        const { body } = await api.http(token, JobDocument, { id: fileId });
+        assert.equal(body.data?.job?.attemptsMade, 1, 'the job ended in its first attempt');
+        const stored = new Map(
+          (await followFile({ urls: [api.url], token, fileId, cursor, log: new DeliveryLog() })).updates.map((u) => [u.seq, u]),
+        );
+        const acknowledgedLost = fromKilled.slice(0, -1).filter((u) => !isDeepStrictEqual(stored.get(u.seq), u)).length;
+        if (durable) assert.equal(acknowledgedLost, 0, 'the promoted primary holds every update acknowledged before the kill');
+        return { ...judge(await finalHistory(api, token, fileId), log), acknowledgedLost };
+      }, setup),
+  };
+}
+
+export const clusterJobPrimaryKill = jobPrimaryKill("Cluster primary holding a running job's stream SIGKILLed", false);
+
+export const clusterDurableJobPrimaryKill = jobPrimaryKill(
+  "Cluster primary holding a running job's stream SIGKILLed, APPEND_WAIT_REPLICAS=1, two replicas per primary",
+  true,
+);
 
 /**
  * The primary that carries a stream's channel (the API's shard subscriber for it is connected

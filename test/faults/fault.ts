@@ -17,6 +17,11 @@ export interface FaultResult {
   outOfOrder: number;
   /** From injecting the fault to the first update the scenario counts as recovery (see {@link DeliveryLog.recovered}). */
   recoverMs: number;
+  /**
+   * Updates acknowledged to their producer before a Redis failover that the history after it does
+   * not hold as they were (a lost tail); only rows that can tell which updates were acknowledged report it.
+   */
+  acknowledgedLost?: number;
 }
 
 /**

@@ -1,5 +1,10 @@
 import { apiCrash, apiShutdown } from './api-stop.js';
-import { clusterJobPrimaryKill, clusterNotificationPrimaryKill, clusterSubscriberNodeKill } from './cluster-failover.js';
+import {
+  clusterDurableJobPrimaryKill,
+  clusterJobPrimaryKill,
+  clusterNotificationPrimaryKill,
+  clusterSubscriberNodeKill,
+} from './cluster-failover.js';
 import type { FaultScenario } from './fault.js';
 import { redisRestart } from './redis-restart.js';
 import { sentinelFailover } from './sentinel-failover.js';
@@ -17,4 +22,5 @@ export const faultScenarios: FaultScenario[] = [
   clusterJobPrimaryKill,
   clusterSubscriberNodeKill,
   clusterNotificationPrimaryKill,
+  clusterDurableJobPrimaryKill,
 ];

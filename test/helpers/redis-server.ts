@@ -114,8 +114,8 @@ export async function startSentinelGroup(options: SentinelGroupOptions): Promise
 }
 
 /**
- * A Redis Cluster on loopback as production runs one: three primaries, each with a replica, formed
- * by `redis-cli --cluster create`. Every server is a child of this process, stopped by `stop()`.
+ * A Redis Cluster on loopback as production runs one: three primaries, each with its replicas,
+ * formed by `redis-cli --cluster create`. Every server is a child of this process, stopped by `stop()`.
  */
 export interface RedisClusterGroup {
   servers: RedisServer[];
@@ -123,6 +123,11 @@ export interface RedisClusterGroup {
   env: Record<string, string>;
   /** The server that is primary of `slot` now, and its replicas, as the cluster itself reports. */
   shardOf(slot: number): Promise<{ primary: RedisServer; replicas: RedisServer[] }>;
+  /**
+   * Resolves with `slot`'s primary once it has a replica in sync, as a `WAIT` needs to be
+   * confirmed: after a failover, once a surviving replica has re-attached to the promoted one.
+   */
+  replicatedPrimary(slot: number, timeoutMs: number): Promise<RedisServer>;
   /** Moves `slot` and its keys to another primary, as `redis-cli --cluster reshard` does; resolves with that primary. */
   moveSlot(slot: number): Promise<RedisServer>;
   /**
@@ -161,12 +166,24 @@ function readShards(reply: unknown[]): ClusterShardReply[] {
   });
 }
 
+export interface RedisClusterOptions {
+  /** How long a silent primary takes to be failed over. */
+  nodeTimeoutMs: number;
+  /**
+   * Replicas of each primary (default 1). With 2, a primary that fails over still leaves its
+   * successor a replica, which `APPEND_WAIT_REPLICAS=1` needs to go on acknowledging appends.
+   */
+  replicasPerPrimary?: number;
+}
+
 /**
- * Starts six cluster-enabled servers and forms the cluster; resolves once every node reports
- * `cluster_state:ok` and knows all six, and every replica is in sync, so a failover can start at
- * once. `nodeTimeoutMs` is how long a silent primary takes to be failed over.
+ * Starts three primaries and their replicas, cluster-enabled, and forms the cluster; resolves once
+ * every node reports `cluster_state:ok` and knows all the others, and every replica is in sync, so
+ * a failover can start at once.
  */
-export async function startRedisCluster(options: { nodeTimeoutMs: number }): Promise<RedisClusterGroup> {
+export async function startRedisCluster(options: RedisClusterOptions): Promise<RedisClusterGroup> {
+  const { nodeTimeoutMs, replicasPerPrimary = 1 } = options;
+  const size = 3 * (1 + replicasPerPrimary);
   const servers: RedisServer[] = [];
   const frozen = new Set<RedisServer>();
   const running = (server: RedisServer) => server.process.exitCode === null && server.process.signalCode === null;
@@ -181,32 +198,36 @@ export async function startRedisCluster(options: { nodeTimeoutMs: number }): Pro
     await Promise.all(servers.map((server) => server.stop()));
   };
   try {
-    const args = [
-      '--cluster-enabled',
-      'yes',
-      '--cluster-node-timeout',
-      String(options.nodeTimeoutMs),
-      '--repl-diskless-sync-delay',
-      '0',
-    ];
-    servers.push(...(await Promise.all(Array.from({ length: 6 }, () => startRedisServer({ extraArgs: args })))));
+    const args = ['--cluster-enabled', 'yes', '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0'];
+    servers.push(...(await Promise.all(Array.from({ length: size }, () => startRedisServer({ extraArgs: args })))));
     const addresses = servers.map((server) => `127.0.0.1:${server.port}`);
     await new Promise<void>((resolve, reject) => {
-      execFile('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '1', '--cluster-yes'], (error, stdout) =>
-        error ? reject(new Error(`redis-cli --cluster create failed: ${error.message}\n${stdout}`)) : resolve(),
+      execFile(
+        'redis-cli',
+        ['--cluster', 'create', ...addresses, '--cluster-replicas', String(replicasPerPrimary), '--cluster-yes'],
+        (error, stdout) =>
+          error ? reject(new Error(`redis-cli --cluster create failed: ${error.message}\n${stdout}`)) : resolve(),
       );
     });
+    // Every node also sees the three primaries as the only ones: until gossip has told it which
+    // nodes became replicas, its CLUSTER SHARDS can name a replica as primary.
+    const primariesSeen = (nodes: string) =>
+      nodes.split('\n').filter((line) => line.split(' ')[2]?.split(',').includes('master')).length;
     await waitFor(async () => {
-      const infos = await Promise.all(
+      const views = await Promise.all(
         servers.map((server) =>
-          ask(server.url, async (redis) => `${await redis.cluster('INFO')}${await redis.info('replication')}`),
+          ask(server.url, async (redis) => ({
+            info: `${await redis.cluster('INFO')}${await redis.info('replication')}`,
+            primaries: primariesSeen(String(await redis.cluster('NODES'))),
+          })),
         ),
       );
-      return infos.every(
-        (info) =>
+      return views.every(
+        ({ info, primaries }) =>
           info.includes('cluster_state:ok') &&
-          info.includes('cluster_known_nodes:6') &&
-          (info.includes('role:master') || info.includes('master_link_status:up')),
+          info.includes(`cluster_known_nodes:${size}`) &&
+          (info.includes('role:master') || info.includes('master_link_status:up')) &&
+          primaries === 3,
       );
     }, 20_000);
     const byPort = (port: number) => servers.find((server) => server.port === port);
@@ -230,6 +251,21 @@ export async function startRedisCluster(options: { nodeTimeoutMs: number }): Pro
         if (!shard || !server) throw new Error(`no online primary for slot ${slot}`);
         const replicas = shard.nodes.filter((node) => node.role === 'replica').flatMap((node) => byPort(node.port) ?? []);
         return { primary: server, replicas };
+      },
+      async replicatedPrimary(slot, timeoutMs) {
+        let replicated: RedisServer | undefined;
+        await waitFor(async () => {
+          const primary = await group.shardOf(slot).then(
+            (shard) => shard.primary,
+            () => undefined,
+          );
+          // A killed primary can still be reported online until the others call it failed.
+          if (!primary || !running(primary) || frozen.has(primary)) return false;
+          const info = await ask(primary.url, (redis) => redis.info('replication'));
+          if (info.includes('role:master') && /^slave\d+:.*state=online/m.test(info)) replicated = primary;
+          return replicated !== undefined;
+        }, timeoutMs);
+        return replicated!;
       },
       async moveSlot(slot) {
         const { primary: source } = await group.shardOf(slot);
