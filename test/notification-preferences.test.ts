@@ -15,6 +15,7 @@ import {
   type SendNotificationInput,
 } from '../src/client/generated.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
+import { monitorCommands } from './helpers/redis.js';
 import { collect } from './helpers/streams.js';
 
 type Item = NotificationFieldsFragment;
@@ -132,7 +133,15 @@ describe('muting', () => {
     await toAlice('old', 'ERROR');
     for (let i = 300; i < 600; i++) await toAlice(`noise ${i}`);
     await toAlice('new', 'ERROR');
+    // The page reads alice's stream in growing batches: a few reads, not one per three muted.
+    const monitor = await monitorCommands();
     const page = await inbox(h, alice, { first: 2 });
+    monitor.stop();
+    const reads = monitor.commands.filter(
+      ({ command, args }) => command === 'evalsha' && args.some((arg) => arg.includes(':user:alice')),
+    );
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.length).toBeLessThan(20);
     expect(page.edges.map((edge) => edge.node.title)).toEqual(['new', 'old']);
     expect(page.pageInfo.hasNextPage).toBe(true);
     const rest = await inbox(h, alice, { first: 2, after: page.pageInfo.endCursor });
