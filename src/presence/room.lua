@@ -1,6 +1,7 @@
 -- Sets how many open subscriptions one API instance holds for one user in one room (a project or
--- a resource; Herald writes 1 while it holds any, see WATCHING in rooms.ts), and tells the room's subscribers when that makes the user join (their total over
--- every instance goes from 0 to more) or leave (back to 0). The count is absolute, not a delta, so
+-- a resource; Herald writes 1 while it holds any, see WATCHING in rooms.ts), and tells the room's
+-- subscribers when that makes the user join (their total over every instance goes from 0 to more)
+-- or leave (back to 0). The count is absolute, not a delta, so
 -- re-announcing an instance's counts, or removing a dead instance's twice, changes nothing more.
 --
 -- Every key is in the room's slot: KEYS[1] entries (instance/user -> count), KEYS[2] totals (user ->

@@ -190,15 +190,16 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     batch.forEach((pending, i) => pending.resolve(entries[i] ?? null));
   }
 
+  function fail(batch: PendingAppend[], error: unknown): void {
+    for (const pending of batch) pending.reject(error);
+  }
+
   async function appendAll(batch: PendingAppend[]): Promise<void> {
     try {
       settle(batch, await call(batch));
     } catch (error) {
       const slots = groupBy(batch, (pending) => pending.tag);
-      if (slots.size === 1 || !SERVED_ELSEWHERE.test(String(error))) {
-        for (const pending of batch) pending.reject(error);
-        return;
-      }
+      if (slots.size === 1 || !SERVED_ELSEWHERE.test(String(error))) return fail(batch, error);
       // The slot map changed under the call: its primary no longer serves every slot it carried.
       // The updates it stored before finding out are known by their append ids, so each slot's
       // updates go again on their own, routed by the cluster as one-slot calls are.
@@ -206,7 +207,7 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
         [...slots.values()].map((group) =>
           call(group).then(
             (entries) => settle(group, entries),
-            (groupError: unknown) => group.forEach((pending) => pending.reject(groupError)),
+            (groupError: unknown) => fail(group, groupError),
           ),
         ),
       );
