@@ -4,6 +4,7 @@ import {
   FileProgressDocument,
   JobDocument,
   QueryProgressDocument,
+  RemoveJobDocument,
   RetryJobDocument,
   StartFileProcessingDocument,
   StartQueryDocument,
@@ -141,3 +142,21 @@ it('retries a query cancelled while it waited (no worker ever took it): its ques
   const { body: done } = await h.http(jo, JobDocument, { id: queryId });
   expect(done.data!.job).toMatchObject({ state: 'COMPLETED', attemptsMade: 1 });
 }, 120_000);
+
+it('removes a waiting job for an admin by cancelling it: its stream ends with CANCELLED and the job says so', async () => {
+  const h = await herald({}, false);
+  const [jo, admin] = await Promise.all([h.token('jo'), h.token({ sub: 'root', roles: ['admin'] })]);
+  const { body } = await h.http(jo, StartFileProcessingDocument, { input: { name: 'wait.md', content: 'Nothing runs it.' } });
+  const { fileId, cursor } = body.data!.startFileProcessing;
+  const refused = await h.http(jo, RemoveJobDocument, { id: fileId });
+  expect(refused.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+  const removed = await h.http(admin, RemoveJobDocument, { id: fileId });
+  expect(removed.body.errors).toBeUndefined();
+  expect(removed.body.data!.removeJob).toMatchObject({ id: fileId, state: 'CANCELLED' });
+  const stream = await collect<FileUpdate>(h.ws(jo), FileProgressDocument, { fileId, after: cursor }, { field: 'fileProgress' });
+  expect(stream.items.map((u) => [u.seq, u.event, u.status])).toEqual([
+    [1, 'queued', 'QUEUED'],
+    [2, 'cancelled', 'CANCELLED'],
+  ]);
+});
