@@ -298,8 +298,8 @@ export function createJobControl({ config, redis, queues, resources, documents, 
       const job = await bullJob(record);
       const state = job ? await job.getState() : 'unknown';
       if (state === 'active') throw new JobStateError('a running job cannot be removed; cancel it first');
-      if (job && (state === 'completed' || state === 'failed')) await job.remove();
-      else await cancel(record);
+      if (!job || (state !== 'completed' && state !== 'failed')) return cancel(record);
+      await job.remove();
       return view(record);
     },
   };
