@@ -83,22 +83,38 @@ async function startReceiver(port = 0) {
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
 
-/** Starts a file job through the API and watches it over graphql-ws to its end. */
-async function runFileJob(api: HeraldClients): Promise<{ fileId: string; updates: FileUpdate[] }> {
+/**
+ * Starts a file job through the API with no worker running, watches it over graphql-ws from its
+ * first update, and only then starts the worker: every update after `queued` reaches the
+ * subscriber live (through pub/sub), so each is a delivery span whatever the machine's load.
+ */
+async function runFileJob(
+  api: HeraldClients,
+  cluster: Pick<Cluster, 'startWorker'>,
+): Promise<{ fileId: string; updates: FileUpdate[] }> {
   const token = await api.token({ sub: 'tess' });
   const { body } = await api.http(token, StartFileProcessingDocument, {
     input: { name: 'traced.md', content: makeDocument(20) },
   });
-  const { fileId, cursor } = body.data!.startFileProcessing;
-  const run = await collect<FileUpdate>(
+  const { fileId } = body.data!.startFileProcessing;
+  let opened = () => {};
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  const watching = collect<FileUpdate>(
     api.ws(token),
     FileProgressDocument,
-    { fileId, after: cursor },
+    { fileId },
     {
       field: 'fileProgress',
-      timeoutMs: 60_000,
+      timeoutMs: 120_000,
+      until: (items) => {
+        if (items.length > 0) opened();
+        return false;
+      },
     },
   );
+  await open;
+  await cluster.startWorker();
+  const run = await watching;
   expect(run.completed).toBe(true);
   return { fileId, updates: run.items };
 }
@@ -107,12 +123,12 @@ const jobEnv = { CHUNK_CHARS: '150', OTEL_BSP_SCHEDULE_DELAY: '100' };
 
 describe('with an OTLP endpoint', () => {
   let receiver: Receiver;
-  let cluster: Cluster<1, 1>;
+  let cluster: Cluster<1, 0>;
   let api: HeraldClients;
 
   beforeAll(async () => {
     receiver = await startReceiver();
-    cluster = await startCluster({ ...jobEnv, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, { apis: 1, workers: 1 });
+    cluster = await startCluster({ ...jobEnv, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, { apis: 1, workers: 0 });
     api = clientsFor(cluster.apiUrls[0]);
   }, 120_000);
 
@@ -123,14 +139,13 @@ describe('with an OTLP endpoint', () => {
   });
 
   it('makes the mutation, the attempt, each publish and each delivery spans of one trace across both processes', async () => {
-    const { fileId } = await runFileJob(api);
+    const { fileId } = await runFileJob(api, cluster);
     const { spans } = receiver;
     const named = (name: string) => spans.filter((span) => span.name === name);
     const complete = () =>
       named('herald.attempt').length > 0 &&
       named('herald.publish').some((span) => span.attributes['herald.update.event'] === 'processing_completed') &&
       named('herald.deliver').length > 0;
-    // Failed once on a loaded machine (2026-12-03) with no word of what was missing: say it.
     await waitFor(complete, 60_000).catch(() => {
       const counts = Object.fromEntries(spans.map((span) => [`${span.service} ${span.name}`, named(span.name).length]));
       throw new Error(`the trace is incomplete after 60 s; spans received: ${JSON.stringify(counts)}`);
@@ -210,10 +225,10 @@ describe('without an OTLP endpoint', () => {
   it('sends nothing, not even to the OTLP default endpoint, while a job runs', async () => {
     // Where an exporter left to its defaults would send: http://localhost:4318/v1/traces.
     receiver = await startReceiver(4318);
-    const cluster = await startCluster(jobEnv, { apis: 1, workers: 1 });
+    const cluster = await startCluster(jobEnv, { apis: 1, workers: 0 });
     const api = clientsFor(cluster.apiUrls[0]);
     try {
-      await runFileJob(api);
+      await runFileJob(api, cluster);
       // Many batch delays (OTEL_BSP_SCHEDULE_DELAY is 100 ms) for anything that would be exported.
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     } finally {

@@ -66,6 +66,8 @@ export interface Cluster<A extends number = number, W extends number = number> {
   workers: Tuple<ReturnType<typeof spawnEntry>, W>;
   /** Starts a new API process on the port of `apiUrls[index]` (after the one there died) and appends it to `apis`. */
   restartApi(index: number): Promise<void>;
+  /** Starts one more worker and appends it to `workers`: a test that must see a job's updates live starts it after subscribing. */
+  startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -90,17 +92,18 @@ export async function startCluster<const A extends number, const W extends numbe
     apis.push(api);
     await waitForOutput(api, 'API ready');
   };
+  const startWorker = async () => {
+    const worker = spawnEntry('src/worker.ts', env);
+    workers.push(worker);
+    await waitForOutput(worker, 'worker ready');
+  };
   try {
     for (let i = 0; i < counts.apis; i += 1) {
       const port = await freePort();
       await startApi(port);
       apiUrls.push(`http://127.0.0.1:${port}`);
     }
-    for (let i = 0; i < counts.workers; i += 1) {
-      const worker = spawnEntry('src/worker.ts', env);
-      workers.push(worker);
-      await waitForOutput(worker, 'worker ready');
-    }
+    for (let i = 0; i < counts.workers; i += 1) await startWorker();
   } catch (error) {
     await stop();
     throw error;
@@ -111,6 +114,7 @@ export async function startCluster<const A extends number, const W extends numbe
     apis: apis as Cluster<A>['apis'],
     workers: workers as Cluster<number, W>['workers'],
     restartApi,
+    startWorker,
     stop,
   };
 }
