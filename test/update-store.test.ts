@@ -227,6 +227,47 @@ describe('update store', () => {
     expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['a', 'b', 'c']);
   });
 
+  it('takes the first update of a resource without history live, reading history only to fill a real gap', async () => {
+    const ref: ResourceRef = { kind: 'file', id: 'fresh' };
+    const history = store.resourceHistory(ref);
+    const reads: string[] = [];
+    const read: typeof history = (request) => {
+      reads.push(JSON.stringify(request));
+      return history(request);
+    };
+    const options = {
+      hub,
+      channel: store.resourceChannel(ref),
+      read,
+      after: null,
+      replay: 10,
+      isFinal: (e: UpdateEntry) => isTerminal(e.update.status),
+      queueLimit: 100,
+    };
+    // Many subscribers wait on a resource that has no history yet, as when a job is announced before it starts.
+    const streams = await Promise.all(Array.from({ length: 50 }, () => openStream(options)));
+    expect(reads).toHaveLength(50);
+    for (const event of ['a', 'b']) await store.append(ref, { event, status: 'PROCESSING' });
+    await store.append(ref, { event: 'c', status: 'COMPLETED' });
+    const seen = await Promise.all(streams.map((stream) => drain(stream, () => false)));
+    for (const events of seen) expect(events.map((e) => (e.type === 'entry' ? e.entry.seq : 'gap'))).toEqual([1, 2, 3]);
+    // Each opened with one read; seq 1 of a new history follows nothing, so none read again.
+    expect(reads).toHaveLength(50);
+
+    // A stream on a resource without history that first hears of seq 2 has missed seq 1: it reads it.
+    const late: ResourceRef = { kind: 'file', id: 'fresh-late' };
+    const lateStream = await openStream({
+      ...options,
+      channel: 'nobody-publishes-here-either',
+      read: store.resourceHistory(late),
+    });
+    await store.append(late, { event: 'a', status: 'PROCESSING' });
+    const second = await store.append(late, { event: 'b', status: 'COMPLETED' });
+    await nth(connections, 0).publish('nobody-publishes-here-either', JSON.stringify(second));
+    const events = await drain(lateStream, () => false);
+    expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['a', 'b']);
+  });
+
   it('catches every open stream up from history after the Redis subscriber reconnects', async () => {
     const ownSubscriber = connect();
     const ownHub = createUpdateHub(ownSubscriber);

@@ -122,6 +122,9 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   }
 
   protected receive(entry: E): Promise<void> | void {
+    // A stream that has seen no history yet takes the first entry of one as it comes: nothing can
+    // precede seq 1. Read instead, every subscriber of a resource with none would read it at once.
+    if (this.epoch === null && this.lastSeq === 0 && entry.seq === 1) this.epoch = entry.epoch;
     if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) return this.catchUp(false);
     if (entry.seq <= this.lastSeq) return;
     const range = this.options.body?.range(entry);
