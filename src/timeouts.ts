@@ -1,17 +1,15 @@
-import { setTimeout as delay } from 'node:timers/promises';
-
 /**
  * What `promise` settles with, or `fallback` once `ms` have passed without it: for a call to Redis
  * that must not hold up a probe, a shutdown or a connection while Redis is away. The timer is
- * cleared as soon as either settles and never keeps the process alive.
+ * cleared as soon as either settles and never keeps the process alive. A plain timer, not an
+ * AbortSignal: each connection's admission runs this, and an AbortController costs it about 700
+ * bytes that outlive a young-generation collection in a connect storm (sampled heap profile of S7).
  */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  const timer = new AbortController();
-  try {
-    return await Promise.race([promise, delay(ms, fallback, { signal: timer.signal, ref: false })]);
-  } finally {
-    timer.abort();
-  }
+export function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms, fallback).unref();
+    void promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }
 
 /** Items due at whole seconds (Unix time), all on one timer; see {@link createSecondWheel}. */
