@@ -108,11 +108,13 @@ async function runLayout(layout: ClusterRun['layout'], params: ClusterParams): P
     let outOfOrder = 0;
     await Promise.all(
       refs.map((ref) =>
-        hub.subscribe(resourceStream(KEY_PREFIX, ref).channel, (message) => {
-          const seq = (message as { seq: number }).seq;
-          if (seq !== (lastSeq.get(ref.id) ?? 0) + 1) outOfOrder += 1;
-          lastSeq.set(ref.id, seq);
-          delivered += 1;
+        hub.subscribe(resourceStream(KEY_PREFIX, ref).channel, {
+          onMessage(message) {
+            const seq = (message as { seq: number }).seq;
+            if (seq !== (lastSeq.get(ref.id) ?? 0) + 1) outOfOrder += 1;
+            lastSeq.set(ref.id, seq);
+            delivered += 1;
+          },
         }),
       ),
     );

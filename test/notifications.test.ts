@@ -6,6 +6,7 @@ import { createNotificationStore, type NotificationStore } from '../src/notifica
 import { openNotificationStream, type NotificationStreamEvent } from '../src/notifications/stream.js';
 import type { NotificationEntry } from '../src/notifications/types.js';
 import { encodeCursor } from '../src/updates/cursor.js';
+import type { ChannelListener } from '../src/redis.js';
 import { createUpdateHub, type UpdateHub } from '../src/updates/hub.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
@@ -557,14 +558,23 @@ describe('the merged stream', () => {
   it('refills from its source a live entry whose seq skips ahead, as when pub/sub dropped one: late, never lost', async () => {
     const store = newStore();
     let dropped = 0;
-    const lossy: UpdateHub = {
-      ...hub,
-      subscribe: (channel, listener) =>
-        hub.subscribe(channel, (message) => {
+    // One lossy stand-in per listener, whatever channels it listens to, so that it leaves them too.
+    const standIns = new Map<ChannelListener, ChannelListener>();
+    const lossyFor = (listener: ChannelListener) => {
+      const standIn = standIns.get(listener) ?? {
+        onMessage(message: unknown) {
           const entry = message as NotificationEntry;
           if (entry.notification.title === 't1' || entry.notification.title === 't5') dropped += 1;
-          else listener(message);
-        }),
+          else listener.onMessage(message);
+        },
+      };
+      standIns.set(listener, standIn);
+      return standIn;
+    };
+    const lossy: UpdateHub = {
+      ...hub,
+      subscribe: (channel, listener) => hub.subscribe(channel, lossyFor(listener)),
+      unsubscribe: (channel, listener) => hub.unsubscribe(channel, lossyFor(listener)),
     };
     const stream = await openNotificationStream({
       hub: lossy,

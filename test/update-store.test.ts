@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ChannelListener } from '../src/redis.js';
 import { encodeCursor } from '../src/updates/cursor.js';
 import { resourceStream } from '../src/updates/keys.js';
 import { createUpdateHub } from '../src/updates/hub.js';
@@ -25,13 +26,16 @@ async function collect(channel: string, count: number): Promise<{ messages: Prom
   const seen: UpdateEntry[] = [];
   let done: (entries: UpdateEntry[]) => void = () => {};
   const result = new Promise<UpdateEntry[]>((resolve) => (done = resolve));
-  const stop = await hub.subscribe(channel, (m) => {
-    seen.push(m as UpdateEntry);
-    if (seen.length === count) {
-      stop();
-      done(seen);
-    }
-  });
+  const listener: ChannelListener = {
+    onMessage(m) {
+      seen.push(m as UpdateEntry);
+      if (seen.length === count) {
+        hub.unsubscribe(channel, listener);
+        done(seen);
+      }
+    },
+  };
+  await hub.subscribe(channel, listener);
   return { messages: result };
 }
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { execChecked, publish, type ChannelSubscriber } from '../redis.js';
+import { execChecked, publish, type ChannelListener, type ChannelSubscriber, type ResyncListener } from '../redis.js';
 import type { Viewer } from './token.js';
 
 export interface RevocationOptions {
@@ -49,9 +49,8 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
   const channel = `${options.keyPrefix}revocations:events`;
   const revokedAt = new Map<string, number>();
   const listeners = new Set<RevocationListener>();
-  let subscription: Promise<() => void> | null = null;
+  let subscription: Promise<void> | null = null;
   let loaded: Promise<void> | null = null;
-  let stopResync: (() => void) | null = null;
 
   function apply(userId: string, at: number): number {
     if ((revokedAt.get(userId) ?? -Infinity) < at) revokedAt.set(userId, at);
@@ -66,10 +65,17 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
   }
 
   /** Subscribes first, then reads, so no revocation falls between the two. */
-  function load(): Promise<void> {
-    subscription ??= hub.subscribe(channel, (message) => {
+  const listener: ChannelListener & ResyncListener = {
+    onMessage(message) {
       if (isRevocationMessage(message)) apply(message.userId, message.revokedAt);
-    });
+    },
+    onResync() {
+      read().catch((error: Error) => options.onError?.(error));
+    },
+  };
+
+  function load(): Promise<void> {
+    subscription ??= hub.subscribe(channel, listener);
     loaded ??= subscription.then(read).catch((error: unknown) => {
       loaded = null;
       throw error;
@@ -90,15 +96,14 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
   return {
     /** Loads the list in the background; verification waits for the first load only. */
     start(): void {
-      stopResync ??= hub.onResync(() => void read().catch((error: Error) => options.onError?.(error)));
+      hub.onResync(listener);
       load().catch((error: Error) => options.onError?.(error));
     },
 
-    /** Never waits: a subscription Redis has not confirmed yet is dropped once it is. */
+    /** Never waits, even for a subscription Redis has not confirmed yet. */
     stop(): void {
-      stopResync?.();
-      stopResync = null;
-      subscription?.then((unsubscribe) => unsubscribe()).catch(() => undefined);
+      hub.offResync(listener);
+      hub.unsubscribe(channel, listener);
       subscription = null;
       loaded = null;
     },

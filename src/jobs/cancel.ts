@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { publish, type ChannelSubscriber } from '../redis.js';
+import { publish, type ChannelListener, type ChannelSubscriber, type ResyncListener } from '../redis.js';
 
 /**
  * Cancellation that reaches a job in whatever worker process runs it: BullMQ's own cancel only
@@ -52,9 +52,13 @@ export async function createCancelWatcher(
     for (const [i, jobId] of jobIds.entries()) if (flags[i]) running.get(jobId)?.abort();
   }
 
-  // The message is the bare job id, as earlier versions sent it; the hub hands it on unparsed unless it reads as JSON.
-  const unsubscribe = await subscriber.subscribe(keys.channel, (jobId) => running.get(String(jobId))?.abort());
-  const stopResync = subscriber.onResync(() => void readFlags([...running.keys()]).catch(onError));
+  const listener: ChannelListener & ResyncListener = {
+    // The message is the bare job id, as earlier versions sent it; the hub hands it on unparsed unless it reads as JSON.
+    onMessage: (jobId) => running.get(String(jobId))?.abort(),
+    onResync: () => void readFlags([...running.keys()]).catch(onError),
+  };
+  await subscriber.subscribe(keys.channel, listener);
+  subscriber.onResync(listener);
   return {
     /** A signal for a job starting now; already aborted when the job was cancelled before it started. */
     async watch(jobId: string): Promise<{ signal: AbortSignal; release: () => void }> {
@@ -65,8 +69,8 @@ export async function createCancelWatcher(
     },
 
     close(): void {
-      stopResync();
-      unsubscribe();
+      subscriber.offResync(listener);
+      subscriber.unsubscribe(keys.channel, listener);
     },
   };
 }

@@ -1,9 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
+import type { ChannelListener, ResyncListener } from '../redis.js';
 import { withTimeout } from '../timeouts.js';
-
-/** Called with each message of a channel, parsed once per process however many listen. */
-export type Listener = (message: unknown) => void;
 
 /**
  * What the update streams fed by a hub hand their subscribers, for /metrics: plain counts and one
@@ -32,7 +30,7 @@ function unmetered(): DeliveryMeter {
 
 /** One Redis subscription, shared by every local listener of its channel. */
 interface Channel {
-  listeners: Set<Listener>;
+  listeners: Set<ChannelListener>;
   /** Settles once Redis has confirmed the subscription. */
   confirmed: Promise<unknown>;
   /** Messages are held back from listeners: the connection that carried them was lost, history has them. */
@@ -75,7 +73,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
   const cluster = subscriber.isCluster ? (subscriber as unknown as Cluster) : null;
   const channels = new Map<string, Channel>();
   /** Each resync listener and the channels it watches (null: all); a list, as most watch one or two. */
-  const resyncListeners = new Map<() => void, readonly string[] | null>();
+  const resyncListeners = new Map<ResyncListener, readonly string[] | null>();
   let down = false;
   let retryTimer: NodeJS.Timeout | null = null;
 
@@ -90,7 +88,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     if (!channel || channel.suspended) return;
     const parsed = parse(message);
     meter.fannedOut(channel.listeners.size, parsed);
-    for (const listener of channel.listeners) listener(parsed);
+    for (const listener of channel.listeners) listener.onMessage(parsed);
   });
 
   function suspend(which: (channel: Channel) => boolean): void {
@@ -104,7 +102,7 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
       if (channel) channel.suspended = false;
     }
     for (const [listener, watched] of resyncListeners) {
-      if (watched === null || watched.some((name) => names.has(name))) listener();
+      if (watched === null || watched.some((name) => names.has(name))) listener.onResync();
     }
   }
 
@@ -188,8 +186,8 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
     /** Where the streams this hub feeds count what they deliver. */
     meter,
 
-    /** Resolves once Redis delivers the channel's messages to `listener`; call the result to stop. */
-    async subscribe(name: string, listener: Listener): Promise<() => void> {
+    /** Resolves once Redis delivers the channel's messages to `listener`. */
+    async subscribe(name: string, listener: ChannelListener): Promise<void> {
       let channel = channels.get(name);
       if (!channel) {
         const created: Channel = {
@@ -205,30 +203,34 @@ export function createUpdateHub(subscriber: Redis, meter: DeliveryMeter = unmete
         );
         channels.set(name, (channel = created));
       }
-      const own: Listener = (message) => listener(message);
-      channel.listeners.add(own);
+      channel.listeners.add(listener);
       try {
         await channel.confirmed;
       } catch (error) {
-        channel.listeners.delete(own);
+        channel.listeners.delete(listener);
         if (channels.get(name) === channel && channel.listeners.size === 0) channels.delete(name);
         throw error;
       }
-      const subscribed = channel;
-      return () => {
-        if (!subscribed.listeners.delete(own) || subscribed.listeners.size > 0) return;
-        if (channels.get(name) === subscribed) channels.delete(name);
-        send('unsubscribe', name).catch(() => undefined);
-      };
+    },
+
+    /** Stops handing the channel's messages to `listener`; the last listener's leaving unsubscribes in Redis. */
+    unsubscribe(name: string, listener: ChannelListener): void {
+      const channel = channels.get(name);
+      if (!channel?.listeners.delete(listener) || channel.listeners.size > 0) return;
+      channels.delete(name);
+      send('unsubscribe', name).catch(() => undefined);
     },
 
     /**
-     * Registers a listener for "the subscriber reconnected: read what you may have missed"; with
-     * `channels`, only when one of them was affected. Call the result to stop.
+     * Tells `listener` when the subscriber reconnected (read what you may have missed); with
+     * `watched`, only when one of those channels was affected.
      */
-    onResync(listener: () => void, watched?: readonly string[]): () => void {
+    onResync(listener: ResyncListener, watched?: readonly string[]): void {
       resyncListeners.set(listener, watched ?? null);
-      return () => resyncListeners.delete(listener);
+    },
+
+    offResync(listener: ResyncListener): void {
+      resyncListeners.delete(listener);
     },
   };
 }

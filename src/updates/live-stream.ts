@@ -1,3 +1,4 @@
+import type { ChannelListener, ResyncListener } from '../redis.js';
 import type { EventStream, Sink } from './event-stream.js';
 import type { UpdateHub } from './hub.js';
 
@@ -29,7 +30,7 @@ export interface LiveStreamLimits {
  * dropped and history reads stop early, and when it can take more again the stream catches up
  * from history. Memory per subscriber stays bounded whatever is published.
  */
-export abstract class LiveStream<M, V> implements EventStream<V> {
+export abstract class LiveStream<M, V> implements EventStream<V>, ChannelListener, ResyncListener {
   private readonly out: V[] = [];
   private sink: Sink<V> | null = null;
   private readonly inbox: Array<M | typeof RESYNC> = [];
@@ -41,7 +42,8 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
   private behind = false;
   private ended = false;
   private wake: (() => void) | null = null;
-  private readonly stops: Array<() => void> = [];
+  /** What it listens to in the hub: the stream itself is the listener, so it leaves them by name. */
+  private listening: readonly string[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -60,12 +62,10 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
 
   /** Resolves once every channel is confirmed and the first read is queued; rejects (and cleans up) otherwise. */
   async start(channels: string[]): Promise<void> {
-    this.stops.push(this.hub.onResync(() => this.push(RESYNC), channels));
+    this.listening = channels;
+    this.hub.onResync(this, channels);
     try {
-      const subscribed = await Promise.allSettled(
-        channels.map((channel) => this.hub.subscribe(channel, (message) => this.push(message as M))),
-      );
-      for (const result of subscribed) if (result.status === 'fulfilled') this.stops.push(result.value);
+      const subscribed = await Promise.allSettled(channels.map((channel) => this.hub.subscribe(channel, this)));
       const failed = subscribed.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
       await this.open();
@@ -119,10 +119,21 @@ export abstract class LiveStream<M, V> implements EventStream<V> {
     this.ended = true;
     openStreams -= 1;
     this.inbox.length = 0;
-    for (const stop of this.stops.splice(0)) stop();
+    this.hub.offResync(this);
+    for (const channel of this.listening) this.hub.unsubscribe(channel, this);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.wakeConsumer();
     this.sink?.end();
+  }
+
+  /** A message of one of its channels, from the hub. */
+  onMessage(message: unknown): void {
+    this.push(message as M);
+  }
+
+  /** From the hub: messages may have been missed; read history. */
+  onResync(): void {
+    this.push(RESYNC);
   }
 
   private push(item: M | typeof RESYNC): void {
