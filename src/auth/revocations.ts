@@ -64,7 +64,7 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
     for (let i = 0; i < entries.length; i += 2) apply(entries[i]!, Number(entries[i + 1]));
   }
 
-  /** Subscribes first, then reads, so no revocation falls between the two. */
+  /** Applies each revocation published; reads the whole list again after a reconnect. */
   const listener: ChannelListener & ResyncListener = {
     onMessage(message) {
       if (isRevocationMessage(message)) apply(message.userId, message.revokedAt);
@@ -74,6 +74,7 @@ export function createRevocationList(redis: Redis, hub: ChannelSubscriber, optio
     },
   };
 
+  /** Subscribes first, then reads, so no revocation falls between the two. */
   function load(): Promise<void> {
     subscription ??= hub.subscribe(channel, listener);
     loaded ??= subscription.then(read).catch((error: unknown) => {
