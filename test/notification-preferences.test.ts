@@ -136,6 +136,7 @@ describe('muting', () => {
     // The page reads alice's stream in growing batches: a few reads, not one per three muted.
     const monitor = await monitorCommands();
     const page = await inbox(h, alice, { first: 2 });
+    await monitor.settled();
     monitor.stop();
     const reads = monitor.commands.filter(
       ({ command, args }) => command === 'evalsha' && args.some((arg) => arg.includes(':user:alice')),

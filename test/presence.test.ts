@@ -136,6 +136,7 @@ describe('presence', () => {
     await eventuallyOnline(a, [{ id: 'erin', connections: 1 }]);
     await erin.dispose();
     await eventuallyOnline(a, []);
+    await monitor.settled();
     monitor.stop();
     const prefix = `${a.config.keyPrefix}presence:`;
     const written = monitor.commands
