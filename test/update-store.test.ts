@@ -7,7 +7,7 @@ import { createUpdateStore, StreamEndedError } from '../src/updates/store.js';
 import { openStream, type StreamEvent } from '../src/updates/stream.js';
 import { isTerminal, type UpdateEntry, type ResourceRef } from '../src/updates/types.js';
 import { nth } from './helpers/elements.js';
-import { connect, uniquePrefix } from './helpers/redis.js';
+import { connect, monitorCommands, uniquePrefix } from './helpers/redis.js';
 import { startRedisServer } from './helpers/redis-server.js';
 
 const connections = Array.from({ length: 8 }, () => connect());
@@ -294,6 +294,45 @@ describe('update store', () => {
     await reconnected;
     const events = await drain(it, () => false);
     expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['before', 'during-1', 'during-2']);
+    ownSubscriber.disconnect();
+  });
+
+  it('sends one read for every stream of a resource that catches up from the same seq at once', async () => {
+    const ownSubscriber = connect();
+    const ownHub = createUpdateHub(ownSubscriber);
+    const ref: ResourceRef = { kind: 'file', id: 'resync-together' };
+    await store.append(ref, { event: 'before', status: 'PROCESSING' });
+    const streams = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        openStream({
+          hub: ownHub,
+          channel: store.resourceChannel(ref),
+          read: store.resourceHistory(ref),
+          after: null,
+          replay: 10,
+          isFinal: (e: UpdateEntry) => isTerminal(e.update.status),
+          queueLimit: 100,
+        }),
+      ),
+    );
+    const monitor = await monitorCommands();
+    const reconnected = new Promise((resolve) => ownSubscriber.once('ready', resolve));
+    ownSubscriber.disconnect(true);
+    await store.append(ref, { event: 'during-1', status: 'PROCESSING' });
+    await store.append(ref, { event: 'during-2', status: 'COMPLETED' });
+    await reconnected;
+    const seen = await Promise.all(streams.map((stream) => drain(stream, () => false)));
+    await monitor.settled();
+    monitor.stop();
+    for (const events of seen) {
+      expect(events.map((e) => (e.type === 'entry' ? e.entry.update.event : 'gap'))).toEqual(['before', 'during-1', 'during-2']);
+    }
+    // All 100 were at seq 1 when the reconnect told them to catch up: one read served them all.
+    const { history } = resourceStream(keyPrefix, ref);
+    const reads = monitor.commands.filter(
+      ({ command, args }) => command === 'evalsha' && args.includes(history) && args.includes('after'),
+    );
+    expect(reads).toHaveLength(1);
     ownSubscriber.disconnect();
   });
 });

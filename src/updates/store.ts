@@ -229,7 +229,31 @@ export function createUpdateStore(connection: Redis, options: UpdateStoreOptions
     });
   }
 
-  async function read<E extends StreamEntry>(
+  /**
+   * History reads asked for in one synchronous run, by stream and range: each is sent once, when
+   * the run is over, and its callers share the answer. After a Redis reconnect, every open stream
+   * asks for its catch-up in one loop, and all the subscribers of a resource that were at the same
+   * seq ask for the same read: 20,000 of them made 20,000 identical reads. Every caller asked after
+   * whatever made it read (a message, a reconnect), so the read it shares is sent after that too.
+   */
+  const readsThisRun = new Map<string, Promise<HistoryRead<StreamEntry>>>();
+
+  function read<E extends StreamEntry>(address: StreamAddress, range: HistoryRange, bodyKey?: string): Promise<HistoryRead<E>> {
+    const id =
+      'after' in range ? `${address.history} after ${range.after} ${range.limit ?? -1}` : `${address.history} last ${range.last}`;
+    let pending = readsThisRun.get(id);
+    if (!pending) {
+      pending = Promise.resolve().then(() => {
+        readsThisRun.delete(id);
+        return readNow<StreamEntry>(address, range, bodyKey);
+      });
+      readsThisRun.set(id, pending);
+    }
+    // The id names the stream, and a stream's entries are of one type.
+    return pending as Promise<HistoryRead<E>>;
+  }
+
+  async function readNow<E extends StreamEntry>(
     address: StreamAddress,
     range: HistoryRange,
     bodyKey?: string,
