@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { TokenClaims } from '../src/auth/token.js';
 import { encodeNotificationCursor } from '../src/notifications/cursor.js';
 import { audienceOf } from '../src/notifications/keys.js';
-import { createNotificationStore, type NotificationStore } from '../src/notifications/store.js';
+import { createNotificationStore, parseNotificationId, type NotificationStore } from '../src/notifications/store.js';
 import { openNotificationStream, type NotificationStreamEvent } from '../src/notifications/stream.js';
 import type { NotificationEntry } from '../src/notifications/types.js';
 import { encodeCursor } from '../src/updates/cursor.js';
@@ -11,7 +11,7 @@ import { createUpdateHub, type UpdateHub } from '../src/updates/hub.js';
 import { nth } from './helpers/elements.js';
 import { startHerald, type GraphQLBody, type Herald } from './helpers/herald.js';
 import { expectResumed, placeOf } from './helpers/notifications.js';
-import { connect, uniquePrefix } from './helpers/redis.js';
+import { connect, monitorCommands, uniquePrefix } from './helpers/redis.js';
 import { collect, waitFor } from './helpers/streams.js';
 
 interface Item {
@@ -649,6 +649,27 @@ describe('the merged stream', () => {
     await reconnected;
     expect(titles(await take(stream, 4))).toEqual(['t0', 't1', 'during 1', 'during 2']);
     ownSubscriber.disconnect();
+  });
+
+  it("gives a stream the viewer's removals and mutes from those two hashes alone, not from what they have read", async () => {
+    const keyPrefix = uniquePrefix();
+    const store = createNotificationStore(redis, { keyPrefix, retentionCount: 1_000, retentionDays: 30 });
+    const audience = audienceOf(viewer);
+    const [kept, deleted] = [
+      await store.send({ target: targets[0], title: 'kept' }),
+      await store.send({ target: targets[0], title: 'gone' }),
+    ];
+    await store.markRead(audience, [parseNotificationId(kept.notification.id)!]);
+    await store.remove(audience, [parseNotificationId(deleted.notification.id)!], 'DELETED');
+    await store.setPreferences(viewer.id, { mutedLevels: ['INFO'], mutedTargetKinds: [] });
+    const monitor = await monitorCommands();
+    const choices = await store.choices(viewer.id);
+    await monitor.settled();
+    monitor.stop();
+    expect(choices.preferences.mutedLevels).toEqual(['INFO']);
+    expect([...choices.removed]).toEqual([[deleted.notification.id, 'DELETED']]);
+    const sent = monitor.commands.filter(({ args }) => args.some((arg) => arg.startsWith(keyPrefix)));
+    expect(sent.map(({ command }) => command)).toEqual(['hmget', 'hgetall']);
   });
 
   it('creates no key for a viewer who only reads: streams, inbox and counts of targets nobody sent to', async () => {

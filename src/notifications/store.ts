@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { defineScript, execChecked, publishCommand, readScript } from '../redis.js';
 import { ID_CHARACTERS } from '../ids.js';
 import { newEpoch } from '../updates/cursor.js';
@@ -121,6 +121,14 @@ function preferencesOf(levels: string | null, kinds: string | null): Notificatio
   };
 }
 
+/** The replies of choicesRead: the preferences hash's fields, then the removed hash. */
+type ChoicesReply = [[string | null, string | null], Record<string, RemovedState>];
+
+/** What the viewer muted and removed, from choicesRead's replies. */
+function choicesOf(levels: string | null, kinds: string | null, removed: Record<string, RemovedState>): ViewerChoices {
+  return { preferences: preferencesOf(levels, kinds), removed: new Map(Object.entries(removed)) };
+}
+
 /** notify.lua's reply to each read-state operation. */
 interface ReadStateReply {
   mark: [marked: number, unread: number];
@@ -239,22 +247,22 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
     return result as ReadStateReply[Op];
   }
 
+  /** Adds to `tx` the reads of what the viewer muted and removed; see choicesOf. */
+  function choicesRead(tx: ChainableCommander, userId: string): ChainableCommander {
+    return tx.hmget(keys.preferences(userId), 'levels', 'kinds').hgetall(keys.removed(userId));
+  }
+
   /**
    * The watermarks and the read set, to tell read from unread outside the script, and what the
    * viewer removed and muted; one read of the viewer's slot.
    */
   async function readMarks(userId: string) {
     const [watermarks, members, [levels, kinds], removed] = (await execChecked(
-      redis
-        .multi()
-        .hgetall(keys.watermarks(userId))
-        .smembers(keys.readSet(userId))
-        .hmget(keys.preferences(userId), 'levels', 'kinds')
-        .hgetall(keys.removed(userId)),
-    )) as [Record<string, string>, string[], [string | null, string | null], Record<string, RemovedState>];
+      choicesRead(redis.multi().hgetall(keys.watermarks(userId)).smembers(keys.readSet(userId)), userId),
+    )) as [Record<string, string>, string[], ...ChoicesReply];
     const read = new Set(members);
     return {
-      choices: { preferences: preferencesOf(levels, kinds), removed: new Map(Object.entries(removed)) } satisfies ViewerChoices,
+      choices: choicesOf(levels, kinds, removed),
       read,
       watermark: (source: string) => parseWatermark(watermarks[source]),
       isRead(entry: NotificationEntry): boolean {
@@ -391,7 +399,8 @@ export function createNotificationStore(redis: Redis, options: NotificationStore
 
     /** What the viewer removed and muted, for a stream to leave out. */
     async choices(userId: string): Promise<ViewerChoices> {
-      return (await readMarks(userId)).choices;
+      const [[levels, kinds], removed] = (await execChecked(choicesRead(redis.multi(), userId))) as ChoicesReply;
+      return choicesOf(levels, kinds, removed);
     },
 
     /** Marks everything addressed to the viewer so far; tells their other tabs. */
