@@ -61,6 +61,8 @@ export async function followFile(options: {
 }): Promise<Followed> {
   const { urls, token, fileId, log, onUpdate } = options;
   const followed: Followed = { updates: [], drops: [], errors: [] };
+  /** Updates each connection got before it dropped: progress, or none, when the stream does not complete. */
+  const got: number[] = [];
   for (const [attempt, url] of urls.entries()) {
     const api = clientsFor(url);
     const client = api.ws(token);
@@ -89,9 +91,13 @@ export async function followFile(options: {
       followed.errors.push(...run.errors);
       if (run.completed) return followed;
       followed.drops.push(closeCode);
+      got.push(run.items.length);
     } finally {
       await api.dispose();
     }
   }
-  throw new Error(`the stream did not complete on any of ${urls.length} instances; drops: ${followed.drops.join(', ')}`);
+  throw new Error(
+    `the stream did not complete on any of ${urls.length} connections; drops: ${followed.drops.join(', ')}; ` +
+      `updates each got: ${got.join(', ')}`,
+  );
 }

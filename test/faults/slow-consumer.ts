@@ -148,10 +148,12 @@ export const slowConsumer: FaultScenario = {
       assert.equal(code, 4413, 'the stalled client was closed as a slow consumer');
       for (const update of stalled.updates) log.receive(update.seq);
       // The catch-up is paced by the same cap, so a reader the machine's load keeps from reading for
-      // WS_SLOW_CONSUMER_MS is closed with 4413 again; like any graphql-ws client it resumes.
+      // WS_SLOW_CONSUMER_MS is closed with 4413 again; like any graphql-ws client it resumes, from
+      // its last cursor, so each connection gets further. Three were not always enough on a loaded
+      // CI machine (2026-12-03: all three were closed); a reader that gets nowhere fails all ten.
       const apiUrl = nth(cluster.apiUrls, 0);
       const rest = await followFile({
-        urls: [apiUrl, apiUrl, apiUrl],
+        urls: Array.from({ length: 10 }, () => apiUrl),
         token,
         fileId: file.id,
         cursor: stalled.updates.at(-1)!.cursor,
