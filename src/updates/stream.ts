@@ -121,10 +121,15 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
     return this.catchUp(false);
   }
 
+  /** No history yet, nothing delivered: the first epoch the stream meets is its own, with no gap. */
+  private get sawNothing(): boolean {
+    return this.epoch === null && this.lastSeq === 0;
+  }
+
   protected receive(entry: E): Promise<void> | void {
-    // A stream that has seen no history yet takes the first entry of one as it comes: nothing can
-    // precede seq 1. Read instead, every subscriber of a resource with none would read it at once.
-    if (this.epoch === null && this.lastSeq === 0 && entry.seq === 1) this.epoch = entry.epoch;
+    // Seq 1 of a first history is taken as it comes: nothing can precede it. Read instead, every
+    // subscriber of a resource with no history would read it at once.
+    if (this.sawNothing && entry.seq === 1) this.epoch = entry.epoch;
     if (entry.epoch !== this.epoch || entry.seq > this.lastSeq + 1) return this.catchUp(false);
     if (entry.seq <= this.lastSeq) return;
     const range = this.options.body?.range(entry);
@@ -172,7 +177,7 @@ class MergedStream<E extends StreamEntry> extends LiveStream<E, StreamEvent<E>> 
   private async catchUp(initial: boolean): Promise<void> {
     let read: HistoryRead<E> = await this.options.read({ after: this.lastSeq, limit: HISTORY_PAGE });
     let reason: GapReason | null = null;
-    if (read.epoch !== this.epoch && !(this.epoch === null && this.lastSeq === 0)) {
+    if (read.epoch !== this.epoch && !this.sawNothing) {
       reason = 'EPOCH_CHANGED';
       this.lastSeq = 0;
       if (read.epoch !== null) read = await this.options.read({ after: 0, limit: HISTORY_PAGE });
