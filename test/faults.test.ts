@@ -5,8 +5,9 @@ import { faultScenarios } from './faults/index.js';
 // Each scenario starts its own processes under its own key prefix (the Redis restart, the
 // Sentinel failover and the Cluster rows their own redis-servers too, nine for the durable
 // Cluster row), so they run side by side. A scenario throws when
-// its own expectations fail. The longest, the Sentinel failover, follows its job for up to 90 s
-// after starting six Redis servers and two processes, all slower under the whole suite's load.
+// its own expectations fail. The longest, the durable Cluster row and the Sentinel failover,
+// follow a job for up to 90 s after starting nine (six) Redis servers and their processes, all
+// slower under the whole suite's load.
 const SCENARIO_TIMEOUT_MS = 150_000;
 
 for (const scenario of faultScenarios) {

@@ -139,7 +139,8 @@ describe('muting', () => {
     await monitor.settled();
     monitor.stop();
     const reads = monitor.commands.filter(
-      ({ command, args }) => command === 'evalsha' && args.some((arg) => arg.includes(':user:alice')),
+      ({ command, args }) =>
+        command === 'evalsha' && args.some((arg) => arg.startsWith(h.config.keyPrefix) && arg.includes(':user:alice')),
     );
     expect(reads.length).toBeGreaterThan(0);
     expect(reads.length).toBeLessThan(20);

@@ -112,7 +112,8 @@ async function runFileJob(
       },
     },
   );
-  await open;
+  // A subscription that errs or ends before its first update says so here, not at the test's timeout.
+  await Promise.race([open, watching]);
   await cluster.startWorker();
   const run = await watching;
   expect(run.completed).toBe(true);

@@ -57,9 +57,12 @@ export async function monitorCommands(): Promise<{ commands: MonitoredCommand[];
     async settled() {
       const marker = `monitor-settled-${Math.random().toString(36).slice(2)}`;
       const seen = new Promise<void>((resolve) => markers.set(marker, resolve));
-      const client = new Redis(redisUrl());
-      await client.echo(marker);
-      client.disconnect();
+      const client = connect();
+      try {
+        await client.echo(marker);
+      } finally {
+        client.disconnect();
+      }
       await seen;
       markers.delete(marker);
     },
