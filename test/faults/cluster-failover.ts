@@ -209,6 +209,8 @@ export const clusterSubscriberNodeKill: FaultScenario = {
             finished = redis
               .kill(primary)
               .then(() => producer.append(file, { event: 'processing_completed', status: 'COMPLETED', progress: 100 }));
+            // Awaited once the stream ends; a failure before then must not go unhandled meanwhile.
+            finished.catch(() => undefined);
           },
         });
         await finished;

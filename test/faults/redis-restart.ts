@@ -51,6 +51,8 @@ export const redisRestart: FaultScenario = {
             redis = await startRedisServer({ ...redisOptions, port: redis.port });
             back = true;
           })();
+          // Awaited once the stream ends; a failure before then must not go unhandled meanwhile.
+          restart.catch(() => undefined);
         },
       });
       await restart;
