@@ -78,8 +78,10 @@ describe('large documents', () => {
   });
 
   it('ends the stream of a document that outlasts JOB_TIMEOUT_MS with FAILED and says why', async () => {
-    const { h: strict, token: own } = await herald({ JOB_TIMEOUT_MS: '500', JOB_ATTEMPTS: '1' });
-    const updates = await run(strict, own, makePlainText(MB).content);
-    expect(updates.at(-1)).toMatchObject({ event: 'processing_failed', status: 'FAILED', message: 'timed out after 500 ms' });
+    // 4 MB takes seconds (0.7 s per MB measured here); 1 MB against 500 ms once finished in time on
+    // a quiet CI machine. The smallest timeout against 4 MB leaves a margin of about thirty.
+    const { h: strict, token: own } = await herald({ JOB_TIMEOUT_MS: '100', JOB_ATTEMPTS: '1' });
+    const updates = await run(strict, own, makePlainText(4 * MB).content);
+    expect(updates.at(-1)).toMatchObject({ event: 'processing_failed', status: 'FAILED', message: 'timed out after 100 ms' });
   }, 300_000);
 });
